@@ -1,0 +1,133 @@
+//! `local_filesystem`: a wharf storage adapter over a directory the host grants.
+//!
+//! The adapter sees only the directories the host preopened for it. `root`
+//! (default `/data`) names the granted directory objects live under. An
+//! object `a/b.onnx` is the file `<root>/a/b.onnx`.
+//!
+//! Writes go to `<root>/.wharf-tmp/` first and become visible by a rename
+//! (overwrite, update) or a hard link (create, which fails atomically if the
+//! destination exists), so a reader never sees a half-written object. Paths
+//! whose first segment starts with `.wharf` are reserved.
+//!
+//! The etag is `<size>-<mtime ns>` of the file: every write makes a new file
+//! with a new modification time, so any content change changes it. `update(etag)` compares and then renames;
+//! two hosts updating the same object in the same instant can both succeed
+//! (the last one wins). `create` has no such window.
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "storage-adapter",
+        generate_all,
+    });
+}
+
+mod fsops;
+
+use bindings::exports::wharf::storage::adapter::{
+    self, Backend as BackendHandle, ByteRange, Capabilities, Error, GuestBackend, GuestReader, GuestWriter, ObjectMeta,
+    Page, PutMode, Reader as ReaderHandle, Writer as WriterHandle,
+};
+use std::cell::RefCell;
+use std::path::PathBuf;
+
+struct Component;
+bindings::export!(Component with_types_in bindings);
+
+impl adapter::Guest for Component {
+    type Backend = fsops::Store;
+    type Reader = fsops::ObjectReader;
+    type Writer = RefCell<Option<fsops::ObjectWriter>>;
+
+    fn open(config: Vec<(String, String)>) -> Result<BackendHandle, Error> {
+        let mut root = PathBuf::from("/data");
+        for (key, value) in config {
+            match key.as_str() {
+                "root" => root = PathBuf::from(value),
+                other => {
+                    return Err(Error::Invalid(format!("unknown config key `{other}` (known: root)")));
+                }
+            }
+        }
+        Ok(BackendHandle::new(fsops::Store::open(root)?))
+    }
+}
+
+impl GuestBackend for fsops::Store {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            read_range: true,
+            write_create: true,
+            write_update: true,
+            copy: true,
+            list_max_limit: 1000,
+            write_min_chunk: 0,
+            write_max_chunk: 64 << 20,
+            max_object_size: None,
+        }
+    }
+
+    fn stat(&self, path: String) -> Result<ObjectMeta, Error> {
+        self.stat(&path)
+    }
+
+    fn exists(&self, path: String) -> Result<bool, Error> {
+        match self.stat(&path) {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn delete(&self, path: String) -> Result<(), Error> {
+        self.delete(&path)
+    }
+
+    fn list(&self, prefix: String, cursor: Option<String>, limit: u32) -> Result<Page, Error> {
+        self.list(&prefix, cursor.as_deref(), limit.clamp(1, 1000) as usize)
+    }
+
+    fn copy(&self, source: String, destination: String, mode: PutMode) -> Result<ObjectMeta, Error> {
+        self.copy(&source, &destination, mode)
+    }
+
+    fn health(&self) -> Result<String, Error> {
+        self.health()
+    }
+
+    fn read(&self, path: String, range: Option<ByteRange>) -> Result<ReaderHandle, Error> {
+        Ok(ReaderHandle::new(self.read(&path, range)?))
+    }
+
+    fn write(&self, path: String, mode: PutMode, _size_hint: Option<u64>) -> Result<WriterHandle, Error> {
+        Ok(WriterHandle::new(RefCell::new(Some(self.write(&path, mode)?))))
+    }
+}
+
+impl GuestReader for fsops::ObjectReader {
+    fn next(&self, max_bytes: u32) -> Result<Vec<u8>, Error> {
+        self.next(max_bytes as usize)
+    }
+}
+
+impl GuestWriter for RefCell<Option<fsops::ObjectWriter>> {
+    fn append(&self, chunk: Vec<u8>) -> Result<(), Error> {
+        match self.borrow_mut().as_mut() {
+            Some(w) => w.append(&chunk),
+            None => Err(Error::Invalid("append after finish or abort".into())),
+        }
+    }
+
+    fn finish(&self) -> Result<ObjectMeta, Error> {
+        match self.borrow_mut().take() {
+            Some(w) => w.finish(),
+            None => Err(Error::Invalid("finish after finish or abort".into())),
+        }
+    }
+
+    fn abort(&self) -> Result<(), Error> {
+        // Dropping the writer removes its temporary file.
+        self.borrow_mut().take();
+        Ok(())
+    }
+}

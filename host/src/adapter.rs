@@ -1,0 +1,130 @@
+//! The storage-adapter contract as one async Rust trait.
+//!
+//! [`crate::runtime::WasmAdapter`] implements it over a Wasm component;
+//! middleware and tests implement it too, so they all compose.
+
+use crate::error::Result;
+use crate::path::ObjectPath;
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::Serialize;
+
+/// How a write treats an object already at the destination.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum PutMode {
+    /// Replace whatever is there.
+    #[default]
+    Overwrite,
+    /// Fail with `already-exists` if an object is there (atomic).
+    Create,
+    /// Replace only if the current etag is this one.
+    Update(String),
+}
+
+/// A byte range: `start` inclusive, `end` exclusive, `None` to the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte; `None` reads to the end.
+    pub end: Option<u64>,
+}
+
+/// What the storage knows of one object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ObjectMeta {
+    /// The object's path.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Version tag; changes whenever the content does.
+    pub etag: Option<String>,
+    /// Last modification, ms since the Unix epoch.
+    pub modified_ms: Option<u64>,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ListPage {
+    /// Objects in ascending byte order of their paths.
+    pub entries: Vec<ObjectMeta>,
+    /// Cursor for the next page; `None` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// What a backend can do; see the contract's `capabilities` record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Ranged reads without reading the whole object.
+    pub read_range: bool,
+    /// Atomic `PutMode::Create`.
+    pub write_create: bool,
+    /// Atomic `PutMode::Update`.
+    pub write_update: bool,
+    /// `copy` inside the backend.
+    pub copy: bool,
+    /// Largest `limit` `list` honours.
+    pub list_max_limit: u32,
+    /// Smallest `append` but the last; 0 for none.
+    pub write_min_chunk: u64,
+    /// Largest single `append`.
+    pub write_max_chunk: u64,
+    /// Largest object, if limited.
+    pub max_object_size: Option<u64>,
+}
+
+/// A storage backend: the contract's `backend` resource.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo(adapter: &dyn wharf::Adapter) -> wharf::Result<()> {
+/// use wharf::{ObjectPath, PutMode};
+/// let path = ObjectPath::parse("models/demo/v1/model.bin")?;
+/// let mut w = adapter.write(&path, PutMode::Create, Some(5)).await?;
+/// w.append(bytes::Bytes::from_static(b"hello")).await?;
+/// let meta = w.finish().await?;
+/// assert_eq!(meta.size, 5);
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait Adapter: Send + Sync {
+    /// The backend's name (`local_filesystem`, `aws_s3`, ...).
+    fn name(&self) -> &str;
+    /// What the backend can do.
+    async fn capabilities(&self) -> Result<Capabilities>;
+    /// Metadata of one object.
+    async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta>;
+    /// Whether an object exists.
+    async fn exists(&self, path: &ObjectPath) -> Result<bool>;
+    /// Removes an object; removing a missing object succeeds.
+    async fn delete(&self, path: &ObjectPath) -> Result<()>;
+    /// One page of the objects under `prefix`, after `cursor`.
+    async fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage>;
+    /// Copies an object inside the backend.
+    async fn copy(&self, from: &ObjectPath, to: &ObjectPath, mode: PutMode) -> Result<ObjectMeta>;
+    /// Checks the storage; returns what was checked.
+    async fn health(&self) -> Result<String>;
+    /// Starts reading an object or a range of it.
+    async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>>;
+    /// Starts writing an object; nothing is visible until `finish`.
+    async fn write(&self, path: &ObjectPath, mode: PutMode, size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>>;
+}
+
+/// An object being read.
+#[async_trait]
+pub trait ObjectReader: Send {
+    /// The next bytes, at most `max` of them; `None` at the end.
+    async fn next_chunk(&mut self, max: usize) -> Result<Option<Bytes>>;
+}
+
+/// An object being written. Dropping it without `finish` discards it.
+#[async_trait]
+pub trait ObjectWriter: Send {
+    /// Appends bytes.
+    async fn append(&mut self, chunk: Bytes) -> Result<()>;
+    /// Makes the object visible.
+    async fn finish(self: Box<Self>) -> Result<ObjectMeta>;
+    /// Discards what was written.
+    async fn abort(self: Box<Self>) -> Result<()>;
+}

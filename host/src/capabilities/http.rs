@@ -1,0 +1,242 @@
+//! Outgoing HTTP for adapters: an allowlist checked on every request, sent
+//! through one pooled client shared by all backends of a host.
+
+use crate::error::{Error, Result};
+use http::Uri;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// Waiting for the first response byte longer than this fails the request,
+/// unless the guest asked for another timeout.
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(120);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One allowed destination: `scheme://host:port`, where `scheme` may be `*`
+/// (http or https), `host` may be `*` or `*.suffix`, and `port` may be `*`
+/// or left out for the scheme's default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowedHost {
+    scheme: Option<String>,
+    host: String,
+    port: Option<u16>,
+    any_port: bool,
+}
+
+impl AllowedHost {
+    /// Parses `https://*.example.com`, `http://127.0.0.1:9000`, ...
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = |why: &str| Error::config(format!("allowed host `{s}` {why}"));
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| bad("needs a scheme (`https://...`)"))?;
+        let scheme = match scheme {
+            "http" | "https" => Some(scheme.to_string()),
+            "*" => None,
+            _ => return Err(bad("has a scheme other than http, https or *")),
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest.contains('/') || rest.contains('@') || rest.is_empty() {
+            return Err(bad("must be scheme://host[:port], without path or user"));
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
+            _ => (rest, None),
+        };
+        let (port, any_port) = match port {
+            None => (None, false),
+            Some("*") => (None, true),
+            Some(p) => (Some(p.parse::<u16>().map_err(|_| bad("has an invalid port"))?), false),
+        };
+        if host.is_empty() || (host.contains('*') && host != "*" && !host.starts_with("*.")) {
+            return Err(bad("has an invalid host pattern (use `*` or `*.suffix`)"));
+        }
+        Ok(AllowedHost {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+            any_port,
+        })
+    }
+
+    /// Whether a request to `uri` is allowed by this entry.
+    pub fn permits(&self, uri: &Uri) -> bool {
+        let Some(scheme) = uri.scheme_str() else { return false };
+        if !matches!(scheme, "http" | "https") || self.scheme.as_deref().is_some_and(|s| s != scheme) {
+            return false;
+        }
+        let Some(host) = uri.host() else { return false };
+        let host = host.to_ascii_lowercase();
+        let host_ok = match self.host.strip_prefix("*.") {
+            _ if self.host == "*" => true,
+            Some(suffix) => host.len() > suffix.len() + 1 && host.ends_with(&format!(".{suffix}")),
+            None => host == self.host,
+        };
+        let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+        let port_ok = self.any_port
+            || match self.port {
+                Some(p) => p == port,
+                None => port == if scheme == "https" { 443 } else { 80 },
+            };
+        host_ok && port_ok
+    }
+}
+
+/// The pooled HTTP client adapters' requests go through: keep-alive
+/// connections reused across requests and across instances, TLS with the
+/// system's roots.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<hyper_rustls::HttpsConnector<HttpConnector>, WasiBody>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpClient")
+    }
+}
+
+impl HttpClient {
+    /// A client with a connection pool of `max_idle_per_host` connections.
+    pub fn new(max_idle_per_host: usize) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.set_nodelay(true);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let builder = match builder.with_native_roots() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("no system TLS roots ({e}); HTTPS to adapters' hosts will fail");
+                let roots = rustls_empty_roots();
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(roots)
+            }
+        };
+        let connector = builder.https_or_http().enable_http1().wrap_connector(http);
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(max_idle_per_host)
+            .build(connector);
+        HttpClient { inner }
+    }
+}
+
+fn rustls_empty_roots() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+}
+
+/// The HTTP grant of one backend: its allowlist and the shared client.
+#[derive(Clone)]
+pub struct HttpGrant {
+    backend: Arc<str>,
+    allowed: Arc<[AllowedHost]>,
+    client: HttpClient,
+}
+
+impl HttpGrant {
+    pub(crate) fn new(backend: Arc<str>, allowed: Vec<AllowedHost>, client: HttpClient) -> Self {
+        HttpGrant {
+            backend,
+            allowed: allowed.into(),
+            client,
+        }
+    }
+
+    fn permits(&self, uri: &Uri) -> bool {
+        self.allowed.iter().any(|a| a.permits(uri))
+    }
+}
+
+type IoFuture = Box<dyn Future<Output = std::result::Result<(), HttpError>> + Send>;
+
+impl WasiHttpHooks for HttpGrant {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: IoFuture,
+    ) -> Box<dyn Future<Output = std::result::Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send> {
+        let uri = request.uri();
+        // Log the destination only: query strings may carry signatures.
+        let dest = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("?"),
+            uri.authority().map_or("?", |a| a.as_str())
+        );
+        if !self.permits(uri) {
+            tracing::warn!(backend = %self.backend, destination = %dest, "HTTP request denied: not in allowed_hosts");
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        tracing::debug!(backend = %self.backend, destination = %dest, method = %request.method(), "HTTP request");
+        let client = self.client.inner.clone();
+        let first_byte = options.and_then(|o| o.first_byte_timeout).unwrap_or(FIRST_BYTE_TIMEOUT);
+        Box::new(async move {
+            let response = tokio::time::timeout(first_byte, client.request(request))
+                .await
+                .map_err(|_| HttpError::ConnectionReadTimeout)?
+                .map_err(|e| {
+                    if e.is_connect() {
+                        HttpError::ConnectionRefused
+                    } else {
+                        HttpError::HttpProtocolError
+                    }
+                })?;
+            let response = response.map(|body| body.map_err(HttpError::from).boxed_unsync());
+            Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(s: &str) -> Uri {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn exact_host_and_default_port() {
+        let a = AllowedHost::parse("https://s3.amazonaws.com").unwrap();
+        assert!(a.permits(&uri("https://s3.amazonaws.com/bucket/key")));
+        assert!(a.permits(&uri("https://s3.amazonaws.com:443/x")));
+        assert!(!a.permits(&uri("https://s3.amazonaws.com:8443/x")));
+        assert!(!a.permits(&uri("http://s3.amazonaws.com/x")));
+        assert!(!a.permits(&uri("https://evil.com/x")));
+        assert!(!a.permits(&uri("https://s3.amazonaws.com.evil.com/x")));
+    }
+
+    #[test]
+    fn wildcards() {
+        let a = AllowedHost::parse("https://*.blob.core.windows.net").unwrap();
+        assert!(a.permits(&uri("https://acct.blob.core.windows.net/c/b")));
+        assert!(!a.permits(&uri("https://blob.core.windows.net/c/b")));
+        assert!(!a.permits(&uri("https://acct.blob.core.windows.net.evil/c")));
+        let b = AllowedHost::parse("http://127.0.0.1:*").unwrap();
+        assert!(b.permits(&uri("http://127.0.0.1:9000/")));
+        assert!(!b.permits(&uri("http://127.0.0.2:9000/")));
+        let c = AllowedHost::parse("*://localhost:10000").unwrap();
+        assert!(c.permits(&uri("http://localhost:10000/")));
+        assert!(c.permits(&uri("https://LOCALHOST:10000/")));
+    }
+
+    #[test]
+    fn malformed_entries_are_rejected() {
+        for bad in [
+            "s3.amazonaws.com",
+            "ftp://x",
+            "https://a/b",
+            "https://a:notaport",
+            "https://a*b.com",
+            "https://u@h",
+        ] {
+            assert!(AllowedHost::parse(bad).is_err(), "{bad} must be rejected");
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! `wharf.toml`: backends, their plugins, grants, config values and limits.
+//!
+//! Unknown keys are rejected with the key named. Config values may reference
+//! secrets as `${env:NAME}` or `${file:PATH}`; they are resolved when the
+//! backend is built and never logged or shown by `Debug`.
+
+use crate::capabilities::{AllowedHost, DirGrant, Grants, TcpGrant};
+use crate::error::{Error, Result};
+use crate::model::StorageBackend;
+use crate::runtime::{BackendSpec, Limits};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The guest path the default local store is granted at.
+pub const DEFAULT_DATA_GUEST: &str = "/data";
+
+/// The whole configuration file.
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory of `<backend>.wasm` plugins (relative to the config file).
+    pub plugin_dir: Option<PathBuf>,
+    /// Directory of compiled-component cache; default `~/.cache/wharf`.
+    pub cache_dir: Option<PathBuf>,
+    /// Backend used when a command names none; default `local_filesystem`.
+    pub default_backend: Option<String>,
+    /// Engine-wide settings.
+    #[serde(default)]
+    pub runtime: RuntimeSection,
+    /// The backends, by name.
+    #[serde(default)]
+    pub backends: BTreeMap<String, BackendConfig>,
+}
+
+/// `[runtime]`.
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSection {
+    /// Adapter instances alive at once (default 256).
+    pub max_instances: Option<u32>,
+}
+
+/// `[backends.<name>]`.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Plugin to run; default: the backend's name.
+    pub plugin: Option<String>,
+    /// sha256 the plugin file must have.
+    pub sha256: Option<String>,
+    /// Values handed to the adapter's `open`.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigValue>,
+    /// What the adapter may touch.
+    #[serde(default)]
+    pub grants: GrantsConfig,
+    /// Per-call limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+impl fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values may be secrets: show keys only.
+        f.debug_struct("BackendConfig")
+            .field("plugin", &self.plugin)
+            .field("sha256", &self.sha256)
+            .field("config_keys", &self.config.keys().collect::<Vec<_>>())
+            .field("grants", &self.grants)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// A config value: a string, number or boolean, handed to the adapter as text.
+#[derive(Deserialize, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum ConfigValue {
+    /// Text (may hold `${env:NAME}` / `${file:PATH}`).
+    String(String),
+    /// An integer.
+    Integer(i64),
+    /// A boolean.
+    Bool(bool),
+}
+
+/// `[backends.<name>.grants]`.
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsConfig {
+    /// Directories.
+    #[serde(default)]
+    pub dirs: Vec<DirGrantConfig>,
+    /// `scheme://host:port` patterns for outgoing HTTP.
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// `host:port` pairs for outgoing TCP.
+    #[serde(default)]
+    pub tcp: Vec<String>,
+}
+
+/// One directory grant.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrantConfig {
+    /// Host directory (relative to the config file).
+    pub host: PathBuf,
+    /// Guest path, absolute (`/data`).
+    pub guest: String,
+    /// Read-only access.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Create the host directory if it is missing.
+    #[serde(default)]
+    pub create: bool,
+}
+
+/// `[backends.<name>.limits]`.
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Linear memory per instance, e.g. `"256MiB"` (default).
+    pub memory: Option<String>,
+    /// CPU time per call, e.g. `"30s"` (default).
+    pub cpu_time: Option<String>,
+    /// Wall time per call, e.g. `"120s"` (default).
+    pub call_timeout: Option<String>,
+}
+
+impl Config {
+    /// Parses a `wharf.toml`.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::config(format!("{origin}: {}", e.to_string().trim_end())))
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(format!("reading config `{}`: {e}", path.display())))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// The backend commands use when they name none.
+    pub fn default_backend(&self) -> &str {
+        self.default_backend
+            .as_deref()
+            .unwrap_or(StorageBackend::LOCAL_FILESYSTEM)
+    }
+
+    /// The configuration used with no file: `local_filesystem` storing into
+    /// `data_dir` (created if missing).
+    pub fn local_default(data_dir: &Path) -> Self {
+        let mut cfg = Config::default();
+        cfg.backends
+            .insert(StorageBackend::LOCAL_FILESYSTEM.into(), local_backend(data_dir));
+        cfg
+    }
+
+    /// Adds the default `local_filesystem` backend if the file declares none.
+    pub fn with_local_default(mut self, data_dir: &Path) -> Self {
+        self.backends
+            .entry(StorageBackend::LOCAL_FILESYSTEM.into())
+            .or_insert_with(|| local_backend(data_dir));
+        self
+    }
+}
+
+fn local_backend(data_dir: &Path) -> BackendConfig {
+    BackendConfig {
+        config: [("root".to_string(), ConfigValue::String(DEFAULT_DATA_GUEST.into()))].into(),
+        grants: GrantsConfig {
+            dirs: vec![DirGrantConfig {
+                host: data_dir.to_path_buf(),
+                guest: DEFAULT_DATA_GUEST.into(),
+                read_only: false,
+                create: true,
+            }],
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// `$WHARF_DATA_DIR`, else `./wharf-data`.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("WHARF_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("wharf-data"))
+}
+
+impl BackendConfig {
+    /// The plugin this backend runs.
+    pub fn plugin_name<'a>(&'a self, backend: &'a str) -> &'a str {
+        self.plugin.as_deref().unwrap_or(backend)
+    }
+
+    /// Resolves secrets, paths and limits into what the runtime needs.
+    /// Relative host paths are taken from `base`.
+    pub fn resolve(&self, name: &str, base: &Path) -> Result<BackendSpec> {
+        StorageBackend::new(name)?;
+        let at = |e: Error| Error::config(format!("backend `{name}`: {}", e.message()));
+        let mut config = Vec::with_capacity(self.config.len());
+        for (key, value) in &self.config {
+            let text = match value {
+                ConfigValue::String(s) => resolve_refs(s, base)
+                    .map_err(|why| Error::config(format!("backend `{name}`: config key `{key}`: {why}")))?,
+                ConfigValue::Integer(i) => i.to_string(),
+                ConfigValue::Bool(b) => b.to_string(),
+            };
+            config.push((key.clone(), text));
+        }
+        let mut dirs = Vec::new();
+        for d in &self.grants.dirs {
+            let host = if d.host.is_absolute() {
+                d.host.clone()
+            } else {
+                base.join(&d.host)
+            };
+            if d.create {
+                std::fs::create_dir_all(&host)
+                    .map_err(|e| Error::config(format!("backend `{name}`: creating `{}`: {e}", host.display())))?;
+            }
+            let grant = DirGrant {
+                host,
+                guest: d.guest.clone(),
+                read_only: d.read_only,
+            };
+            grant.validate(name)?;
+            dirs.push(grant);
+        }
+        let http = self
+            .grants
+            .http
+            .iter()
+            .map(|h| AllowedHost::parse(h).map_err(at))
+            .collect::<Result<_>>()?;
+        let tcp = TcpGrant::resolve(&self.grants.tcp).map_err(at)?;
+        let mut limits = Limits::default();
+        if let Some(m) = &self.limits.memory {
+            limits.memory =
+                parse_size(m).map_err(|why| Error::config(format!("backend `{name}`: limits.memory: {why}")))?;
+        }
+        if let Some(t) = &self.limits.cpu_time {
+            limits.cpu_time =
+                parse_duration(t).map_err(|why| Error::config(format!("backend `{name}`: limits.cpu_time: {why}")))?;
+        }
+        if let Some(t) = &self.limits.call_timeout {
+            limits.call_timeout = parse_duration(t)
+                .map_err(|why| Error::config(format!("backend `{name}`: limits.call_timeout: {why}")))?;
+        }
+        Ok(BackendSpec {
+            name: name.to_string(),
+            config,
+            grants: Grants { dirs, http, tcp },
+            limits,
+        })
+    }
+}
+
+/// Replaces `${env:NAME}` and `${file:PATH}` references. The error names the
+/// reference, never a resolved value.
+fn resolve_refs(s: &str, base: &Path) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .ok_or_else(|| format!("unterminated `${{` in `{s}`"))?
+            + start;
+        let reference = &rest[start + 2..end];
+        let value = if let Some(var) = reference.strip_prefix("env:") {
+            std::env::var(var).map_err(|_| format!("references ${{env:{var}}}, which is not set"))?
+        } else if let Some(file) = reference.strip_prefix("file:") {
+            let path = if Path::new(file).is_absolute() {
+                PathBuf::from(file)
+            } else {
+                base.join(file)
+            };
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("references ${{file:{file}}}, which cannot be read ({e})"))?
+                .trim_end()
+                .to_string()
+        } else {
+            return Err(format!(
+                "unknown reference `${{{reference}}}` (use ${{env:NAME}} or ${{file:PATH}})"
+            ));
+        };
+        out.push_str(&value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `"256MiB"`, `"1GiB"`, `"512KiB"`, `"1048576"`.
+pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like \"256MiB\""))?;
+    let mul = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}` in `{s}` (use B, KiB, MiB, GiB)")),
+    };
+    let v = n.checked_mul(mul).ok_or_else(|| format!("`{s}` is too large"))?;
+    if v == 0 {
+        return Err(format!("`{s}` must be more than zero"));
+    }
+    Ok(v)
+}
+
+/// `"30s"`, `"500ms"`, `"2m"`.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like \"30s\" ({e})"))?;
+    if d.is_zero() {
+        return Err(format!("`{s}` must be more than zero"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::parse("[backends.local_filesystem]\nplugn = \"x\"\n", "wharf.toml").unwrap_err();
+        assert!(e.to_string().contains("plugn"), "{e}");
+        let e = Config::parse("bogus = 1\n", "wharf.toml").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = Config::parse("[backends.x.limits]\nmemroy = \"1MiB\"\n", "wharf.toml").unwrap_err();
+        assert!(e.to_string().contains("memroy"), "{e}");
+    }
+
+    #[test]
+    fn secrets_resolve_and_stay_out_of_debug() {
+        // SAFETY: test-only variable with a unique name.
+        unsafe { std::env::set_var("WHARF_TEST_SECRET_1", "hunter2") };
+        let cfg = Config::parse(
+            "[backends.s3.config]\nsecret = \"${env:WHARF_TEST_SECRET_1}\"\nregion = \"eu\"\n",
+            "wharf.toml",
+        )
+        .unwrap();
+        let b = &cfg.backends["s3"];
+        assert!(!format!("{b:?}").contains("hunter2"));
+        let spec = b.resolve("s3", Path::new(".")).unwrap();
+        assert!(spec.config.contains(&("secret".into(), "hunter2".into())));
+        let missing = Config::parse("[backends.s3.config]\nk = \"${env:WHARF_TEST_UNSET_9}\"\n", "t").unwrap();
+        let e = missing.backends["s3"].resolve("s3", Path::new(".")).unwrap_err();
+        assert!(
+            e.to_string().contains("WHARF_TEST_UNSET_9") && e.to_string().contains("`k`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("256MiB").unwrap(), 256 << 20);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("0").is_err());
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn bad_grants_are_rejected() {
+        let cfg = Config::parse("[backends.x.grants]\nhttp = [\"example.com\"]\n", "t").unwrap();
+        assert!(cfg.backends["x"].resolve("x", Path::new(".")).is_err());
+        let cfg = Config::parse(
+            "[[backends.x.grants.dirs]]\nhost = \"/nonexistent/wharf\"\nguest = \"/d\"\n",
+            "t",
+        )
+        .unwrap();
+        let e = cfg.backends["x"].resolve("x", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/wharf"), "{e}");
+    }
+}

@@ -1,0 +1,174 @@
+//! The error every wharf operation returns: what went wrong, where, and
+//! whether trying again can help.
+
+use std::fmt;
+
+/// What kind of failure an [`Error`] is. Mirrors the contract's `error`
+/// variant, plus the failures only the host can see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The object does not exist.
+    NotFound,
+    /// A `create` write found an object already there.
+    AlreadyExists,
+    /// An `update(etag)` write found another etag.
+    PreconditionFailed,
+    /// Credentials refused, or I/O the backend was not granted.
+    Denied,
+    /// Malformed input: a path, a range, a config value.
+    Invalid,
+    /// The backend cannot do this.
+    Unsupported,
+    /// Temporary: trying again may succeed.
+    Transient,
+    /// Any other failure reported by the storage.
+    Backend,
+    /// The adapter broke its contract: it trapped, hit a limit, or returned
+    /// something malformed. The host discards the instance.
+    Adapter,
+    /// Stored bytes do not match their recorded checksum.
+    Integrity,
+    /// Configuration is malformed or names something that does not exist.
+    Config,
+    /// A local I/O failure of the host itself.
+    Io,
+}
+
+impl ErrorKind {
+    /// Whether retrying the same operation may succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorKind::Transient)
+    }
+
+    /// The contract's name of this kind (`not-found`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::AlreadyExists => "already-exists",
+            ErrorKind::PreconditionFailed => "precondition-failed",
+            ErrorKind::Denied => "denied",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Transient => "transient",
+            ErrorKind::Backend => "backend",
+            ErrorKind::Adapter => "adapter",
+            ErrorKind::Integrity => "integrity",
+            ErrorKind::Config => "config",
+            ErrorKind::Io => "io",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A wharf error. Its message names the backend, the operation and the path
+/// when they are known: `aws_s3: read `models/a.onnx`: not-found: ...`.
+#[derive(Debug, Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    backend: Option<String>,
+    operation: Option<&'static str>,
+    path: Option<String>,
+    message: String,
+}
+
+/// `Result<T, wharf::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A new error of `kind` with a message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            backend: None,
+            operation: None,
+            path: None,
+            message: message.into(),
+        }
+    }
+
+    /// Sets the backend, operation and path the error happened in, keeping
+    /// any that are already set.
+    pub fn at(mut self, backend: &str, operation: &'static str, path: Option<&str>) -> Self {
+        self.backend.get_or_insert_with(|| backend.to_string());
+        self.operation.get_or_insert(operation);
+        if self.path.is_none() {
+            self.path = path.map(str::to_string);
+        }
+        self
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The backend the error happened in.
+    pub fn backend(&self) -> Option<&str> {
+        self.backend.as_deref()
+    }
+
+    /// The operation (`read`, `write`, `list`, ...).
+    pub fn operation(&self) -> Option<&str> {
+        self.operation
+    }
+
+    /// The object path involved.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    /// The message without the location.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether retrying may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable()
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Invalid, message)
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Config, message)
+    }
+
+    pub(crate) fn adapter(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Adapter, message)
+    }
+
+    pub(crate) fn io(context: impl fmt::Display, e: std::io::Error) -> Self {
+        let kind = match e.kind() {
+            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            std::io::ErrorKind::PermissionDenied => ErrorKind::Denied,
+            _ => ErrorKind::Io,
+        };
+        Error::new(kind, format!("{context}: {e}"))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(b) = &self.backend {
+            write!(f, "{b}: ")?;
+        }
+        if let Some(op) = self.operation {
+            write!(f, "{op}")?;
+            if let Some(p) = &self.path {
+                write!(f, " `{p}`")?;
+            }
+            f.write_str(": ")?;
+        }
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for Error {}

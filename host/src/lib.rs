@@ -1,0 +1,31 @@
+//! wharf stores machine-learning model artifacts in any storage through
+//! storage adapters that are sandboxed WebAssembly components.
+//!
+//! - [`Host`] loads adapters by backend name from built-ins and a plugin
+//!   directory, each with only the I/O its configuration grants.
+//! - [`Adapter`] is the contract as an async trait; [`WasmAdapter`] runs it
+//!   on a component, one fresh instance per operation.
+//! - [`StorageService`] saves and loads models on top, streamed and
+//!   verified by sha256, described by [`ModelStorageInfo`].
+#![deny(missing_docs)]
+
+mod adapter;
+pub mod capabilities;
+pub mod config;
+pub mod conformance;
+mod error;
+mod host;
+pub mod model;
+mod path;
+pub mod plugins;
+pub mod runtime;
+pub mod service;
+
+pub use adapter::{Adapter, ByteRange, Capabilities, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
+pub use config::Config;
+pub use error::{Error, ErrorKind, Result};
+pub use host::Host;
+pub use model::{ModelStorageInfo, SerializationFormat, StorageBackend, StoredFile};
+pub use path::ObjectPath;
+pub use runtime::{BackendSpec, Limits, Plugin, Runtime, RuntimeConfig, WasmAdapter};
+pub use service::{SaveOptions, StorageService};

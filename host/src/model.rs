@@ -1,0 +1,380 @@
+//! The domain model the ML platform already speaks: `StorageBackend`,
+//! `SerializationFormat`, `ModelStorageInfo`, with the same JSON names.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A backend's name. Open: a plugin directory may add any name; these are
+/// the well-known ones.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StorageBackend(String);
+
+impl StorageBackend {
+    /// A directory on this machine (the default).
+    pub const LOCAL_FILESYSTEM: &'static str = "local_filesystem";
+    /// Amazon S3 and S3-compatible stores.
+    pub const AWS_S3: &'static str = "aws_s3";
+    /// Azure Blob Storage.
+    pub const AZURE_BLOB: &'static str = "azure_blob";
+    /// Google Cloud Storage.
+    pub const GCP_STORAGE: &'static str = "gcp_storage";
+    /// MLflow's artifact store.
+    pub const MLFLOW: &'static str = "mlflow";
+    /// Hugging Face Hub repositories.
+    pub const HUGGINGFACE_HUB: &'static str = "huggingface_hub";
+    /// PostgreSQL.
+    pub const DATABASE: &'static str = "database";
+    /// Redis.
+    pub const REDIS: &'static str = "redis";
+    /// The eight well-known names.
+    pub const WELL_KNOWN: [&'static str; 8] = [
+        Self::LOCAL_FILESYSTEM,
+        Self::AWS_S3,
+        Self::AZURE_BLOB,
+        Self::GCP_STORAGE,
+        Self::MLFLOW,
+        Self::HUGGINGFACE_HUB,
+        Self::DATABASE,
+        Self::REDIS,
+    ];
+
+    /// Validates a backend name: 1–64 of `a-z 0-9 _ -`, starting with a letter.
+    pub fn new(name: &str) -> crate::Result<Self> {
+        let ok = (1..=64).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if ok {
+            Ok(StorageBackend(name.to_string()))
+        } else {
+            Err(crate::Error::config(format!(
+                "backend name `{name}` must be 1-64 characters of a-z, 0-9, `_`, `-`, starting with a letter"
+            )))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StorageBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How a model is serialized. Detected from content when not given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SerializationFormat {
+    /// Python pickle.
+    Pickle,
+    /// joblib dump.
+    Joblib,
+    /// ONNX protobuf.
+    Onnx,
+    /// TensorFlow SavedModel directory.
+    TensorflowSavedmodel,
+    /// PyTorch `torch.save` zip archive.
+    PytorchStateDict,
+    /// Hugging Face model directory.
+    Huggingface,
+    /// MLflow model directory (`MLmodel`).
+    MlflowModel,
+    /// scikit-learn pickle.
+    ScikitLearnPickle,
+    /// JAX / Flax parameters (msgpack).
+    JaxParams,
+    /// safetensors.
+    Safetensors,
+    /// GGUF.
+    Gguf,
+    /// Not recognised.
+    #[default]
+    Unknown,
+}
+
+impl SerializationFormat {
+    /// All formats, for help texts.
+    pub const ALL: [SerializationFormat; 12] = [
+        Self::Pickle,
+        Self::Joblib,
+        Self::Onnx,
+        Self::TensorflowSavedmodel,
+        Self::PytorchStateDict,
+        Self::Huggingface,
+        Self::MlflowModel,
+        Self::ScikitLearnPickle,
+        Self::JaxParams,
+        Self::Safetensors,
+        Self::Gguf,
+        Self::Unknown,
+    ];
+
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pickle => "pickle",
+            Self::Joblib => "joblib",
+            Self::Onnx => "onnx",
+            Self::TensorflowSavedmodel => "tensorflow_savedmodel",
+            Self::PytorchStateDict => "pytorch_state_dict",
+            Self::Huggingface => "huggingface",
+            Self::MlflowModel => "mlflow_model",
+            Self::ScikitLearnPickle => "scikit_learn_pickle",
+            Self::JaxParams => "jax_params",
+            Self::Safetensors => "safetensors",
+            Self::Gguf => "gguf",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// Parses the snake_case name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// Detects the format of one file from its first bytes (at least 64 are
+    /// best; fewer still work) and its name.
+    ///
+    /// ```
+    /// use wharf::SerializationFormat;
+    /// assert_eq!(SerializationFormat::detect_file(b"GGUF\x03\0\0\0", "m.gguf"), SerializationFormat::Gguf);
+    /// ```
+    pub fn detect_file(head: &[u8], name: &str) -> Self {
+        let ext = name
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        if head.starts_with(b"GGUF") {
+            return Self::Gguf;
+        }
+        if head.len() >= 9 {
+            let n = u64::from_le_bytes(head[..8].try_into().unwrap());
+            if n > 1 && n < (100 << 20) && head[8] == b'{' {
+                return Self::Safetensors;
+            }
+        }
+        if head.starts_with(b"PK\x03\x04") {
+            // torch.save writes a zip whose entries live under `<name>/`,
+            // the first one being `<name>/data.pkl` (or `.data/...`).
+            let name_len = head
+                .get(26..28)
+                .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]) as usize);
+            let entry = head.get(30..30 + name_len).unwrap_or(&[]);
+            if entry.ends_with(b"data.pkl") || entry.windows(6).any(|w| w == b"/data/") || ext == "pt" || ext == "pth" {
+                return Self::PytorchStateDict;
+            }
+            return Self::Unknown;
+        }
+        if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
+            return match ext.as_str() {
+                "joblib" => Self::Joblib,
+                "pt" | "pth" | "bin" => Self::PytorchStateDict,
+                _ => Self::Pickle,
+            };
+        }
+        if ext == "joblib" {
+            // joblib's compressed dumps start with a zlib/gzip/... header.
+            return Self::Joblib;
+        }
+        if looks_like_onnx(head) || ext == "onnx" {
+            return Self::Onnx;
+        }
+        match ext.as_str() {
+            "msgpack" | "flax" => Self::JaxParams,
+            "pkl" | "pickle" => Self::Pickle,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// Detects the format of a folder from the relative paths of its files.
+    pub fn detect_dir<'a>(files: impl IntoIterator<Item = &'a str>) -> Self {
+        let files: Vec<&str> = files.into_iter().collect();
+        let has = |n: &str| files.contains(&n);
+        if has("saved_model.pb") || has("saved_model.pbtxt") {
+            Self::TensorflowSavedmodel
+        } else if has("MLmodel") {
+            Self::MlflowModel
+        } else if has("config.json")
+            && files
+                .iter()
+                .any(|f| f.ends_with(".safetensors") || f.ends_with(".bin") || f.ends_with(".gguf"))
+        {
+            Self::Huggingface
+        } else {
+            Self::Unknown
+        }
+    }
+}
+
+/// An ONNX ModelProto starts with field 1 (`ir_version`, varint, tag 0x08)
+/// holding a small version, then another known field.
+fn looks_like_onnx(head: &[u8]) -> bool {
+    matches!(head, [0x08, v, next, ..] if (1..=20).contains(v) && matches!(next, 0x12 | 0x1a | 0x22 | 0x2a | 0x32 | 0x3a | 0x42))
+}
+
+impl fmt::Display for SerializationFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One stored file of a model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredFile {
+    /// Path relative to the model (`model.onnx`, `variables/variables.index`).
+    pub path: String,
+    /// Size in bytes.
+    pub size_bytes: u64,
+    /// sha256 of the content, hex.
+    pub checksum: String,
+}
+
+/// Where and how a model version is stored: the JSON the platform's
+/// `ModelStorageInfo` reads, plus what reading it back needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelStorageInfo {
+    /// The backend holding it.
+    pub storage_backend: StorageBackend,
+    /// The model's location in the backend: the prefix all its files and its
+    /// manifest (`<storage_path>/wharf.json`) live under.
+    pub storage_path: String,
+    /// How it is serialized.
+    pub format: SerializationFormat,
+    /// Total size of its files.
+    pub size_bytes: u64,
+    /// sha256, hex: of the file for a one-file model; for a folder, of the
+    /// `sha256sum`-style listing (`<sha256>  <path>\n`, sorted by path).
+    pub checksum: String,
+    /// Always `sha256`.
+    pub checksum_algorithm: String,
+    /// The model's name, when saved under one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_name: Option<String>,
+    /// The version, when saved under one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Whether it was saved from a folder.
+    #[serde(default)]
+    pub is_directory: bool,
+    /// Its files, with their own sizes and checksums.
+    pub files: Vec<StoredFile>,
+    /// When it was saved, RFC 3339 UTC.
+    pub created_at: String,
+}
+
+impl ModelStorageInfo {
+    /// The checksum of a set of files as recorded in `checksum`.
+    pub fn checksum_of(files: &[StoredFile], is_directory: bool) -> String {
+        use sha2::{Digest, Sha256};
+        if !is_directory && files.len() == 1 {
+            return files[0].checksum.clone();
+        }
+        let mut sorted: Vec<&StoredFile> = files.iter().collect();
+        sorted.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut h = Sha256::new();
+        for f in sorted {
+            h.update(format!("{}  {}\n", f.checksum, f.path));
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_formats_from_content() {
+        let mut st = 20u64.to_le_bytes().to_vec();
+        st.extend_from_slice(b"{\"__metadata__\":{}}");
+        assert_eq!(
+            SerializationFormat::detect_file(&st, "x"),
+            SerializationFormat::Safetensors
+        );
+        assert_eq!(
+            SerializationFormat::detect_file(b"GGUF\x03", "x"),
+            SerializationFormat::Gguf
+        );
+        assert_eq!(
+            SerializationFormat::detect_file(b"\x80\x04\x95", "m.pkl"),
+            SerializationFormat::Pickle
+        );
+        assert_eq!(
+            SerializationFormat::detect_file(b"\x80\x04\x95", "m.joblib"),
+            SerializationFormat::Joblib
+        );
+        assert_eq!(
+            SerializationFormat::detect_file(&[0x08, 0x07, 0x12, 0x07], "x"),
+            SerializationFormat::Onnx
+        );
+        let mut zip = b"PK\x03\x04".to_vec();
+        zip.extend_from_slice(&[0; 22]);
+        zip.extend_from_slice(&(14u16).to_le_bytes());
+        zip.extend_from_slice(&[0, 0]);
+        zip.extend_from_slice(b"model/data.pkl");
+        assert_eq!(
+            SerializationFormat::detect_file(&zip, "x"),
+            SerializationFormat::PytorchStateDict
+        );
+        assert_eq!(
+            SerializationFormat::detect_file(b"hello", "notes.txt"),
+            SerializationFormat::Unknown
+        );
+    }
+
+    #[test]
+    fn detects_folders() {
+        assert_eq!(
+            SerializationFormat::detect_dir(["saved_model.pb", "variables/variables.index"]),
+            SerializationFormat::TensorflowSavedmodel
+        );
+        assert_eq!(
+            SerializationFormat::detect_dir(["MLmodel", "model.pkl"]),
+            SerializationFormat::MlflowModel
+        );
+        assert_eq!(
+            SerializationFormat::detect_dir(["config.json", "model.safetensors"]),
+            SerializationFormat::Huggingface
+        );
+    }
+
+    #[test]
+    fn json_uses_the_platform_names() {
+        let info = ModelStorageInfo {
+            storage_backend: StorageBackend::new("local_filesystem").unwrap(),
+            storage_path: "models/a/1".into(),
+            format: SerializationFormat::TensorflowSavedmodel,
+            size_bytes: 3,
+            checksum: "ab".into(),
+            checksum_algorithm: "sha256".into(),
+            model_name: None,
+            version: None,
+            is_directory: false,
+            files: vec![],
+            created_at: "2026-01-01T00:00:00Z".into(),
+        };
+        let v: serde_json::Value = serde_json::to_value(&info).unwrap();
+        for key in ["storage_backend", "storage_path", "format", "size_bytes", "checksum"] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+        assert_eq!(v["format"], "tensorflow_savedmodel");
+        assert_eq!(v["storage_backend"], "local_filesystem");
+    }
+
+    #[test]
+    fn backend_names() {
+        for n in StorageBackend::WELL_KNOWN {
+            StorageBackend::new(n).unwrap();
+        }
+        assert!(StorageBackend::new("Bad Name").is_err());
+        assert!(StorageBackend::new("../x").is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! The plugin directory: `<backend>.wasm` files, over the adapters built
+//! into the binary.
+
+use crate::error::{Error, Result};
+use crate::model::StorageBackend;
+use crate::runtime::{Plugin, Runtime};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+mod builtins {
+    include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
+}
+
+/// Where a plugin's component comes from.
+#[derive(Clone, Debug)]
+pub enum PluginSource {
+    /// Compiled into this binary.
+    BuiltIn(&'static [u8]),
+    /// A `.wasm` file in the plugin directory.
+    File(PathBuf),
+}
+
+impl PluginSource {
+    /// `built-in` or the file's path.
+    pub fn describe(&self) -> String {
+        match self {
+            PluginSource::BuiltIn(_) => "built-in".into(),
+            PluginSource::File(p) => p.display().to_string(),
+        }
+    }
+
+    /// The component's bytes.
+    pub fn bytes(&self) -> Result<std::borrow::Cow<'static, [u8]>> {
+        match self {
+            PluginSource::BuiltIn(b) => Ok(std::borrow::Cow::Borrowed(b)),
+            PluginSource::File(p) => std::fs::read(p)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|e| Error::config(format!("reading plugin `{}`: {e}", p.display()))),
+        }
+    }
+}
+
+/// The adapters a host can load, by backend name.
+#[derive(Clone, Debug)]
+pub struct PluginSet {
+    entries: BTreeMap<String, PluginSource>,
+}
+
+impl Default for PluginSet {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
+
+impl PluginSet {
+    /// Only the adapters built into this binary.
+    pub fn builtin() -> Self {
+        let entries = builtins::BUILTINS
+            .iter()
+            .map(|(name, bytes)| (name.to_string(), PluginSource::BuiltIn(bytes)))
+            .collect();
+        PluginSet { entries }
+    }
+
+    /// The built-in adapters, overridden or extended by every `<name>.wasm`
+    /// in `dir`.
+    pub fn with_dir(dir: &Path) -> Result<Self> {
+        let mut set = Self::builtin();
+        let read =
+            std::fs::read_dir(dir).map_err(|e| Error::config(format!("plugin directory `{}`: {e}", dir.display())))?;
+        for entry in read {
+            let path = entry
+                .map_err(|e| Error::io(format!("plugin directory `{}`", dir.display()), e))?
+                .path();
+            if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
+                continue;
+            }
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            let name = StorageBackend::new(stem)
+                .map_err(|e| Error::config(format!("plugin file `{}`: {}", path.display(), e.message())))?;
+            set.entries.insert(name.as_str().to_string(), PluginSource::File(path));
+        }
+        Ok(set)
+    }
+
+    /// Names and sources of every plugin.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &PluginSource)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The source of one plugin.
+    pub fn get(&self, name: &str) -> Option<&PluginSource> {
+        self.entries.get(name)
+    }
+
+    /// Compiles and checks a plugin; `pin` is the sha256 it must have.
+    pub fn load(&self, runtime: &Runtime, name: &str, pin: Option<&str>) -> Result<Plugin> {
+        let source = self.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.entries.keys().map(String::as_str).collect();
+            Error::config(format!(
+                "no plugin `{name}`: put `{name}.wasm` in the plugin directory (available: {})",
+                known.join(", ")
+            ))
+        })?;
+        let bytes = source.bytes()?;
+        let plugin = runtime.load_plugin(name, &bytes, &source.describe())?;
+        if let Some(pin) = pin
+            && !plugin.sha256().eq_ignore_ascii_case(pin)
+        {
+            return Err(Error::config(format!(
+                "plugin `{name}` ({}) has sha256 {}, but the config pins {pin}",
+                source.describe(),
+                plugin.sha256()
+            )));
+        }
+        Ok(plugin)
+    }
+}

@@ -1,0 +1,303 @@
+//! The Wasm runtime: one engine, components compiled once (and cached on
+//! disk), pre-instantiated, and a fresh instance for every operation.
+
+mod bindings;
+mod state;
+mod wasm_adapter;
+
+pub use bindings::{CONTRACT_EXPORT, CONTRACT_VERSION};
+pub use wasm_adapter::{BackendSpec, Limits, WasmAdapter};
+
+use crate::capabilities::HttpClient;
+use crate::error::{Error, Result};
+use bindings::StorageAdapterPre;
+use sha2::{Digest, Sha256};
+use state::GuestState;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances; the unit of the CPU-time limit.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Settings of a [`Runtime`].
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Where compiled components are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Instances alive at once across all backends (operations in flight,
+    /// open readers and writers). Bounds the pooling allocator.
+    pub max_instances: u32,
+    /// The largest linear memory any adapter may have; each backend's own
+    /// limit (default 256 MiB) is enforced below it.
+    pub max_memory: usize,
+    /// Idle keep-alive connections kept per host by the shared HTTP client.
+    pub http_idle_per_host: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: default_cache_dir(),
+            max_instances: 256,
+            max_memory: 1 << 30,
+            http_idle_per_host: 32,
+        }
+    }
+}
+
+/// `$WHARF_CACHE_DIR`, else `$XDG_CACHE_HOME/wharf`, else `~/.cache/wharf`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("WHARF_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("wharf"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("wharf"))
+}
+
+/// The engine, linker and shared HTTP client of a host. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    http: HttpClient,
+    cache_dir: Option<PathBuf>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// Builds the engine (pooling allocator, copy-on-write memory images,
+    /// epoch interruption) and starts its epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Self> {
+        let n = config.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .total_memories(n * 2)
+            .total_tables(n * 8)
+            .total_stacks(n)
+            .max_memory_size(config.max_memory)
+            .max_core_instances_per_component(16)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16);
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true)
+            .wasm_component_model(true)
+            .memory_init_cow(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(|e| Error::config(format!("wasm engine: {e:#}")))?;
+        let mut linker = Linker::<GuestState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
+            .map_err(|e| Error::config(format!("linking WASI: {e:#}")))?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
+        std::thread::Builder::new()
+            .name("wharf-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| Error::io("starting the epoch ticker", e))?;
+
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                http: HttpClient::new(config.http_idle_per_host),
+                cache_dir: config.cache_dir,
+                stop_ticker,
+            }),
+        })
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub(crate) fn http_client(&self) -> &HttpClient {
+        &self.inner.http
+    }
+
+    /// Compiles (or loads from the cache) an adapter component, checks that
+    /// it exports the contract and that the host can satisfy its imports.
+    /// `origin` names the file (or `built-in`) in errors.
+    pub fn load_plugin(&self, name: &str, wasm: &[u8], origin: &str) -> Result<Plugin> {
+        let sha256 = hex::encode(Sha256::digest(wasm));
+        let fail = |what: String| Error::config(format!("plugin `{name}` ({origin}): {what}"));
+        check_component_header(wasm).map_err(fail)?;
+        let component = self.compile_cached(wasm, &sha256).map_err(|e| fail(format!("{e:#}")))?;
+        let exported = exported_contracts(&self.inner.engine, &component);
+        if !exported.iter().any(|e| e == CONTRACT_EXPORT) {
+            let what = match exported.iter().find(|e| e.starts_with("wharf:storage/adapter")) {
+                Some(other) => format!(
+                    "exports contract `{other}`, but this host supports `{CONTRACT_EXPORT}`; rebuild the adapter against wharf:storage@{CONTRACT_VERSION}"
+                ),
+                None => format!(
+                    "does not export `{CONTRACT_EXPORT}` (it exports: {})",
+                    if exported.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        exported.join(", ")
+                    }
+                ),
+            };
+            return Err(fail(what));
+        }
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| fail(format!("needs an import the host does not provide: {e:#}")))?;
+        let pre = StorageAdapterPre::new(pre).map_err(|e| fail(format!("{e:#}")))?;
+        let imports = component
+            .component_type()
+            .imports(&self.inner.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        Ok(Plugin {
+            inner: Arc::new(PluginInner {
+                name: name.into(),
+                origin: origin.into(),
+                sha256,
+                size: wasm.len(),
+                imports,
+                pre,
+            }),
+        })
+    }
+
+    fn compile_cached(&self, wasm: &[u8], sha256: &str) -> wasmtime::Result<Component> {
+        let engine = &self.inner.engine;
+        let Some(dir) = &self.inner.cache_dir else {
+            return Component::new(engine, wasm);
+        };
+        let mut h = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let file = dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()));
+        if file.is_file() {
+            // SAFETY: the file is one this host wrote into its own cache
+            // directory for exactly this engine configuration (the name
+            // carries the wasm's sha256 and the engine's compatibility hash);
+            // deserialize also checks the engine settings recorded inside it.
+            match unsafe { Component::deserialize_file(engine, &file) } {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), "ignoring unusable compiled-component cache entry: {e:#}")
+                }
+            }
+        }
+        let bytes = engine.precompile_component(wasm)?;
+        // SAFETY: `bytes` were produced just now by this engine.
+        let component = unsafe { Component::deserialize(engine, &bytes)? };
+        if let Err(e) = write_atomically(dir, &file, &bytes) {
+            tracing::warn!(dir = %dir.display(), "cannot cache compiled component: {e}");
+        }
+        Ok(component)
+    }
+}
+
+fn write_atomically(dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".tmp-{}-{:x}", std::process::id(), rand_u64()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, file)
+}
+
+pub(crate) fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the OS random source works");
+    u64::from_le_bytes(b)
+}
+
+/// A component's first 8 bytes say whether it is a component at all.
+fn check_component_header(wasm: &[u8]) -> std::result::Result<(), String> {
+    match wasm.get(..8) {
+        Some([0, b'a', b's', b'm', _, _, 0x01, 0x00]) => Ok(()),
+        Some([0, b'a', b's', b'm', 0x01, 0x00, 0x00, 0x00]) => Err(
+            "is a core WebAssembly module, not a component; build it for wasm32-wasip2 or wrap it with `wasm-tools component new`"
+                .into(),
+        ),
+        _ => Err("is not a WebAssembly component (no `\\0asm` header)".into()),
+    }
+}
+
+fn exported_contracts(engine: &Engine, component: &Component) -> Vec<String> {
+    component
+        .component_type()
+        .exports(engine)
+        .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
+        .map(|(n, _)| n.to_string())
+        .collect()
+}
+
+/// A compiled, pre-instantiated adapter component.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<PluginInner>,
+}
+
+struct PluginInner {
+    name: String,
+    origin: String,
+    sha256: String,
+    size: usize,
+    imports: Vec<String>,
+    pre: StorageAdapterPre<GuestState>,
+}
+
+impl Plugin {
+    /// The plugin's backend name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+    /// Where it came from: a file path or `built-in`.
+    pub fn origin(&self) -> &str {
+        &self.inner.origin
+    }
+    /// sha256 of the `.wasm` file, hex.
+    pub fn sha256(&self) -> &str {
+        &self.inner.sha256
+    }
+    /// Size of the `.wasm` file in bytes.
+    pub fn size(&self) -> usize {
+        self.inner.size
+    }
+    /// The WASI interfaces the component imports.
+    pub fn imports(&self) -> &[String] {
+        &self.inner.imports
+    }
+    pub(crate) fn pre(&self) -> &StorageAdapterPre<GuestState> {
+        &self.inner.pre
+    }
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name())
+            .field("origin", &self.origin())
+            .field("sha256", &self.sha256())
+            .finish()
+    }
+}

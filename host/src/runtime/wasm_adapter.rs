@@ -1,0 +1,601 @@
+//! [`WasmAdapter`]: the [`Adapter`] trait over a component, one fresh
+//! instance per operation, every call under memory, CPU and time limits.
+
+use super::bindings::StorageAdapter;
+use super::bindings::wharf::storage::types as wit;
+use super::state::GuestState;
+use super::{EPOCH_TICK, Plugin, Runtime};
+use crate::adapter::{Adapter, ByteRange, Capabilities, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
+use crate::capabilities::{Grants, HttpGrant};
+use crate::error::{Error, ErrorKind, Result};
+use crate::path::{ObjectPath, check_prefix};
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::ResourceAny;
+use wasmtime::{Store, UpdateDeadline};
+
+/// Per-call limits of one backend's adapter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory of one instance, bytes. Default 256 MiB.
+    pub memory: usize,
+    /// CPU time one call may spend running guest code. Default 30 s.
+    pub cpu_time: Duration,
+    /// Wall-clock time of one call, I/O included. Default 120 s.
+    pub call_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: 256 << 20,
+            cpu_time: Duration::from_secs(30),
+            call_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Everything needed to run one backend on a plugin.
+#[derive(Clone, Debug)]
+pub struct BackendSpec {
+    /// The backend's name.
+    pub name: String,
+    /// The `config` table handed to the adapter's `open`.
+    pub config: Vec<(String, String)>,
+    /// What the adapter may touch.
+    pub grants: Grants,
+    /// Per-call limits.
+    pub limits: Limits,
+}
+
+pub(crate) struct AdapterShared {
+    pub(crate) name: Arc<str>,
+    pub(crate) grants: Grants,
+    pub(crate) limits: Limits,
+    pub(crate) http: HttpGrant,
+    config: Vec<(String, String)>,
+    runtime: Runtime,
+    plugin: Plugin,
+}
+
+/// A backend served by a Wasm component.
+#[derive(Clone)]
+pub struct WasmAdapter {
+    shared: Arc<AdapterShared>,
+    capabilities: Capabilities,
+}
+
+/// One live instance with its opened backend resource.
+struct Instance {
+    store: Store<GuestState>,
+    bindings: StorageAdapter,
+    backend: ResourceAny,
+    shared: Arc<AdapterShared>,
+}
+
+impl WasmAdapter {
+    /// Builds the backend: checks the grants, opens it once to validate its
+    /// config and reads its capabilities.
+    pub async fn new(runtime: &Runtime, plugin: &Plugin, spec: BackendSpec) -> Result<Self> {
+        for d in &spec.grants.dirs {
+            d.validate(&spec.name)?;
+        }
+        let name: Arc<str> = spec.name.into();
+        let http = HttpGrant::new(name.clone(), spec.grants.http.clone(), runtime.http_client().clone());
+        let shared = Arc::new(AdapterShared {
+            name,
+            grants: spec.grants,
+            limits: spec.limits,
+            http,
+            config: spec.config,
+            runtime: runtime.clone(),
+            plugin: plugin.clone(),
+        });
+        let mut inst = Instance::new(&shared)
+            .await
+            .map_err(|e| e.at(&shared.name, "open", None))?;
+        let caps = inst
+            .call("capabilities", None, |i| async move {
+                i.bindings
+                    .wharf_storage_adapter()
+                    .backend()
+                    .call_capabilities(&mut i.store, i.backend)
+                    .await
+            })
+            .await?;
+        Ok(WasmAdapter {
+            shared,
+            capabilities: caps_from_wit(caps),
+        })
+    }
+
+    /// The plugin this backend runs.
+    pub fn plugin(&self) -> &Plugin {
+        &self.shared.plugin
+    }
+
+    async fn instance(&self, op: &'static str, path: Option<&str>) -> Result<Instance> {
+        Instance::new(&self.shared)
+            .await
+            .map_err(|e| e.at(&self.shared.name, op, path))
+    }
+}
+
+impl Instance {
+    async fn new(shared: &Arc<AdapterShared>) -> Result<Self> {
+        let state = GuestState::new(shared)?;
+        let mut store = Store::new(shared.runtime.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_callback(|mut ctx| {
+            let left = &mut ctx.data_mut().cpu_ticks_left;
+            if *left == 0 {
+                return Err(wasmtime::format_err!("CPU time limit exceeded"));
+            }
+            *left -= 1;
+            // Yield so a busy guest never starves the executor.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        let limits = &shared.limits;
+        arm(&mut store, limits);
+        let bindings = bounded(limits, shared.plugin.pre().instantiate_async(&mut store))
+            .await
+            .map_err(|e| Error::adapter(format!("instantiating: {e}")))?;
+        arm(&mut store, limits);
+        let backend = bounded(
+            limits,
+            bindings.wharf_storage_adapter().call_open(&mut store, &shared.config),
+        )
+        .await
+        .map_err(Error::adapter)?
+        .map_err(from_wit)?;
+        Ok(Instance {
+            store,
+            bindings,
+            backend,
+            shared: shared.clone(),
+        })
+    }
+
+    /// Runs one guest call under the limits and maps traps and timeouts.
+    async fn call<'a, T, F, Fut>(&'a mut self, op: &'static str, path: Option<&str>, f: F) -> Result<T>
+    where
+        F: FnOnce(&'a mut Instance) -> Fut,
+        Fut: Future<Output = wasmtime::Result<T>> + 'a,
+    {
+        let shared = self.shared.clone();
+        arm(&mut self.store, &shared.limits);
+        bounded(&shared.limits, f(self))
+            .await
+            .map_err(|e| Error::adapter(e.to_string()).at(&shared.name, op, path))
+    }
+}
+
+/// Gives the next call its full CPU budget.
+fn arm(store: &mut Store<GuestState>, limits: &Limits) {
+    store.data_mut().cpu_ticks_left = (limits.cpu_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+    store.set_epoch_deadline(1);
+}
+
+/// Applies the wall-clock limit and turns a trap into a readable message.
+async fn bounded<T>(limits: &Limits, fut: impl Future<Output = wasmtime::Result<T>>) -> std::result::Result<T, String> {
+    match tokio::time::timeout(limits.call_timeout, fut).await {
+        Err(_) => Err(format!(
+            "the adapter did not answer within {:?} (call timeout)",
+            limits.call_timeout
+        )),
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(describe_trap(&e)),
+    }
+}
+
+fn describe_trap(e: &wasmtime::Error) -> String {
+    let root = e.root_cause().to_string();
+    let top = e.to_string();
+    let what = if root.contains("CPU time limit") {
+        "CPU time limit exceeded".to_string()
+    } else if root.contains("memory growth failure") || root.contains("forcing a memory growth") {
+        "memory limit exceeded".to_string()
+    } else if top == root {
+        format!("adapter trapped: {top}")
+    } else {
+        format!("adapter trapped: {top}: {root}")
+    };
+    // Keep the first lines only: a wasm backtrace can be long.
+    what.lines().take(6).collect::<Vec<_>>().join(" | ")
+}
+
+pub(crate) fn from_wit(e: wit::Error) -> Error {
+    let (kind, msg) = match e {
+        wit::Error::NotFound(m) => (ErrorKind::NotFound, m),
+        wit::Error::AlreadyExists(m) => (ErrorKind::AlreadyExists, m),
+        wit::Error::PreconditionFailed(m) => (ErrorKind::PreconditionFailed, m),
+        wit::Error::Denied(m) => (ErrorKind::Denied, m),
+        wit::Error::Invalid(m) => (ErrorKind::Invalid, m),
+        wit::Error::Unsupported(m) => (ErrorKind::Unsupported, m),
+        wit::Error::Transient(m) => (ErrorKind::Transient, m),
+        wit::Error::Backend(m) => (ErrorKind::Backend, m),
+    };
+    // A guest controls this text: keep it to a sane size.
+    let mut msg = msg;
+    if msg.len() > 4096 {
+        let mut cut = 4096;
+        while !msg.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        msg.truncate(cut);
+        msg.push('…');
+    }
+    Error::new(kind, msg)
+}
+
+fn caps_from_wit(c: wit::Capabilities) -> Capabilities {
+    Capabilities {
+        read_range: c.read_range,
+        write_create: c.write_create,
+        write_update: c.write_update,
+        copy: c.copy,
+        list_max_limit: c.list_max_limit.max(1),
+        write_min_chunk: c.write_min_chunk,
+        write_max_chunk: c.write_max_chunk.clamp(1, 256 << 20),
+        max_object_size: c.max_object_size,
+    }
+}
+
+fn meta_from_wit(m: wit::ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        path: m.path,
+        size: m.size,
+        etag: m.etag,
+        modified_ms: m.modified_ms,
+    }
+}
+
+fn mode_to_wit(m: &PutMode) -> wit::PutMode {
+    match m {
+        PutMode::Overwrite => wit::PutMode::Overwrite,
+        PutMode::Create => wit::PutMode::Create,
+        PutMode::Update(e) => wit::PutMode::Update(e.clone()),
+    }
+}
+
+macro_rules! guest_call {
+    ($self:ident, $op:literal, $path:expr, |$i:ident| $call:expr) => {{
+        let path: Option<&str> = $path;
+        let mut inst = $self.instance($op, path).await?;
+        let name = $self.shared.name.clone();
+        inst.call($op, path, |$i| async move { $call.await })
+            .await?
+            .map_err(|e| from_wit(e).at(&name, $op, path))
+    }};
+}
+
+#[async_trait]
+impl Adapter for WasmAdapter {
+    fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    async fn capabilities(&self) -> Result<Capabilities> {
+        Ok(self.capabilities)
+    }
+
+    async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
+        let p = path.as_str();
+        let m = guest_call!(self, "stat", Some(p), |i| async move {
+            i.bindings
+                .wharf_storage_adapter()
+                .backend()
+                .call_stat(&mut i.store, i.backend, p)
+                .await
+        })?;
+        Ok(meta_from_wit(m))
+    }
+
+    async fn exists(&self, path: &ObjectPath) -> Result<bool> {
+        let p = path.as_str();
+        guest_call!(self, "exists", Some(p), |i| async move {
+            i.bindings
+                .wharf_storage_adapter()
+                .backend()
+                .call_exists(&mut i.store, i.backend, p)
+                .await
+        })
+    }
+
+    async fn delete(&self, path: &ObjectPath) -> Result<()> {
+        let p = path.as_str();
+        guest_call!(self, "delete", Some(p), |i| async move {
+            i.bindings
+                .wharf_storage_adapter()
+                .backend()
+                .call_delete(&mut i.store, i.backend, p)
+                .await
+        })
+    }
+
+    async fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage> {
+        check_prefix(prefix).map_err(|e| e.at(&self.shared.name, "list", Some(prefix)))?;
+        let limit = limit.clamp(1, self.capabilities.list_max_limit);
+        let page = guest_call!(self, "list", Some(prefix), |i| async move {
+            i.bindings
+                .wharf_storage_adapter()
+                .backend()
+                .call_list(&mut i.store, i.backend, prefix, cursor, limit)
+                .await
+        })?;
+        if page.entries.len() > limit as usize {
+            return Err(Error::adapter(format!(
+                "returned {} entries for a page of at most {limit}",
+                page.entries.len()
+            ))
+            .at(&self.shared.name, "list", Some(prefix)));
+        }
+        if page.entries.windows(2).any(|w| w[0].path >= w[1].path)
+            || page.entries.iter().any(|e| !e.path.starts_with(prefix))
+        {
+            return Err(
+                Error::adapter("returned a page that is unsorted or outside the prefix").at(
+                    &self.shared.name,
+                    "list",
+                    Some(prefix),
+                ),
+            );
+        }
+        Ok(ListPage {
+            entries: page.entries.into_iter().map(meta_from_wit).collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    async fn copy(&self, from: &ObjectPath, to: &ObjectPath, mode: PutMode) -> Result<ObjectMeta> {
+        let (f, t, m) = (from.as_str(), to.as_str(), mode_to_wit(&mode));
+        let meta = guest_call!(self, "copy", Some(f), |i| async move {
+            i.bindings
+                .wharf_storage_adapter()
+                .backend()
+                .call_copy(&mut i.store, i.backend, f, t, &m)
+                .await
+        })?;
+        Ok(meta_from_wit(meta))
+    }
+
+    async fn health(&self) -> Result<String> {
+        guest_call!(self, "health", None, |i| async move {
+            i.bindings
+                .wharf_storage_adapter()
+                .backend()
+                .call_health(&mut i.store, i.backend)
+                .await
+        })
+    }
+
+    async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>> {
+        let p = path.as_str();
+        let r = range.map(|r| wit::ByteRange {
+            start: r.start,
+            end: r.end,
+        });
+        let mut inst = self.instance("read", Some(p)).await?;
+        let name = self.shared.name.clone();
+        let reader = inst
+            .call("read", Some(p), |i| async move {
+                i.bindings
+                    .wharf_storage_adapter()
+                    .backend()
+                    .call_read(&mut i.store, i.backend, p, r)
+                    .await
+            })
+            .await?
+            .map_err(|e| from_wit(e).at(&name, "read", Some(p)))?;
+        Ok(Box::new(WasmReader {
+            inst,
+            reader,
+            path: p.to_string(),
+            done: false,
+        }))
+    }
+
+    async fn write(&self, path: &ObjectPath, mode: PutMode, size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>> {
+        let p = path.as_str();
+        let m = mode_to_wit(&mode);
+        let mut inst = self.instance("write", Some(p)).await?;
+        let name = self.shared.name.clone();
+        let writer = inst
+            .call("write", Some(p), |i| async move {
+                i.bindings
+                    .wharf_storage_adapter()
+                    .backend()
+                    .call_write(&mut i.store, i.backend, p, &m, size_hint)
+                    .await
+            })
+            .await?
+            .map_err(|e| from_wit(e).at(&name, "write", Some(p)))?;
+        Ok(Box::new(WasmWriter {
+            inst: Some(inst),
+            writer,
+            path: p.to_string(),
+            pending: BytesMut::new(),
+            min_chunk: self.capabilities.write_min_chunk as usize,
+            max_chunk: self.capabilities.write_max_chunk as usize,
+        }))
+    }
+}
+
+struct WasmReader {
+    inst: Instance,
+    reader: ResourceAny,
+    path: String,
+    done: bool,
+}
+
+#[async_trait]
+impl ObjectReader for WasmReader {
+    async fn next_chunk(&mut self, max: usize) -> Result<Option<Bytes>> {
+        if self.done {
+            return Ok(None);
+        }
+        let max32 = max.clamp(1, u32::MAX as usize) as u32;
+        let reader = self.reader;
+        let path = self.path.clone();
+        let name = self.inst.shared.name.clone();
+        let chunk = self
+            .inst
+            .call("read", Some(&path), |i| async move {
+                i.bindings
+                    .wharf_storage_adapter()
+                    .reader()
+                    .call_next(&mut i.store, reader, max32)
+                    .await
+            })
+            .await
+            .inspect_err(|_| self.done = true)?
+            .map_err(|e| {
+                self.done = true;
+                from_wit(e).at(&name, "read", Some(&path))
+            })?;
+        if chunk.len() > max32 as usize {
+            self.done = true;
+            return Err(Error::adapter(format!(
+                "returned {} bytes when at most {max32} were asked for",
+                chunk.len()
+            ))
+            .at(&name, "read", Some(&path)));
+        }
+        if chunk.is_empty() {
+            self.done = true;
+            return Ok(None);
+        }
+        Ok(Some(Bytes::from(chunk)))
+    }
+}
+
+struct WasmWriter {
+    /// `None` once finished, aborted or broken.
+    inst: Option<Instance>,
+    writer: ResourceAny,
+    path: String,
+    /// Bytes held back until they make a chunk of at least `min_chunk`.
+    pending: BytesMut,
+    min_chunk: usize,
+    max_chunk: usize,
+}
+
+impl WasmWriter {
+    async fn send(&mut self, chunk: &[u8]) -> Result<()> {
+        let writer = self.writer;
+        let path = self.path.clone();
+        let Some(inst) = self.inst.as_mut() else {
+            return Err(Error::invalid("the writer already failed, finished or aborted"));
+        };
+        let name = inst.shared.name.clone();
+        let r = inst
+            .call("write", Some(&path), |i| async move {
+                i.bindings
+                    .wharf_storage_adapter()
+                    .writer()
+                    .call_append(&mut i.store, writer, chunk)
+                    .await
+            })
+            .await;
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                self.abort_in_background();
+                Err(from_wit(e).at(&name, "write", Some(&path)))
+            }
+            Err(e) => {
+                self.inst = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// A writer dropped or failed without `finish` asks the adapter to
+    /// discard its data, without making the caller wait.
+    fn abort_in_background(&mut self) {
+        let Some(mut inst) = self.inst.take() else { return };
+        let writer = self.writer;
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = inst
+                    .call("abort", None, |i| async move {
+                        i.bindings
+                            .wharf_storage_adapter()
+                            .writer()
+                            .call_abort(&mut i.store, writer)
+                            .await
+                    })
+                    .await;
+            });
+        }
+    }
+}
+
+impl Drop for WasmWriter {
+    fn drop(&mut self) {
+        self.abort_in_background();
+    }
+}
+
+#[async_trait]
+impl ObjectWriter for WasmWriter {
+    async fn append(&mut self, chunk: Bytes) -> Result<()> {
+        if self.pending.is_empty() && chunk.len() >= self.min_chunk && chunk.len() <= self.max_chunk {
+            return self.send(&chunk).await;
+        }
+        self.pending.extend_from_slice(&chunk);
+        // Every piece sent but the last is within [min_chunk, max_chunk].
+        while self.pending.len() >= self.min_chunk.max(1) {
+            let n = self.pending.len().min(self.max_chunk);
+            let piece = self.pending.split_to(n).freeze();
+            self.send(&piece).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<ObjectMeta> {
+        while !self.pending.is_empty() {
+            let n = self.pending.len().min(self.max_chunk);
+            let piece = self.pending.split_to(n).freeze();
+            self.send(&piece).await?;
+        }
+        let writer = self.writer;
+        let path = self.path.clone();
+        let Some(mut inst) = self.inst.take() else {
+            return Err(Error::invalid("the writer already failed, finished or aborted"));
+        };
+        let name = inst.shared.name.clone();
+        let meta = inst
+            .call("finish", Some(&path), |i| async move {
+                i.bindings
+                    .wharf_storage_adapter()
+                    .writer()
+                    .call_finish(&mut i.store, writer)
+                    .await
+            })
+            .await?
+            .map_err(|e| from_wit(e).at(&name, "write", Some(&path)))?;
+        Ok(meta_from_wit(meta))
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        let writer = self.writer;
+        let path = self.path.clone();
+        let Some(mut inst) = self.inst.take() else {
+            return Ok(());
+        };
+        let name = inst.shared.name.clone();
+        inst.call("abort", Some(&path), |i| async move {
+            i.bindings
+                .wharf_storage_adapter()
+                .writer()
+                .call_abort(&mut i.store, writer)
+                .await
+        })
+        .await?
+        .map_err(|e| from_wit(e).at(&name, "abort", Some(&path)))
+    }
+}

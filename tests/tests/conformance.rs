@@ -1,0 +1,15 @@
+//! The conformance suite against every adapter, through the real host.
+
+use wharf::conformance::{self, SuiteOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_filesystem() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = wharf_tests::local_host(dir.path());
+    let adapter = host.adapter("local_filesystem").await.unwrap();
+    let report = conformance::run(adapter, SuiteOptions::default()).await.unwrap();
+    println!("{report}");
+    assert!(report.failures().is_empty(), "{report}");
+    // Every case applies to local_filesystem: none may be skipped.
+    assert_eq!(report.passed(), report.cases.len(), "{report}");
+}
