@@ -145,7 +145,8 @@ impl Error {
         Error::new(ErrorKind::Adapter, message)
     }
 
-    pub(crate) fn io(context: impl fmt::Display, e: std::io::Error) -> Self {
+    /// A local I/O failure with what was being done.
+    pub fn io(context: impl fmt::Display, e: std::io::Error) -> Self {
         let kind = match e.kind() {
             std::io::ErrorKind::NotFound => ErrorKind::NotFound,
             std::io::ErrorKind::PermissionDenied => ErrorKind::Denied,

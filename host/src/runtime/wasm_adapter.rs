@@ -117,6 +117,28 @@ impl WasmAdapter {
         &self.shared.plugin
     }
 
+    /// Creates one instance and opens the backend in it, then drops it: the
+    /// fixed cost every operation pays. Returns the time spent
+    /// instantiating and the time spent in the adapter's `open`.
+    pub async fn probe_instance(&self) -> Result<(Duration, Duration)> {
+        let shared = &self.shared;
+        let start = std::time::Instant::now();
+        let mut store = Instance::store(shared)?;
+        let bindings = bounded(&shared.limits, shared.plugin.pre().instantiate_async(&mut store))
+            .await
+            .map_err(|e| Error::adapter(format!("instantiating: {e}")))?;
+        let instantiated = start.elapsed();
+        arm(&mut store, &shared.limits);
+        bounded(
+            &shared.limits,
+            bindings.wharf_storage_adapter().call_open(&mut store, &shared.config),
+        )
+        .await
+        .map_err(Error::adapter)?
+        .map_err(from_wit)?;
+        Ok((instantiated, start.elapsed() - instantiated))
+    }
+
     async fn instance(&self, op: &'static str, path: Option<&str>) -> Result<Instance> {
         Instance::new(&self.shared)
             .await
@@ -125,7 +147,7 @@ impl WasmAdapter {
 }
 
 impl Instance {
-    async fn new(shared: &Arc<AdapterShared>) -> Result<Self> {
+    fn store(shared: &Arc<AdapterShared>) -> Result<Store<GuestState>> {
         let state = GuestState::new(shared)?;
         let mut store = Store::new(shared.runtime.engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -138,6 +160,12 @@ impl Instance {
             // Yield so a busy guest never starves the executor.
             Ok(UpdateDeadline::Yield(1))
         });
+        arm(&mut store, &shared.limits);
+        Ok(store)
+    }
+
+    async fn new(shared: &Arc<AdapterShared>) -> Result<Self> {
+        let mut store = Self::store(shared)?;
         let limits = &shared.limits;
         arm(&mut store, limits);
         let bindings = bounded(limits, shared.plugin.pre().instantiate_async(&mut store))
@@ -192,19 +220,17 @@ async fn bounded<T>(limits: &Limits, fut: impl Future<Output = wasmtime::Result<
 }
 
 fn describe_trap(e: &wasmtime::Error) -> String {
+    // The root cause says what happened; the top-level message is a wasm
+    // backtrace that can run to hundreds of lines.
     let root = e.root_cause().to_string();
-    let top = e.to_string();
-    let what = if root.contains("CPU time limit") {
+    let cause = root.lines().next().unwrap_or("unknown trap").trim();
+    if cause.contains("CPU time limit") {
         "CPU time limit exceeded".to_string()
-    } else if root.contains("memory growth failure") || root.contains("forcing a memory growth") {
-        "memory limit exceeded".to_string()
-    } else if top == root {
-        format!("adapter trapped: {top}")
+    } else if cause.contains("forcing trap when growing memory") || cause.contains("memory growth failure") {
+        format!("memory limit exceeded ({cause})")
     } else {
-        format!("adapter trapped: {top}: {root}")
-    };
-    // Keep the first lines only: a wasm backtrace can be long.
-    what.lines().take(6).collect::<Vec<_>>().join(" | ")
+        format!("adapter trapped: {cause}")
+    }
 }
 
 pub(crate) fn from_wit(e: wit::Error) -> Error {

@@ -1,0 +1,192 @@
+//! `wharf`: put, get, list, inspect and delete models on any backend.
+
+mod get;
+mod health;
+mod ls;
+mod plugins;
+mod put;
+mod rm;
+mod stat;
+
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use wharf::{Config, ErrorKind, Host};
+
+/// Exit codes, also listed in the README.
+pub(crate) mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const NOT_FOUND: u8 = 3;
+    pub const CONFLICT: u8 = 4;
+    pub const INTEGRITY: u8 = 5;
+    pub const CONFIG: u8 = 6;
+    pub const UNHEALTHY: u8 = 7;
+    pub const DENIED: u8 = 8;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "wharf",
+    version,
+    about = "Store ML model artifacts in any storage through sandboxed Wasm adapters"
+)]
+struct Cli {
+    /// Config file; default `./wharf.toml` if present, else the built-in
+    /// local_filesystem backend storing into `$WHARF_DATA_DIR` or `./wharf-data`.
+    #[arg(long, global = true, env = "WHARF_CONFIG")]
+    config: Option<PathBuf>,
+    /// Backend to use; default: the config's `default_backend`.
+    #[arg(long, short, global = true)]
+    backend: Option<String>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Save a model file or folder; prints its ModelStorageInfo.
+    Put(put::Put),
+    /// Load a model back, verified by sha256.
+    Get(get::Get),
+    /// List objects under a prefix.
+    Ls(ls::Ls),
+    /// Show a model's ModelStorageInfo (or an object's metadata).
+    Stat(stat::Stat),
+    /// Delete a model.
+    Rm(rm::Rm),
+    /// Check every configured backend.
+    Health(health::Health),
+    /// List and inspect adapter plugins.
+    #[command(subcommand)]
+    Plugins(plugins::Plugins),
+}
+
+/// What every subcommand gets.
+pub(crate) struct Ctx {
+    pub host: Host,
+    pub backend: String,
+    pub json: bool,
+}
+
+impl Ctx {
+    pub async fn service(&self) -> wharf::Result<wharf::StorageService> {
+        self.host.service(&self.backend).await
+    }
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wharf: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("wharf: {e}");
+            ExitCode::from(code_of(&e))
+        }
+    }
+}
+
+fn code_of(e: &wharf::Error) -> u8 {
+    match e.kind() {
+        ErrorKind::NotFound => exit::NOT_FOUND,
+        ErrorKind::AlreadyExists | ErrorKind::PreconditionFailed => exit::CONFLICT,
+        ErrorKind::Integrity => exit::INTEGRITY,
+        ErrorKind::Config => exit::CONFIG,
+        ErrorKind::Denied => exit::DENIED,
+        _ => exit::ERROR,
+    }
+}
+
+fn load_config(explicit: Option<&Path>) -> wharf::Result<(Config, PathBuf)> {
+    let cwd =
+        std::env::current_dir().map_err(|e| wharf::Error::new(ErrorKind::Io, format!("current directory: {e}")))?;
+    let data_dir = wharf::config::default_data_dir();
+    let file = match explicit {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(cwd.join("wharf.toml")).filter(|p| p.is_file()),
+    };
+    match file {
+        Some(path) => {
+            let cfg = Config::load(&path)?;
+            let base = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or(cwd.clone(), Path::to_path_buf);
+            let data = if data_dir.is_absolute() {
+                data_dir
+            } else {
+                cwd.join(data_dir)
+            };
+            Ok((cfg.with_local_default(&data), base))
+        }
+        None => Ok((Config::local_default(&data_dir), cwd)),
+    }
+}
+
+async fn run(cli: Cli) -> wharf::Result<u8> {
+    let (config, base) = load_config(cli.config.as_deref())?;
+    let backend = cli
+        .backend
+        .clone()
+        .unwrap_or_else(|| config.default_backend().to_string());
+    let host = Host::new(config, &base)?;
+    let ctx = Ctx {
+        host,
+        backend,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Put(c) => c.execute(&ctx).await,
+        Command::Get(c) => c.execute(&ctx).await,
+        Command::Ls(c) => c.execute(&ctx).await,
+        Command::Stat(c) => c.execute(&ctx).await,
+        Command::Rm(c) => c.execute(&ctx).await,
+        Command::Health(c) => c.execute(&ctx).await,
+        Command::Plugins(c) => c.execute(&ctx).await,
+    }
+}
+
+/// A progress bar on stderr for transfers over 8 MiB, when stderr is a terminal.
+pub(crate) fn progress(total: u64) -> Option<indicatif::ProgressBar> {
+    if total < (8 << 20) || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("a valid template"),
+    );
+    Some(bar)
+}
+
+pub(crate) fn with_progress(
+    service: wharf::StorageService,
+    bar: &Option<indicatif::ProgressBar>,
+) -> wharf::StorageService {
+    match bar {
+        Some(b) => {
+            let b = b.clone();
+            service.with_progress(std::sync::Arc::new(move |n| b.set_position(n)))
+        }
+        None => service,
+    }
+}
+
+pub(crate) fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
+}

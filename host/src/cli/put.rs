@@ -1,0 +1,106 @@
+use super::{Ctx, exit, print_json, progress, with_progress};
+use clap::Args;
+use std::path::PathBuf;
+use wharf::{SaveOptions, SerializationFormat};
+
+/// `wharf put <file|folder>`.
+#[derive(Args)]
+pub(crate) struct Put {
+    /// A model file, or a folder such as a SavedModel directory.
+    source: PathBuf,
+    /// Model name; default: the file name without extension.
+    #[arg(long)]
+    model: Option<String>,
+    /// Version; default: the UTC time of the save, e.g. 20261127T101500Z.
+    #[arg(long = "model-version")]
+    version: Option<String>,
+    /// Store at this path instead of models/<model>/<version>.
+    #[arg(long, conflicts_with_all = ["model", "version"])]
+    path: Option<String>,
+    /// Serialization format; default: detected from the content.
+    #[arg(long, value_parser = parse_format)]
+    format: Option<SerializationFormat>,
+}
+
+fn parse_format(s: &str) -> Result<SerializationFormat, String> {
+    SerializationFormat::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = SerializationFormat::ALL.iter().map(|f| f.as_str()).collect();
+        format!("unknown format `{s}` (one of: {})", all.join(", "))
+    })
+}
+
+impl Put {
+    pub async fn execute(self, ctx: &Ctx) -> wharf::Result<u8> {
+        let meta = std::fs::metadata(&self.source)
+            .map_err(|e| wharf::Error::new(wharf::ErrorKind::NotFound, format!("`{}`: {e}", self.source.display())))?;
+        let mut opts = SaveOptions {
+            path: self.path,
+            format: self.format,
+            ..Default::default()
+        };
+        if opts.path.is_none() {
+            let stem = self
+                .source
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            opts.model = Some(self.model.unwrap_or_else(|| sanitize(&stem)));
+            opts.version = Some(self.version.unwrap_or_else(now_version));
+        }
+        let total = if meta.is_dir() {
+            dir_size(&self.source)
+        } else {
+            meta.len()
+        };
+        let bar = progress(total);
+        let service = with_progress(ctx.service().await?, &bar);
+        let info = if meta.is_dir() {
+            service.save_dir(&self.source, &opts).await
+        } else {
+            service.save_file(&self.source, &opts).await
+        };
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        print_json(&info?);
+        Ok(exit::OK)
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    let out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with('.') {
+        format!("model{out}")
+    } else {
+        out
+    }
+}
+
+fn now_version() -> String {
+    // RFC 3339 without separators: sorts by time and is a safe path segment.
+    let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    t.replace(['-', ':'], "")
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => dir_size(&e.path()),
+                    Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+                    _ => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

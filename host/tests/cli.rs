@@ -1,0 +1,217 @@
+//! The `wharf` binary as a user runs it: no config, then bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn wharf(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("WHARF_CONFIG")
+        .env_remove("WHARF_DATA_DIR")
+        .env(
+            "WHARF_CACHE_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wharf-test-cache"),
+        )
+        .output()
+        .expect("wharf runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A small but real ONNX-shaped file: ir_version 7, producer name, padding.
+fn write_model(path: &Path, len: usize) {
+    let mut v = vec![0x08, 0x07, 0x12, 0x05];
+    v.extend_from_slice(b"wharf");
+    let mut x: u32 = 1;
+    while v.len() < len {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        v.push((x >> 24) as u8);
+    }
+    std::fs::write(path, v).unwrap();
+}
+
+#[test]
+fn put_then_get_with_no_config_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(&dir.path().join("model.onnx"), 3 << 20);
+    let put = wharf(
+        dir.path(),
+        &["put", "model.onnx", "--model", "detector", "--model-version", "v1"],
+    );
+    assert!(put.status.success(), "{}", stderr(&put));
+    let info: serde_json::Value = serde_json::from_slice(&put.stdout).expect("put prints ModelStorageInfo JSON");
+    assert_eq!(info["storage_backend"], "local_filesystem");
+    assert_eq!(info["storage_path"], "models/detector/v1");
+    assert_eq!(info["format"], "onnx");
+    assert_eq!(info["size_bytes"], 3 << 20);
+    assert_eq!(info["checksum"].as_str().unwrap().len(), 64);
+    assert!(dir.path().join("wharf-data/models/detector/v1/wharf.json").is_file());
+
+    std::fs::write(dir.path().join("info.json"), &put.stdout).unwrap();
+    let get = wharf(dir.path(), &["get", "--info", "info.json", "-o", "back.onnx"]);
+    assert!(get.status.success(), "{}", stderr(&get));
+    assert_eq!(
+        std::fs::read(dir.path().join("back.onnx")).unwrap(),
+        std::fs::read(dir.path().join("model.onnx")).unwrap()
+    );
+
+    // Versions are immutable: the same version again is a conflict.
+    let again = wharf(
+        dir.path(),
+        &["put", "model.onnx", "--model", "detector", "--model-version", "v1"],
+    );
+    assert_eq!(again.status.code(), Some(4), "{}", stderr(&again));
+    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+
+    let ls = wharf(dir.path(), &["ls", "models/detector/"]);
+    assert!(String::from_utf8_lossy(&ls.stdout).contains("models/detector/v1/wharf.json"));
+
+    let rm = wharf(dir.path(), &["rm", "models/detector/v1"]);
+    assert!(rm.status.success(), "{}", stderr(&rm));
+    let gone = wharf(dir.path(), &["get", "models/detector/v1"]);
+    assert_eq!(gone.status.code(), Some(3), "{}", stderr(&gone));
+    assert!(stderr(&gone).contains("models/detector/v1"), "{}", stderr(&gone));
+}
+
+#[test]
+fn folder_models_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = dir.path().join("saved");
+    std::fs::create_dir_all(sm.join("variables")).unwrap();
+    std::fs::write(sm.join("saved_model.pb"), b"graph").unwrap();
+    std::fs::write(sm.join("variables/variables.index"), b"index").unwrap();
+    let put = wharf(dir.path(), &["put", "saved", "--model", "tf", "--model-version", "3"]);
+    assert!(put.status.success(), "{}", stderr(&put));
+    let info: serde_json::Value = serde_json::from_slice(&put.stdout).unwrap();
+    assert_eq!(info["format"], "tensorflow_savedmodel");
+    assert_eq!(info["is_directory"], true);
+    let get = wharf(dir.path(), &["get", "models/tf/3", "-o", "restored"]);
+    assert!(get.status.success(), "{}", stderr(&get));
+    assert_eq!(
+        std::fs::read(dir.path().join("restored/variables/variables.index")).unwrap(),
+        b"index"
+    );
+}
+
+#[test]
+fn tampered_object_is_an_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(&dir.path().join("m.onnx"), 100_000);
+    let put = wharf(dir.path(), &["put", "m.onnx", "--model", "m", "--model-version", "1"]);
+    assert!(put.status.success(), "{}", stderr(&put));
+    let info: serde_json::Value = serde_json::from_slice(&put.stdout).unwrap();
+    // Flip one byte of the stored file, keeping its size.
+    let data_dir = std::fs::read_dir(dir.path().join("wharf-data/models/m/1"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_type().unwrap().is_dir())
+        .unwrap()
+        .path();
+    let stored = data_dir.join("m.onnx");
+    let mut bytes = std::fs::read(&stored).unwrap();
+    bytes[50_000] ^= 0xff;
+    std::fs::write(&stored, bytes).unwrap();
+    let get = wharf(
+        dir.path(),
+        &["get", info["storage_path"].as_str().unwrap(), "-o", "out.onnx"],
+    );
+    assert_eq!(get.status.code(), Some(5), "{}", stderr(&get));
+    assert!(stderr(&get).contains("sha256"), "{}", stderr(&get));
+    assert!(
+        !dir.path().join("out.onnx").exists(),
+        "corrupt data must never reach the output"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        !leftovers.iter().any(|n| n.to_string_lossy().contains("partial")),
+        "{leftovers:?}"
+    );
+}
+
+#[test]
+fn bad_config_and_unknown_backend_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wharf.toml"),
+        "[backends.local_filesystem]\nplugni = \"x\"\n",
+    )
+    .unwrap();
+    let o = wharf(dir.path(), &["ls"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("plugni") && stderr(&o).contains("wharf.toml"),
+        "{}",
+        stderr(&o)
+    );
+
+    std::fs::remove_file(dir.path().join("wharf.toml")).unwrap();
+    let o = wharf(dir.path(), &["--backend", "nosuch", "ls"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unknown backend `nosuch`"), "{}", stderr(&o));
+
+    std::fs::write(dir.path().join("wharf.toml"), "[backends.s3]\nplugin = \"aws_s5\"\n").unwrap();
+    let o = wharf(dir.path(), &["--backend", "s3", "ls"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no plugin `aws_s5`"), "{}", stderr(&o));
+
+    std::fs::write(
+        dir.path().join("wharf.toml"),
+        "[backends.local_filesystem]\nsha256 = \"00\"\n",
+    )
+    .unwrap();
+    let o = wharf(dir.path(), &["ls"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("pins 00"), "{}", stderr(&o));
+}
+
+#[test]
+fn escaping_paths_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["../../etc/passwd", "/etc/passwd", "models/../../x"] {
+        let o = wharf(dir.path(), &["stat", bad]);
+        assert_eq!(o.status.code(), Some(1), "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains("invalid"), "{bad}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn plugin_that_is_not_a_component_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    std::fs::write(dir.path().join("plugins/broken.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(dir.path().join("plugins/junk.wasm"), b"hello").unwrap();
+    std::fs::write(
+        dir.path().join("wharf.toml"),
+        "plugin_dir = \"plugins\"\n[backends.broken]\n[backends.junk]\n",
+    )
+    .unwrap();
+    let o = wharf(dir.path(), &["--backend", "broken", "ls"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("broken.wasm") && stderr(&o).contains("core WebAssembly module"),
+        "{}",
+        stderr(&o)
+    );
+    let o = wharf(dir.path(), &["--backend", "junk", "ls"]);
+    assert!(
+        stderr(&o).contains("junk.wasm") && stderr(&o).contains("not a WebAssembly component"),
+        "{}",
+        stderr(&o)
+    );
+    // The built-in backend still works next to broken plugins.
+    let o = wharf(dir.path(), &["ls"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = wharf(dir.path(), &["health"]);
+    assert_eq!(
+        o.status.code(),
+        Some(7),
+        "health must report the broken backends as down"
+    );
+}

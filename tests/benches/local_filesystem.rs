@@ -1,0 +1,260 @@
+//! local_filesystem through the Wasm adapter vs native Rust file I/O on the
+//! same disk, in the same run. Prints a Markdown report (ratios, since the
+//! machine is noisy). `cargo bench -p wharf-tests --bench local_filesystem`
+//! Size: `WHARF_BENCH_BYTES` (default 1 GiB).
+
+use bytes::Bytes;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wharf::conformance::DataStream;
+use wharf::plugins::PluginSet;
+use wharf::{Adapter, Config, ObjectPath, PutMode, Runtime, RuntimeConfig, SaveOptions, StorageService, WasmAdapter};
+
+const CHUNK: usize = 4 << 20;
+
+fn peak_rss_reset() {
+    // Writing 5 to clear_refs resets VmHWM (peak RSS) to the current RSS.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn mibs(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
+}
+
+fn drop_caches() {
+    // Best effort (needs root); keeps both sides honest about the page cache.
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+}
+
+fn native_copy(src: &Path, dst: &Path) -> Duration {
+    let start = Instant::now();
+    let mut input = std::fs::File::open(src).unwrap();
+    let mut out = std::fs::File::create(dst).unwrap();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = input.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n]).unwrap();
+    }
+    out.sync_all().unwrap();
+    start.elapsed()
+}
+
+fn native_read(src: &Path) -> Duration {
+    let start = Instant::now();
+    let mut input = std::fs::File::open(src).unwrap();
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0;
+    loop {
+        let n = input.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    std::hint::black_box(total);
+    start.elapsed()
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let size: u64 = std::env::var("WHARF_BENCH_BYTES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1 << 30);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-local");
+    let _ = std::fs::remove_dir_all(&root);
+    let (store, scratch) = (root.join("store"), root.join("scratch"));
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::create_dir_all(&scratch).unwrap();
+
+    // The source model file.
+    let src = scratch.join("model.bin");
+    {
+        let mut f = std::fs::File::create(&src).unwrap();
+        let mut d = DataStream::new(1, size);
+        while let Some(c) = d.next_chunk(CHUNK) {
+            f.write_all(&c).unwrap();
+        }
+        f.sync_all().unwrap();
+    }
+
+    let cfg = Config::local_default(&store);
+    let spec = cfg.backends["local_filesystem"]
+        .resolve("local_filesystem", &root)
+        .unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wharf-test-cache")),
+        ..Default::default()
+    })
+    .unwrap();
+    let plugin = PluginSet::builtin().load(&runtime, "local_filesystem", None).unwrap();
+    let wasm = WasmAdapter::new(&runtime, &plugin, spec).await.unwrap();
+    let adapter: Arc<dyn Adapter> = Arc::new(wasm.clone());
+    let service = StorageService::new(adapter.clone());
+
+    println!("| measurement | wharf (Wasm adapter) | native Rust | ratio wharf/native |");
+    println!("|---|---|---|---|");
+
+    // Large put: adapter only, then the full service (sha256 + manifest).
+    drop_caches();
+    let native_put = native_copy(&src, &scratch.join("copy.bin"));
+    drop_caches();
+    peak_rss_reset();
+    let path = ObjectPath::parse("bench/raw.bin").unwrap();
+    let start = Instant::now();
+    let mut w = adapter.write(&path, PutMode::Overwrite, Some(size)).await.unwrap();
+    let mut input = std::fs::File::open(&src).unwrap();
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let n = input.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        w.append(Bytes::from(buf)).await.unwrap();
+    }
+    w.finish().await.unwrap();
+    let raw_put = start.elapsed();
+    let raw_put_rss = peak_rss_mib();
+    let gib = size as f64 / (1u64 << 30) as f64;
+    println!(
+        "| put {gib:.2} GiB, adapter write (MiB/s) | {:.0} | {:.0} | {:.2} |",
+        mibs(size, raw_put),
+        mibs(size, native_put),
+        native_put.as_secs_f64() / raw_put.as_secs_f64()
+    );
+
+    drop_caches();
+    peak_rss_reset();
+    let start = Instant::now();
+    let opts = SaveOptions {
+        model: Some("bench".into()),
+        version: Some("1".into()),
+        ..Default::default()
+    };
+    let info = service.save_file(&src, &opts).await.unwrap();
+    let svc_put = start.elapsed();
+    let svc_put_rss = peak_rss_mib();
+    println!(
+        "| put {gib:.2} GiB, `StorageService::save_file` incl. sha256 (MiB/s) | {:.0} | {:.0} | {:.2} |",
+        mibs(size, svc_put),
+        mibs(size, native_put),
+        native_put.as_secs_f64() / svc_put.as_secs_f64()
+    );
+
+    // Large get.
+    drop_caches();
+    let native_get = native_read(&scratch.join("copy.bin"));
+    drop_caches();
+    peak_rss_reset();
+    let start = Instant::now();
+    let mut r = adapter.read(&path, None).await.unwrap();
+    let mut total = 0u64;
+    while let Some(c) = r.next_chunk(CHUNK).await.unwrap() {
+        total += c.len() as u64;
+    }
+    assert_eq!(total, size);
+    let raw_get = start.elapsed();
+    let raw_get_rss = peak_rss_mib();
+    println!(
+        "| get {gib:.2} GiB, adapter read (MiB/s) | {:.0} | {:.0} | {:.2} |",
+        mibs(size, raw_get),
+        mibs(size, native_get),
+        native_get.as_secs_f64() / raw_get.as_secs_f64()
+    );
+    drop_caches();
+    peak_rss_reset();
+    let out = scratch.join("loaded.bin");
+    let start = Instant::now();
+    service.load_to_path(&info.storage_path, &out).await.unwrap();
+    let svc_get = start.elapsed();
+    let svc_get_rss = peak_rss_mib();
+    drop_caches();
+    let native_get_copy = native_copy(&scratch.join("copy.bin"), &scratch.join("copy2.bin"));
+    println!(
+        "| get {gib:.2} GiB to a file, `load_to_path` incl. sha256 verify (MiB/s) | {:.0} | {:.0} (copy) | {:.2} |",
+        mibs(size, svc_get),
+        mibs(size, native_get_copy),
+        native_get_copy.as_secs_f64() / svc_get.as_secs_f64()
+    );
+
+    // Small objects: 4 KiB put and get latency.
+    let small = vec![9u8; 4096];
+    let n = 500;
+    let (mut wp, mut wg, mut np, mut ng) = (vec![], vec![], vec![], vec![]);
+    for i in 0..n {
+        let p = ObjectPath::parse(&format!("small/{i}")).unwrap();
+        let t = Instant::now();
+        let mut w = adapter.write(&p, PutMode::Overwrite, Some(4096)).await.unwrap();
+        w.append(Bytes::from(small.clone())).await.unwrap();
+        w.finish().await.unwrap();
+        wp.push(t.elapsed());
+        let t = Instant::now();
+        let mut r = adapter.read(&p, None).await.unwrap();
+        while r.next_chunk(CHUNK).await.unwrap().is_some() {}
+        wg.push(t.elapsed());
+        // Native does what the adapter does: temp file, fsync, rename.
+        let f = scratch.join(format!("s{i}"));
+        let tmp = scratch.join(format!(".s{i}.tmp"));
+        let t = Instant::now();
+        let mut file = std::fs::File::create(&tmp).unwrap();
+        file.write_all(&small).unwrap();
+        file.sync_all().unwrap();
+        std::fs::rename(&tmp, &f).unwrap();
+        np.push(t.elapsed());
+        let t = Instant::now();
+        std::hint::black_box(std::fs::read(&f).unwrap());
+        ng.push(t.elapsed());
+    }
+    for (what, w, nat) in [("put", &mut wp, &mut np), ("get", &mut wg, &mut ng)] {
+        let (w50, n50) = (percentile(w, 0.5), percentile(nat, 0.5));
+        let (w99, n99) = (percentile(w, 0.99), percentile(nat, 0.99));
+        println!(
+            "| 4 KiB {what} latency p50 / p99 ({n} ops) | {w50:.0?} / {w99:.0?} | {n50:.0?} / {n99:.0?} | {:.2} (p50) |",
+            w50.as_secs_f64() / n50.as_secs_f64()
+        );
+    }
+
+    // Fixed cost per operation: a fresh instance, and the adapter's open().
+    let mut inst = vec![];
+    let mut open = vec![];
+    for _ in 0..2000 {
+        let (i, o) = wasm.probe_instance().await.unwrap();
+        inst.push(i);
+        open.push(o);
+    }
+    println!(
+        "| instance creation p50 / p99 (2,000 fresh instances) | {:.1?} / {:.1?} | — | — |",
+        percentile(&mut inst, 0.5),
+        percentile(&mut inst, 0.99)
+    );
+    println!(
+        "| adapter `open` in a fresh instance p50 / p99 | {:.1?} / {:.1?} | — | — |",
+        percentile(&mut open, 0.5),
+        percentile(&mut open, 0.99)
+    );
+    println!(
+        "| peak RSS (MiB): adapter put / service put / adapter get / service get | {raw_put_rss:.0} / {svc_put_rss:.0} / {raw_get_rss:.0} / {svc_get_rss:.0} | — | — |"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
