@@ -169,10 +169,10 @@ impl StorageService {
         let mut head = Vec::new();
         let mut moved = 0u64;
         let result: Result<()> = async {
-            for (rel, mut reader, size) in streams {
+            for (rel, reader, size) in streams {
                 let path = data.join(&rel)?;
                 written.push(path.clone());
-                let (file, first) = self.upload_one(&path, &rel, &mut reader, size, &mut moved).await?;
+                let (file, first) = self.upload_one(&path, &rel, reader, size, &mut moved).await?;
                 if head.is_empty() {
                     head = first;
                 }
@@ -228,43 +228,62 @@ impl StorageService {
         Ok(info)
     }
 
+    /// Streams one file into the backend. Reading and hashing run in their
+    /// own task, a bounded two chunks ahead of the adapter, so the sha256
+    /// and the transfer overlap.
     async fn upload_one(
         &self,
         path: &ObjectPath,
         rel: &str,
-        reader: &mut (dyn AsyncRead + Unpin + Send),
+        mut reader: Box<dyn AsyncRead + Unpin + Send>,
         size: Option<u64>,
         moved: &mut u64,
     ) -> Result<(StoredFile, Vec<u8>)> {
         let mut w = self.adapter.write(path, PutMode::Overwrite, size).await?;
-        let mut hasher = Sha256::new();
-        let mut total = 0u64;
-        let mut head = Vec::new();
-        loop {
-            let mut buf = BytesMut::with_capacity(CHUNK);
-            while buf.len() < CHUNK {
-                let n = reader
-                    .read_buf(&mut buf)
-                    .await
-                    .map_err(|e| Error::io(format!("reading `{rel}`"), e))?;
-                if n == 0 {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+        let source = rel.to_string();
+        let producer = tokio::spawn(async move {
+            let mut hasher = Sha256::new();
+            let mut head = Vec::new();
+            loop {
+                let mut buf = BytesMut::with_capacity(CHUNK);
+                while buf.len() < CHUNK {
+                    let n = reader
+                        .read_buf(&mut buf)
+                        .await
+                        .map_err(|e| Error::io(format!("reading `{source}`"), e))?;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                if buf.is_empty() {
                     break;
                 }
+                if head.is_empty() {
+                    head = buf[..buf.len().min(256)].to_vec();
+                }
+                hasher.update(&buf);
+                if tx.send(buf.freeze()).await.is_err() {
+                    break; // the consumer failed; its error is reported
+                }
             }
-            if buf.is_empty() {
-                break;
+            Ok::<_, Error>((hex::encode(hasher.finalize()), head))
+        });
+        let mut total = 0u64;
+        while let Some(chunk) = rx.recv().await {
+            total += chunk.len() as u64;
+            *moved += chunk.len() as u64;
+            if let Err(e) = w.append(chunk).await {
+                producer.abort();
+                return Err(e);
             }
-            if head.is_empty() {
-                head = buf[..buf.len().min(256)].to_vec();
-            }
-            hasher.update(&buf);
-            total += buf.len() as u64;
-            *moved += buf.len() as u64;
-            w.append(buf.freeze()).await?;
             if let Some(p) = &self.progress {
                 p(*moved);
             }
         }
+        let (checksum, head) = producer
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("reader task: {e}")))??;
         let meta = w.finish().await?;
         if meta.size != total {
             return Err(Error::new(
@@ -277,7 +296,7 @@ impl StorageService {
             StoredFile {
                 path: rel.to_string(),
                 size_bytes: total,
-                checksum: hex::encode(hasher.finalize()),
+                checksum,
             },
             head,
         ))
@@ -402,7 +421,15 @@ impl StorageService {
         moved: &mut u64,
     ) -> Result<()> {
         let mut r: Box<dyn ObjectReader> = self.adapter.read(path, None).await?;
-        let mut hasher = Sha256::new();
+        // The sha256 runs in its own task, overlapping the transfer.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+        let hasher = tokio::spawn(async move {
+            let mut h = Sha256::new();
+            while let Some(c) = rx.recv().await {
+                h.update(&c);
+            }
+            hex::encode(h.finalize())
+        });
         let mut total = 0u64;
         let integrity =
             |msg: String| Error::new(ErrorKind::Integrity, msg).at(self.adapter.name(), "read", Some(path.as_str()));
@@ -414,7 +441,7 @@ impl StorageService {
                     expect.size_bytes
                 )));
             }
-            hasher.update(&chunk);
+            let _ = tx.send(chunk.clone()).await;
             out.write_all(&chunk)
                 .await
                 .map_err(|e| Error::io("writing the output", e))?;
@@ -423,13 +450,16 @@ impl StorageService {
                 p(*moved);
             }
         }
+        drop(tx);
+        let got = hasher
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("hash task: {e}")))?;
         if total != expect.size_bytes {
             return Err(integrity(format!(
                 "object has {total} bytes, {} were recorded",
                 expect.size_bytes
             )));
         }
-        let got = hex::encode(hasher.finalize());
         if got != expect.checksum {
             return Err(integrity(format!("sha256 is {got}, {} was recorded", expect.checksum)));
         }

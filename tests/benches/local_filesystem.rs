@@ -115,87 +115,113 @@ async fn main() {
     println!("| measurement | wharf (Wasm adapter) | native Rust | ratio wharf/native |");
     println!("|---|---|---|---|");
 
-    // Large put: adapter only, then the full service (sha256 + manifest).
-    drop_caches();
-    let native_put = native_copy(&src, &scratch.join("copy.bin"));
-    drop_caches();
-    peak_rss_reset();
+    // Large transfers: 3 rounds, alternating which side goes first; medians.
+    let (mut n_put, mut w_put, mut s_put, mut n_get, mut w_get, mut s_get, mut n_cp) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut rss_wput, mut rss_sput, mut rss_wget, mut rss_sget) = (0f64, 0f64, 0f64, 0f64);
     let path = ObjectPath::parse("bench/raw.bin").unwrap();
-    let start = Instant::now();
-    let mut w = adapter.write(&path, PutMode::Overwrite, Some(size)).await.unwrap();
-    let mut input = std::fs::File::open(&src).unwrap();
-    loop {
-        let mut buf = vec![0u8; CHUNK];
-        let n = input.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        buf.truncate(n);
-        w.append(Bytes::from(buf)).await.unwrap();
-    }
-    w.finish().await.unwrap();
-    let raw_put = start.elapsed();
-    let raw_put_rss = peak_rss_mib();
-    let gib = size as f64 / (1u64 << 30) as f64;
-    println!(
-        "| put {gib:.2} GiB, adapter write (MiB/s) | {:.0} | {:.0} | {:.2} |",
-        mibs(size, raw_put),
-        mibs(size, native_put),
-        native_put.as_secs_f64() / raw_put.as_secs_f64()
-    );
-
-    drop_caches();
-    peak_rss_reset();
-    let start = Instant::now();
-    let opts = SaveOptions {
-        model: Some("bench".into()),
-        version: Some("1".into()),
-        ..Default::default()
-    };
-    let info = service.save_file(&src, &opts).await.unwrap();
-    let svc_put = start.elapsed();
-    let svc_put_rss = peak_rss_mib();
-    println!(
-        "| put {gib:.2} GiB, `StorageService::save_file` incl. sha256 (MiB/s) | {:.0} | {:.0} | {:.2} |",
-        mibs(size, svc_put),
-        mibs(size, native_put),
-        native_put.as_secs_f64() / svc_put.as_secs_f64()
-    );
-
-    // Large get.
-    drop_caches();
-    let native_get = native_read(&scratch.join("copy.bin"));
-    drop_caches();
-    peak_rss_reset();
-    let start = Instant::now();
-    let mut r = adapter.read(&path, None).await.unwrap();
-    let mut total = 0u64;
-    while let Some(c) = r.next_chunk(CHUNK).await.unwrap() {
-        total += c.len() as u64;
-    }
-    assert_eq!(total, size);
-    let raw_get = start.elapsed();
-    let raw_get_rss = peak_rss_mib();
-    println!(
-        "| get {gib:.2} GiB, adapter read (MiB/s) | {:.0} | {:.0} | {:.2} |",
-        mibs(size, raw_get),
-        mibs(size, native_get),
-        native_get.as_secs_f64() / raw_get.as_secs_f64()
-    );
-    drop_caches();
-    peak_rss_reset();
     let out = scratch.join("loaded.bin");
-    let start = Instant::now();
-    service.load_to_path(&info.storage_path, &out).await.unwrap();
-    let svc_get = start.elapsed();
-    let svc_get_rss = peak_rss_mib();
-    drop_caches();
-    let native_get_copy = native_copy(&scratch.join("copy.bin"), &scratch.join("copy2.bin"));
-    println!(
-        "| get {gib:.2} GiB to a file, `load_to_path` incl. sha256 verify (MiB/s) | {:.0} | {:.0} (copy) | {:.2} |",
-        mibs(size, svc_get),
-        mibs(size, native_get_copy),
-        native_get_copy.as_secs_f64() / svc_get.as_secs_f64()
+    for round in 0..3 {
+        let native_first = round % 2 == 0;
+        if native_first {
+            drop_caches();
+            n_put.push(native_copy(&src, &scratch.join("copy.bin")));
+            drop_caches();
+            n_get.push(native_read(&scratch.join("copy.bin")));
+            drop_caches();
+            n_cp.push(native_copy(&scratch.join("copy.bin"), &scratch.join("copy2.bin")));
+        }
+        drop_caches();
+        peak_rss_reset();
+        let start = Instant::now();
+        let mut w = adapter.write(&path, PutMode::Overwrite, Some(size)).await.unwrap();
+        let mut input = std::fs::File::open(&src).unwrap();
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            let n = input.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            buf.truncate(n);
+            w.append(Bytes::from(buf)).await.unwrap();
+        }
+        w.finish().await.unwrap();
+        w_put.push(start.elapsed());
+        rss_wput = rss_wput.max(peak_rss_mib());
+
+        drop_caches();
+        peak_rss_reset();
+        let start = Instant::now();
+        let opts = SaveOptions {
+            model: Some("bench".into()),
+            version: Some(format!("{round}")),
+            ..Default::default()
+        };
+        let info = service.save_file(&src, &opts).await.unwrap();
+        s_put.push(start.elapsed());
+        rss_sput = rss_sput.max(peak_rss_mib());
+
+        drop_caches();
+        peak_rss_reset();
+        let start = Instant::now();
+        let mut r = adapter.read(&path, None).await.unwrap();
+        let mut total = 0u64;
+        while let Some(c) = r.next_chunk(CHUNK).await.unwrap() {
+            total += c.len() as u64;
+        }
+        assert_eq!(total, size);
+        w_get.push(start.elapsed());
+        rss_wget = rss_wget.max(peak_rss_mib());
+
+        drop_caches();
+        peak_rss_reset();
+        let _ = std::fs::remove_file(&out);
+        let start = Instant::now();
+        service.load_to_path(&info.storage_path, &out).await.unwrap();
+        s_get.push(start.elapsed());
+        rss_sget = rss_sget.max(peak_rss_mib());
+        if !native_first {
+            drop_caches();
+            n_put.push(native_copy(&src, &scratch.join("copy.bin")));
+            drop_caches();
+            n_get.push(native_read(&scratch.join("copy.bin")));
+            drop_caches();
+            n_cp.push(native_copy(&scratch.join("copy.bin"), &scratch.join("copy2.bin")));
+        }
+    }
+    let gib = size as f64 / (1u64 << 30) as f64;
+    let row = |what: &str, w: &mut Vec<Duration>, n: &mut Vec<Duration>, native_what: &str| {
+        let (w, n) = (percentile(w, 0.5), percentile(n, 0.5));
+        println!(
+            "| {what} (MiB/s, median of 3) | {:.0} | {:.0}{native_what} | {:.2} |",
+            mibs(size, w),
+            mibs(size, n),
+            n.as_secs_f64() / w.as_secs_f64()
+        );
+    };
+    row(
+        &format!("put {gib:.2} GiB, adapter write + fsync"),
+        &mut w_put,
+        &mut n_put,
+        " (copy + fsync)",
+    );
+    row(
+        &format!("put {gib:.2} GiB, `save_file` incl. sha256 + manifest"),
+        &mut s_put,
+        &mut n_put,
+        " (copy + fsync)",
+    );
+    row(
+        &format!("get {gib:.2} GiB, adapter read"),
+        &mut w_get,
+        &mut n_get,
+        " (read)",
+    );
+    row(
+        &format!("get {gib:.2} GiB to a file, `load_to_path` incl. sha256"),
+        &mut s_get,
+        &mut n_cp,
+        " (copy + fsync)",
     );
 
     // Small objects: 4 KiB put and get latency.
@@ -254,7 +280,7 @@ async fn main() {
         percentile(&mut open, 0.99)
     );
     println!(
-        "| peak RSS (MiB): adapter put / service put / adapter get / service get | {raw_put_rss:.0} / {svc_put_rss:.0} / {raw_get_rss:.0} / {svc_get_rss:.0} | — | — |"
+        "| peak RSS of the process (MiB): adapter put / save_file / adapter get / load_to_path | {rss_wput:.0} / {rss_sput:.0} / {rss_wget:.0} / {rss_sget:.0} | — | — |"
     );
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -23,6 +23,10 @@ pub(crate) struct GuestState {
 impl GuestState {
     pub(crate) fn new(shared: &AdapterShared) -> Result<Self> {
         let mut b = WasiCtxBuilder::new();
+        // Run filesystem calls on the calling thread: a hop to tokio's
+        // blocking pool costs more than a small read or a stat (measured in
+        // BENCHMARKS.md), and large transfers move 4 MiB per call anyway.
+        b.allow_blocking_current_thread(true);
         // No env, no args, no stdin; output goes to the log.
         let log = GuestLog::new(shared.name.clone());
         b.stdout(log.clone()).stderr(log);
