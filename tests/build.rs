@@ -4,8 +4,10 @@
 
 use std::env;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
+
+#[path = "../build-support/guests.rs"]
+mod guests;
 
 /// (constant name, crate name) of every fixture.
 const FIXTURES: &[(&str, &str)] = &[("MISBEHAVE", "wharf-fixture-misbehave")];
@@ -15,7 +17,7 @@ fn main() {
     let root = manifest_dir.parent().unwrap().to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     let crates: Vec<&str> = FIXTURES.iter().map(|(_, c)| *c).collect();
-    let wasm_dir = build_guests(&root, &crates);
+    let wasm_dir = guests::build_guests(&root, &crates);
 
     let mut code = String::new();
     for (name, krate) in FIXTURES {
@@ -32,42 +34,5 @@ fn main() {
     println!("cargo:rerun-if-changed={}", manifest_dir.join("fixtures").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
-}
-
-/// Runs `cargo build --target wasm32-wasip2 --profile guest -p ...` and
-/// returns the directory holding the `.wasm` files. A copy of
-/// host/build.rs's `build_guests`: same target directory, same scrubbing.
-fn build_guests(root: &Path, crates: &[&str]) -> PathBuf {
-    let target_dir = env::var_os("WHARF_GUEST_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target").join("guests"));
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root)
-        .args(["build", "--target", "wasm32-wasip2", "--profile", "guest", "--locked"])
-        .env("CARGO_TARGET_DIR", &target_dir);
-    for c in crates {
-        cmd.args(["-p", c]);
-    }
-    // Flags meant for the host build must not leak into the guest build.
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_TARGET",
-    ] {
-        cmd.env_remove(var);
-    }
-    for (k, _) in env::vars_os() {
-        if k.to_string_lossy().starts_with("CARGO_PROFILE_") {
-            cmd.env_remove(k);
-        }
-    }
-    let status = cmd.status().expect("running cargo to build the guest fixtures");
-    assert!(
-        status.success(),
-        "building the guest fixtures for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
-    );
-    target_dir.join("wasm32-wasip2").join("guest")
+    println!("cargo:rerun-if-changed={}", root.join("build-support").display());
 }
