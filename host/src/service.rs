@@ -314,7 +314,7 @@ impl StorageService {
         let base = ObjectPath::parse(storage_path)?;
         let path = base.join(MANIFEST)?;
         let at = |e: Error| e.at(self.adapter.name(), "load", Some(storage_path));
-        let meta = self.adapter.stat(&path).await.map_err(|e| {
+        let mut r = self.adapter.read(&path, None).await.map_err(|e| {
             if e.kind() == ErrorKind::NotFound {
                 Error::new(
                     ErrorKind::NotFound,
@@ -325,14 +325,7 @@ impl StorageService {
                 e
             }
         })?;
-        if meta.size > MAX_MANIFEST {
-            return Err(at(Error::new(
-                ErrorKind::Invalid,
-                format!("{MANIFEST} is {} bytes, larger than allowed", meta.size),
-            )));
-        }
-        let mut r = self.adapter.read(&path, None).await?;
-        let mut bytes = Vec::with_capacity(meta.size as usize);
+        let mut bytes = Vec::new();
         while let Some(c) = r.next_chunk(CHUNK).await? {
             if bytes.len() + c.len() > MAX_MANIFEST as usize {
                 return Err(at(Error::new(

@@ -70,6 +70,18 @@ fn native_read(src: &Path) -> Duration {
     start.elapsed()
 }
 
+/// The native side of one round: copy the source in (put), read it (get),
+/// copy it out (get to a file), each from a cold page cache.
+fn native_round(src: &Path, scratch: &Path) -> (Duration, Duration, Duration) {
+    drop_caches();
+    let put = native_copy(src, &scratch.join("copy.bin"));
+    drop_caches();
+    let get = native_read(&scratch.join("copy.bin"));
+    drop_caches();
+    let copy = native_copy(&scratch.join("copy.bin"), &scratch.join("copy2.bin"));
+    (put, get, copy)
+}
+
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
     v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -124,12 +136,10 @@ async fn main() {
     for round in 0..3 {
         let native_first = round % 2 == 0;
         if native_first {
-            drop_caches();
-            n_put.push(native_copy(&src, &scratch.join("copy.bin")));
-            drop_caches();
-            n_get.push(native_read(&scratch.join("copy.bin")));
-            drop_caches();
-            n_cp.push(native_copy(&scratch.join("copy.bin"), &scratch.join("copy2.bin")));
+            let (put, get, copy) = native_round(&src, &scratch);
+            n_put.push(put);
+            n_get.push(get);
+            n_cp.push(copy);
         }
         drop_caches();
         peak_rss_reset();
@@ -181,12 +191,10 @@ async fn main() {
         s_get.push(start.elapsed());
         rss_sget = rss_sget.max(peak_rss_mib());
         if !native_first {
-            drop_caches();
-            n_put.push(native_copy(&src, &scratch.join("copy.bin")));
-            drop_caches();
-            n_get.push(native_read(&scratch.join("copy.bin")));
-            drop_caches();
-            n_cp.push(native_copy(&scratch.join("copy.bin"), &scratch.join("copy2.bin")));
+            let (put, get, copy) = native_round(&src, &scratch);
+            n_put.push(put);
+            n_get.push(get);
+            n_cp.push(copy);
         }
     }
     let gib = size as f64 / (1u64 << 30) as f64;

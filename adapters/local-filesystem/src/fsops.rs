@@ -207,10 +207,11 @@ impl Store {
     pub fn read(&self, path: &str, range: Option<ByteRange>) -> Result<ObjectReader, Error> {
         let full = self.file(path)?;
         let mut file = File::open(&full).map_err(|e| io_error("read", path, e))?;
-        let size = file.metadata().map_err(|e| io_error("read", path, e))?.len();
-        if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+        let meta = file.metadata().map_err(|e| io_error("read", path, e))?;
+        if !meta.is_file() {
             return Err(Error::NotFound(format!("read `{path}`: not an object")));
         }
+        let size = meta.len();
         let (start, end) = match range {
             None => (0, size),
             Some(r) => {

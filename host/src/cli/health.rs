@@ -20,7 +20,6 @@ impl Health {
     pub async fn execute(self, ctx: &Ctx) -> wharf::Result<u8> {
         let mut rows = Vec::new();
         for name in ctx.host.backend_names() {
-            let start = Instant::now();
             let row = match ctx.host.adapter(&name).await {
                 Err(e) => Row {
                     backend: name,
@@ -52,7 +51,6 @@ impl Health {
                     }
                 }
             };
-            let _ = start;
             rows.push(row);
         }
         if ctx.json {

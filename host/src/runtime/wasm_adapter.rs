@@ -121,21 +121,10 @@ impl WasmAdapter {
     /// fixed cost every operation pays. Returns the time spent
     /// instantiating and the time spent in the adapter's `open`.
     pub async fn probe_instance(&self) -> Result<(Duration, Duration)> {
-        let shared = &self.shared;
         let start = std::time::Instant::now();
-        let mut store = Instance::store(shared)?;
-        let bindings = bounded(&shared.limits, shared.plugin.pre().instantiate_async(&mut store))
-            .await
-            .map_err(|e| Error::adapter(format!("instantiating: {e}")))?;
+        let (store, bindings) = Instance::instantiate(&self.shared).await?;
         let instantiated = start.elapsed();
-        arm(&mut store, &shared.limits);
-        bounded(
-            &shared.limits,
-            bindings.wharf_storage_adapter().call_open(&mut store, &shared.config),
-        )
-        .await
-        .map_err(Error::adapter)?
-        .map_err(from_wit)?;
+        Instance::open(&self.shared, store, bindings).await?;
         Ok((instantiated, start.elapsed() - instantiated))
     }
 
@@ -165,15 +154,24 @@ impl Instance {
     }
 
     async fn new(shared: &Arc<AdapterShared>) -> Result<Self> {
+        let (store, bindings) = Self::instantiate(shared).await?;
+        Self::open(shared, store, bindings).await
+    }
+
+    /// A store with the backend's grants and limits, and an instance in it.
+    async fn instantiate(shared: &Arc<AdapterShared>) -> Result<(Store<GuestState>, StorageAdapter)> {
         let mut store = Self::store(shared)?;
-        let limits = &shared.limits;
-        arm(&mut store, limits);
-        let bindings = bounded(limits, shared.plugin.pre().instantiate_async(&mut store))
+        let bindings = bounded(&shared.limits, shared.plugin.pre().instantiate_async(&mut store))
             .await
             .map_err(|e| Error::adapter(format!("instantiating: {e}")))?;
-        arm(&mut store, limits);
+        Ok((store, bindings))
+    }
+
+    /// Calls the adapter's `open` with the backend's config.
+    async fn open(shared: &Arc<AdapterShared>, mut store: Store<GuestState>, bindings: StorageAdapter) -> Result<Self> {
+        arm(&mut store, &shared.limits);
         let backend = bounded(
-            limits,
+            &shared.limits,
             bindings.wharf_storage_adapter().call_open(&mut store, &shared.config),
         )
         .await
@@ -198,6 +196,18 @@ impl Instance {
         bounded(&shared.limits, f(self))
             .await
             .map_err(|e| Error::adapter(e.to_string()).at(&shared.name, op, path))
+    }
+    /// [`Instance::call`] for contract functions returning `result<T, error>`:
+    /// the adapter's error becomes a [`Error`] naming backend, operation, path.
+    async fn call_wit<'a, T, F, Fut>(&'a mut self, op: &'static str, path: Option<&str>, f: F) -> Result<T>
+    where
+        F: FnOnce(&'a mut Instance) -> Fut,
+        Fut: Future<Output = wasmtime::Result<std::result::Result<T, wit::Error>>> + 'a,
+    {
+        let name = self.shared.name.clone();
+        self.call(op, path, f)
+            .await?
+            .map_err(|e| from_wit(e).at(&name, op, path))
     }
 }
 
@@ -291,10 +301,7 @@ macro_rules! guest_call {
     ($self:ident, $op:literal, $path:expr, |$i:ident| $call:expr) => {{
         let path: Option<&str> = $path;
         let mut inst = $self.instance($op, path).await?;
-        let name = $self.shared.name.clone();
-        inst.call($op, path, |$i| async move { $call.await })
-            .await?
-            .map_err(|e| from_wit(e).at(&name, $op, path))
+        inst.call_wit($op, path, |$i| async move { $call.await }).await
     }};
 }
 
@@ -405,17 +412,15 @@ impl Adapter for WasmAdapter {
             end: r.end,
         });
         let mut inst = self.instance("read", Some(p)).await?;
-        let name = self.shared.name.clone();
         let reader = inst
-            .call("read", Some(p), |i| async move {
+            .call_wit("read", Some(p), |i| async move {
                 i.bindings
                     .wharf_storage_adapter()
                     .backend()
                     .call_read(&mut i.store, i.backend, p, r)
                     .await
             })
-            .await?
-            .map_err(|e| from_wit(e).at(&name, "read", Some(p)))?;
+            .await?;
         Ok(Box::new(WasmReader {
             inst,
             reader,
@@ -428,17 +433,15 @@ impl Adapter for WasmAdapter {
         let p = path.as_str();
         let m = mode_to_wit(&mode);
         let mut inst = self.instance("write", Some(p)).await?;
-        let name = self.shared.name.clone();
         let writer = inst
-            .call("write", Some(p), |i| async move {
+            .call_wit("write", Some(p), |i| async move {
                 i.bindings
                     .wharf_storage_adapter()
                     .backend()
                     .call_write(&mut i.store, i.backend, p, &m, size_hint)
                     .await
             })
-            .await?
-            .map_err(|e| from_wit(e).at(&name, "write", Some(p)))?;
+            .await?;
         Ok(Box::new(WasmWriter {
             inst: Some(inst),
             writer,
@@ -466,10 +469,9 @@ impl ObjectReader for WasmReader {
         let max32 = max.clamp(1, u32::MAX as usize) as u32;
         let reader = self.reader;
         let path = self.path.clone();
-        let name = self.inst.shared.name.clone();
         let chunk = self
             .inst
-            .call("read", Some(&path), |i| async move {
+            .call_wit("read", Some(&path), |i| async move {
                 i.bindings
                     .wharf_storage_adapter()
                     .reader()
@@ -477,18 +479,14 @@ impl ObjectReader for WasmReader {
                     .await
             })
             .await
-            .inspect_err(|_| self.done = true)?
-            .map_err(|e| {
-                self.done = true;
-                from_wit(e).at(&name, "read", Some(&path))
-            })?;
+            .inspect_err(|_| self.done = true)?;
         if chunk.len() > max32 as usize {
             self.done = true;
             return Err(Error::adapter(format!(
                 "returned {} bytes when at most {max32} were asked for",
                 chunk.len()
             ))
-            .at(&name, "read", Some(&path)));
+            .at(&self.inst.shared.name, "read", Some(&path)));
         }
         if chunk.is_empty() {
             self.done = true;
@@ -516,9 +514,8 @@ impl WasmWriter {
         let Some(inst) = self.inst.as_mut() else {
             return Err(Error::invalid("the writer already failed, finished or aborted"));
         };
-        let name = inst.shared.name.clone();
         let r = inst
-            .call("write", Some(&path), |i| async move {
+            .call_wit("write", Some(&path), |i| async move {
                 i.bindings
                     .wharf_storage_adapter()
                     .writer()
@@ -526,17 +523,15 @@ impl WasmWriter {
                     .await
             })
             .await;
-        match r {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                self.abort_in_background();
-                Err(from_wit(e).at(&name, "write", Some(&path)))
-            }
-            Err(e) => {
+        if let Err(e) = &r {
+            if e.kind() == ErrorKind::Adapter {
+                // The instance trapped or hit a limit: it is gone.
                 self.inst = None;
-                Err(e)
+            } else {
+                self.abort_in_background();
             }
         }
+        r
     }
 
     /// A writer dropped or failed without `finish` asks the adapter to
@@ -593,17 +588,15 @@ impl ObjectWriter for WasmWriter {
         let Some(mut inst) = self.inst.take() else {
             return Err(Error::invalid("the writer already failed, finished or aborted"));
         };
-        let name = inst.shared.name.clone();
         let meta = inst
-            .call("finish", Some(&path), |i| async move {
+            .call_wit("write", Some(&path), |i| async move {
                 i.bindings
                     .wharf_storage_adapter()
                     .writer()
                     .call_finish(&mut i.store, writer)
                     .await
             })
-            .await?
-            .map_err(|e| from_wit(e).at(&name, "write", Some(&path)))?;
+            .await?;
         Ok(meta_from_wit(meta))
     }
 
@@ -613,15 +606,13 @@ impl ObjectWriter for WasmWriter {
         let Some(mut inst) = self.inst.take() else {
             return Ok(());
         };
-        let name = inst.shared.name.clone();
-        inst.call("abort", Some(&path), |i| async move {
+        inst.call_wit("abort", Some(&path), |i| async move {
             i.bindings
                 .wharf_storage_adapter()
                 .writer()
                 .call_abort(&mut i.store, writer)
                 .await
         })
-        .await?
-        .map_err(|e| from_wit(e).at(&name, "abort", Some(&path)))
+        .await
     }
 }
