@@ -459,6 +459,25 @@ impl StorageService {
         Ok(())
     }
 
+    /// Streams one stored file into a new local file and syncs it.
+    async fn download_to_file(
+        &self,
+        path: &ObjectPath,
+        expect: &StoredFile,
+        target: &Path,
+        moved: &mut u64,
+    ) -> Result<()> {
+        let mut out = tokio::fs::File::create(target)
+            .await
+            .map_err(|e| Error::io(format!("creating `{}`", target.display()), e))?;
+        // One blocking write per chunk instead of tokio's default 2 MiB pieces.
+        out.set_max_buf_size(CHUNK);
+        self.download_one(path, expect, &mut out, moved).await?;
+        out.sync_all()
+            .await
+            .map_err(|e| Error::io(format!("writing `{}`", target.display()), e))
+    }
+
     /// Loads a model to `dest`, verified: a one-file model becomes the file
     /// `dest` (or `dest/<name>` if `dest` is a directory); a folder model
     /// becomes the directory `dest`, which must not exist yet. Nothing
@@ -477,13 +496,7 @@ impl StorageService {
             };
             let tmp = partial_name(&target);
             let result = async {
-                let mut out = tokio::fs::File::create(&tmp)
-                    .await
-                    .map_err(|e| Error::io(format!("creating `{}`", tmp.display()), e))?;
-                self.download_one(&data.join(&f.path)?, f, &mut out, &mut moved).await?;
-                out.sync_all()
-                    .await
-                    .map_err(|e| Error::io(format!("writing `{}`", tmp.display()), e))?;
+                self.download_to_file(&data.join(&f.path)?, f, &tmp, &mut moved).await?;
                 tokio::fs::rename(&tmp, &target)
                     .await
                     .map_err(|e| Error::io(format!("renaming to `{}`", target.display()), e))
@@ -512,11 +525,8 @@ impl StorageService {
                             .await
                             .map_err(|e| Error::io(format!("creating `{}`", parent.display()), e))?;
                     }
-                    let mut out = tokio::fs::File::create(&target)
-                        .await
-                        .map_err(|e| Error::io(format!("creating `{}`", target.display()), e))?;
-                    self.download_one(&data.join(&f.path)?, f, &mut out, &mut moved).await?;
-                    out.flush().await.map_err(|e| Error::io("writing", e))?;
+                    self.download_to_file(&data.join(&f.path)?, f, &target, &mut moved)
+                        .await?;
                 }
                 tokio::fs::rename(&tmp, dest)
                     .await
