@@ -124,8 +124,10 @@ impl WasmAdapter {
         let start = std::time::Instant::now();
         let (store, bindings) = Instance::instantiate(&self.shared).await?;
         let instantiated = start.elapsed();
-        Instance::open(&self.shared, store, bindings).await?;
-        Ok((instantiated, start.elapsed() - instantiated))
+        let instance = Instance::open(&self.shared, store, bindings).await?;
+        let opened = start.elapsed() - instantiated;
+        drop(instance); // returning the slot to the pool is not part of either
+        Ok((instantiated, opened))
     }
 
     async fn instance(&self, op: &'static str, path: Option<&str>) -> Result<Instance> {
