@@ -11,7 +11,12 @@ use std::path::PathBuf;
 mod guests;
 
 /// (backend name, crate name) of every built-in adapter.
-const BUILTINS: &[(&str, &str)] = &[("local_filesystem", "wharf-adapter-local-filesystem")];
+const BUILTINS: &[(&str, &str)] = &[
+    ("local_filesystem", "wharf-adapter-local-filesystem"),
+    ("aws_s3", "wharf-adapter-aws-s3"),
+    ("azure_blob", "wharf-adapter-azure-blob"),
+    ("gcp_storage", "wharf-adapter-gcp-storage"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());

@@ -107,8 +107,10 @@ impl HttpClient {
         http.enforce_http(false);
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         http.set_nodelay(true);
+        // Name the crypto provider: an embedding program may link rustls with
+        // another provider too, and then there is no process default.
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match builder.with_native_roots() {
+        let builder = match builder.with_provider_and_native_roots(ring_provider()) {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!("no system TLS roots ({e}); HTTPS to adapters' hosts will fail");
@@ -125,8 +127,14 @@ impl HttpClient {
     }
 }
 
+fn ring_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
 fn rustls_empty_roots() -> rustls::ClientConfig {
-    rustls::ClientConfig::builder()
+    rustls::ClientConfig::builder_with_provider(ring_provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_no_client_auth()
 }

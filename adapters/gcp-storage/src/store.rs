@@ -1,0 +1,283 @@
+//! The backend: metadata, listing, deletion, copies and the health check.
+//! Reads and writes live in `reader` and `writer`.
+
+use crate::client::{Client, Condition, ObjectResource, json};
+use crate::config::Config;
+use crate::reader::Reader;
+use crate::writer::Writer;
+use crate::{ByteRange, Capabilities, Error, ObjectMeta, Page, PutMode};
+use serde::Deserialize;
+use std::rc::Rc;
+use wharf_guest_http::encode::uri_encode;
+
+/// GCS returns at most 1,000 objects per listing page.
+const LIST_MAX: u32 = 1000;
+/// Pages in a row that may hold nothing but a page token before a listing
+/// gives up.
+const MAX_EMPTY_PAGES: usize = 20;
+/// `rewriteTo` calls one copy may take (each moves a large share of the
+/// object; within one location a single call finishes).
+const MAX_REWRITE_CALLS: usize = 10_000;
+
+/// A configured backend.
+pub struct Store {
+    client: Rc<Client>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListResponse {
+    #[serde(default)]
+    items: Vec<ObjectResource>,
+    next_page_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RewriteResponse {
+    #[serde(default)]
+    done: bool,
+    rewrite_token: Option<String>,
+    resource: Option<ObjectResource>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BucketResource {
+    location: Option<String>,
+    storage_class: Option<String>,
+}
+
+impl Store {
+    /// A backend for `config`.
+    pub fn open(config: Config) -> Store {
+        Store {
+            client: Rc::new(Client::new(config)),
+        }
+    }
+
+    /// Every append but the last is exactly one resumable chunk.
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            read_range: true,
+            write_create: true,
+            write_update: true,
+            copy: true,
+            list_max_limit: LIST_MAX,
+            write_min_chunk: self.client.chunk_size,
+            write_max_chunk: self.client.chunk_size,
+            // GCS's object size limit.
+            max_object_size: Some(5 << 40),
+        }
+    }
+
+    /// The object's metadata (`GET …/o/<name>`).
+    pub fn stat(&self, path: &str) -> Result<ObjectMeta, Error> {
+        let request = self.client.request("GET", self.client.object_url(path));
+        let response = self.client.expect(request, &[], &[200], &Condition::None)?;
+        self.client.meta(&json::<ObjectResource>(response)?, path)
+    }
+
+    /// Whether the object exists.
+    pub fn exists(&self, path: &str) -> Result<bool, Error> {
+        match self.stat(path) {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes the object; a missing one is no error.
+    pub fn delete(&self, path: &str) -> Result<(), Error> {
+        let request = self.client.request("DELETE", self.client.object_url(path));
+        match self.client.expect(request, &[], &[200, 204], &Condition::None) {
+            Ok(response) => {
+                response.discard();
+                Ok(())
+            }
+            Err(Error::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One page of objects under `prefix`, after the path `cursor`.
+    ///
+    /// The cursor is the path of the last object of the previous page, sent
+    /// as `startOffset` (inclusive, so one more result is asked for).
+    /// Results are also filtered here, so a server that ignores
+    /// `startOffset` or `maxResults` (the emulator ignores both) still
+    /// yields correct pages.
+    pub fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<Page, Error> {
+        let limit = limit.clamp(1, LIST_MAX) as usize;
+        let after = cursor.map(|c| self.client.name(c));
+        let mut query = format!(
+            "{}/o?prefix={}&maxResults={}",
+            self.client.bucket_url(),
+            uri_encode(&self.client.name(prefix), false),
+            limit + usize::from(after.is_some())
+        );
+        if let Some(a) = &after {
+            query.push_str(&format!("&startOffset={}", uri_encode(a, false)));
+        }
+        let mut page_token: Option<String> = None;
+        for _ in 0..MAX_EMPTY_PAGES {
+            let url = match &page_token {
+                Some(t) => format!("{query}&pageToken={}", uri_encode(t, false)),
+                None => query.clone(),
+            };
+            let request = self.client.request("GET", url);
+            let answer: ListResponse = json(self.client.expect(request, &[], &[200], &Condition::None)?)?;
+            let entries = self.entries_after(&answer.items, after.as_deref())?;
+            match answer.next_page_token {
+                Some(t) if entries.is_empty() => page_token = Some(t),
+                next => return Ok(page(entries, limit, next.is_some())),
+            }
+        }
+        Err(Error::Backend(format!(
+            "listing `{prefix}`: {MAX_EMPTY_PAGES} pages in a row held no object"
+        )))
+    }
+
+    /// The objects of a listing answer named after `after`, as metadata.
+    fn entries_after(&self, items: &[ObjectResource], after: Option<&str>) -> Result<Vec<ObjectMeta>, Error> {
+        items
+            .iter()
+            .filter(|r| after.is_none_or(|a| r.name.as_str() > a))
+            .filter_map(|r| self.client.path_of(&r.name).map(|p| self.client.meta(r, p)))
+            .collect()
+    }
+
+    /// Copies inside the bucket with `rewriteTo`, conditional on the
+    /// destination like a write, following `rewriteToken` until done.
+    pub fn copy(&self, source: &str, destination: &str, mode: PutMode) -> Result<ObjectMeta, Error> {
+        let condition = Condition::of(mode);
+        self.check(destination, &condition)?;
+        let url = format!(
+            "{}/rewriteTo/b/{}/o/{}?projection=noAcl{}",
+            self.client.object_url(source),
+            uri_encode(self.client.bucket(), false),
+            uri_encode(&self.client.name(destination), false),
+            condition.query()
+        );
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_REWRITE_CALLS {
+            let call = match &token {
+                Some(t) => format!("{url}&rewriteToken={}", uri_encode(t, false)),
+                None => url.clone(),
+            };
+            let request = self.client.request("POST", call);
+            let answer: RewriteResponse = json(self.client.expect(request, &[], &[200], &condition)?)?;
+            match (answer.done, answer.resource, answer.rewrite_token) {
+                (true, Some(resource), _) => return self.client.meta(&resource, destination),
+                (false, _, Some(t)) => token = Some(t),
+                _ => {
+                    return Err(Error::Backend(format!(
+                        "copying `{source}` to `{destination}`: the rewrite answer has neither the object nor a token"
+                    )));
+                }
+            }
+        }
+        Err(Error::Transient(format!(
+            "copying `{source}` to `{destination}`: not done after {MAX_REWRITE_CALLS} rewrite calls"
+        )))
+    }
+
+    /// Reads the bucket's metadata. Credentials limited to objects (e.g.
+    /// `roles/storage.objectAdmin`) may not read it: then listing one
+    /// object under the prefix is the check.
+    pub fn health(&self) -> Result<String, Error> {
+        let auth = self.client.auth_description();
+        let bucket = self.client.bucket();
+        let response = self
+            .client
+            .send(self.client.request("GET", self.client.bucket_url()), &[])?;
+        match response.status {
+            200 => {
+                let b: BucketResource = json(response)?;
+                Ok(format!(
+                    "read the metadata of bucket `{bucket}` with {auth} (location {}, storage class {})",
+                    b.location.as_deref().unwrap_or("unknown"),
+                    b.storage_class.as_deref().unwrap_or("unknown")
+                ))
+            }
+            403 => {
+                response.discard();
+                self.list("", None, 1)?;
+                Ok(format!(
+                    "listed objects of bucket `{bucket}` with {auth} (reading the bucket's metadata was refused: \
+                     the credentials lack storage.buckets.get)"
+                ))
+            }
+            _ => Err(self.client.failure(response, &Condition::None)),
+        }
+    }
+
+    /// Starts reading the object or a range of it.
+    pub fn read(&self, path: &str, range: Option<ByteRange>) -> Result<Reader, Error> {
+        let (start, end) = range.map_or((0, None), |r| (r.start, r.end));
+        if end.is_some_and(|e| e <= start) {
+            // Nothing to read, but a missing object is still not-found.
+            self.stat(path)?;
+            return Ok(Reader::empty());
+        }
+        Reader::open(&self.client, path, start, end)
+    }
+
+    /// Starts writing; a `create`/`update` destination is checked first.
+    pub fn write(&self, path: &str, mode: PutMode) -> Result<Writer, Error> {
+        let condition = Condition::of(mode);
+        self.check(path, &condition)?;
+        Ok(Writer::new(self.client.clone(), path, condition))
+    }
+
+    /// The early check of a write's or copy's condition: it fails a
+    /// conflicting write before any byte is sent. The atomic check is the
+    /// `ifGenerationMatch` the committing request carries.
+    fn check(&self, path: &str, condition: &Condition) -> Result<(), Error> {
+        if *condition == Condition::None {
+            return Ok(());
+        }
+        condition.check(path, self.stat(path))
+    }
+}
+
+/// A page of at most `limit` entries; a cursor when more may follow.
+fn page(mut entries: Vec<ObjectMeta>, limit: usize, server_has_more: bool) -> Page {
+    let more = server_has_more || entries.len() > limit;
+    entries.truncate(limit);
+    let next_cursor = if more {
+        entries.last().map(|e| e.path.clone())
+    } else {
+        None
+    };
+    Page { entries, next_cursor }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(names: &[&str]) -> Vec<ObjectMeta> {
+        names
+            .iter()
+            .map(|n| ObjectMeta {
+                path: n.to_string(),
+                size: 0,
+                etag: None,
+                modified_ms: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pages() {
+        let p = page(entries(&["a", "b", "c"]), 2, false);
+        assert_eq!((p.entries.len(), p.next_cursor.as_deref()), (2, Some("b")));
+        let p = page(entries(&["a", "b"]), 2, false);
+        assert_eq!((p.entries.len(), p.next_cursor), (2, None));
+        let p = page(entries(&["a"]), 2, true);
+        assert_eq!(p.next_cursor.as_deref(), Some("a"));
+        let p = page(Vec::new(), 2, false);
+        assert_eq!(p.next_cursor, None);
+    }
+}

@@ -1,0 +1,320 @@
+//! The `aws_s3` adapter against real S3 servers on 127.0.0.1: moto (S3
+//! semantics, multipart bookkeeping) and s3s-fs (which verifies SigV4).
+//! scripts/servers.sh starts both.
+
+use sha2::{Digest, Sha256};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use wharf::conformance::{self, DataStream, SuiteOptions};
+use wharf::{Adapter, ErrorKind, ObjectPath, PutMode};
+use wharf_tests::server_env;
+
+struct Server {
+    url: String,
+    access_key: String,
+    secret_key: String,
+}
+
+fn moto() -> Server {
+    Server {
+        url: server_env("WHARF_TEST_MOTO_URL"),
+        // moto accepts any credentials.
+        access_key: "moto-key".into(),
+        secret_key: "moto-secret".into(),
+    }
+}
+
+fn s3s() -> Server {
+    Server {
+        url: server_env("WHARF_TEST_S3S_URL"),
+        access_key: server_env("WHARF_TEST_S3S_ACCESS_KEY"),
+        secret_key: server_env("WHARF_TEST_S3S_SECRET_KEY"),
+    }
+}
+
+fn port(url: &str) -> &str {
+    url.rsplit(':').next().unwrap()
+}
+
+/// A unique key prefix per test run, so tests and reruns never collide.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{}-{nanos}/", std::process::id())
+}
+
+/// A host with one backend `s3` on `endpoint`; `extra` adds config lines.
+fn host(server: &Server, endpoint: &str, secret: &str, prefix: &str, grant: &str, extra: &str) -> wharf::Host {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"
+[backends.s3]
+plugin = "aws_s3"
+[backends.s3.config]
+endpoint = "{endpoint}"
+bucket = "{bucket}"
+access_key_id = "{ak}"
+secret_access_key = "{secret}"
+prefix = "{prefix}"
+{extra}
+[backends.s3.grants]
+http = ["{grant}"]
+"#,
+        bucket = server_env("WHARF_TEST_BUCKET"),
+        ak = server.access_key,
+    );
+    wharf_tests::host_from_toml(&toml, dir.path())
+}
+
+async fn adapter(server: &Server, prefix: &str) -> Arc<dyn Adapter> {
+    let grant = format!("http://127.0.0.1:{}", port(&server.url));
+    host(server, &server.url, &server.secret_key, prefix, &grant, "")
+        .adapter("s3")
+        .await
+        .unwrap()
+}
+
+async fn run_conformance(server: Server, name: &str) {
+    let adapter = adapter(&server, &unique(name)).await;
+    let report = conformance::run(adapter, SuiteOptions::default()).await.unwrap();
+    println!("{report}");
+    assert!(report.failures().is_empty(), "{report}");
+    assert_eq!(
+        report.passed(),
+        report.cases.len(),
+        "every case applies to aws_s3: {report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_moto() {
+    run_conformance(moto(), "conformance").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_s3s() {
+    run_conformance(s3s(), "conformance").await;
+}
+
+/// Runs the boto3 client script against `server`; its stdout.
+fn boto3(server: &Server, args: &[&str]) -> String {
+    let out = Command::new(server_env("WHARF_TEST_PYTHON"))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/clients/aws_s3.py"))
+        .args(args)
+        .env("WHARF_S3_ENDPOINT", &server.url)
+        .env("WHARF_S3_BUCKET", server_env("WHARF_TEST_BUCKET"))
+        .env("WHARF_S3_ACCESS_KEY", &server.access_key)
+        .env("WHARF_S3_SECRET_KEY", &server.secret_key)
+        .output()
+        .expect("running the boto3 client");
+    assert!(
+        out.status.success(),
+        "boto3 {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+async fn write_stream(adapter: &dyn Adapter, path: &ObjectPath, size: u64, seed: u64) -> String {
+    let mut data = DataStream::new(seed, size);
+    let mut hash = Sha256::new();
+    let mut w = adapter.write(path, PutMode::Overwrite, Some(size)).await.unwrap();
+    while let Some(chunk) = data.next_chunk(3 << 20) {
+        hash.update(&chunk);
+        w.append(chunk).await.unwrap();
+    }
+    w.finish().await.unwrap();
+    format!("{:x} {size}", hash.finalize())
+}
+
+async fn read_hash(adapter: &dyn Adapter, path: &ObjectPath) -> String {
+    let mut r = adapter.read(path, None).await.unwrap();
+    let (mut hash, mut size) = (Sha256::new(), 0u64);
+    while let Some(chunk) = r.next_chunk(1 << 20).await.unwrap() {
+        size += chunk.len() as u64;
+        hash.update(&chunk);
+    }
+    format!("{:x} {size}", hash.finalize())
+}
+
+/// What wharf writes, boto3 reads byte for byte, and the other way round,
+/// on both servers, with multipart uploads in both directions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_client_boto3() {
+    for server in [moto(), s3s()] {
+        let prefix = unique("cross");
+        let adapter = adapter(&server, &prefix).await;
+        let path = ObjectPath::parse("by-wharf/model.bin").unwrap();
+        let written = write_stream(&*adapter, &path, (20 << 20) + 123, 7).await;
+        assert_eq!(
+            boto3(&server, &["get", &format!("{prefix}by-wharf/model.bin")]),
+            written
+        );
+
+        let uploaded = boto3(
+            &server,
+            &["put", &format!("{prefix}by-boto3/model.bin"), "18874371", "9"],
+        );
+        let path = ObjectPath::parse("by-boto3/model.bin").unwrap();
+        assert_eq!(read_hash(&*adapter, &path).await, uploaded);
+        assert_eq!(adapter.stat(&path).await.unwrap().size, 18_874_371);
+    }
+}
+
+/// s3s-fs verifies signatures: a wrong secret is `denied`, the message names
+/// the access key and never the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_secret_is_denied() {
+    let server = s3s();
+    let grant = format!("http://127.0.0.1:{}", port(&server.url));
+    let wrong = "definitely-not-the-secret";
+    let adapter = host(&server, &server.url, wrong, "denied/", &grant, "")
+        .adapter("s3")
+        .await
+        .unwrap();
+    let path = ObjectPath::parse("x").unwrap();
+    let e = adapter.stat(&path).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
+    let text = e.to_string();
+    assert!(text.contains(&server.access_key), "{text}");
+    assert!(!text.contains(wrong), "the secret leaked: {text}");
+    let e = adapter.health().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
+}
+
+/// An endpoint the backend's grant does not cover is refused by the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_not_granted_is_denied() {
+    let server = moto();
+    let adapter = host(&server, &server.url, &server.secret_key, "x/", "http://127.0.0.1:1", "")
+        .adapter("s3")
+        .await
+        .unwrap();
+    let e = adapter.stat(&ObjectPath::parse("x").unwrap()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
+    assert!(e.to_string().contains("grants.http"), "{e}");
+}
+
+/// Config mistakes are `invalid` and name the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_names_the_key() {
+    let server = moto();
+    let grant = format!("http://127.0.0.1:{}", port(&server.url));
+    for (extra, needle) in [
+        ("part_size = \"1MiB\"", "part_size"),
+        ("colour = \"blue\"", "colour"),
+        ("payload_signing = \"sometimes\"", "payload_signing"),
+    ] {
+        let e = host(&server, &server.url, &server.secret_key, "x/", &grant, extra)
+            .adapter("s3")
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{extra} was accepted"));
+        assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
+        assert!(e.to_string().contains(needle), "{e}");
+    }
+}
+
+/// `abort()` of a multipart upload leaves no object and no pending upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_leaves_no_pending_upload() {
+    let server = moto();
+    let prefix = unique("abort");
+    let adapter = adapter(&server, &prefix).await;
+    let path = ObjectPath::parse("big.bin").unwrap();
+    let mut w = adapter.write(&path, PutMode::Overwrite, None).await.unwrap();
+    let mut data = DataStream::new(1, 40 << 20);
+    for _ in 0..3 {
+        w.append(data.next_chunk(8 << 20).unwrap()).await.unwrap();
+    }
+    w.abort().await.unwrap();
+    assert_eq!(boto3(&server, &["uploads", &prefix]), "0");
+    assert_eq!(boto3(&server, &["exists", &format!("{prefix}big.bin")]), "no");
+    assert_eq!(adapter.stat(&path).await.unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+/// A proxy that forwards to `upstream` and, once, cuts the connection that
+/// carries the request byte number `cut_at` (counted over all connections).
+async fn cutting_proxy(upstream: String, cut_at: u64) -> (String, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent = Arc::new(AtomicU64::new(0));
+    let cut = Arc::new(AtomicBool::new(false));
+    let cut2 = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            let (sent, cut) = (sent.clone(), cut2.clone());
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let down = tokio::spawn(async move { tokio::io::copy(&mut sr, &mut cw).await });
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    let n = match cr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let before = sent.fetch_add(n as u64, Ordering::SeqCst);
+                    if before + n as u64 >= cut_at && !cut.swap(true, Ordering::SeqCst) {
+                        // Die mid-transfer: drop both directions.
+                        down.abort();
+                        return;
+                    }
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = down.await;
+            });
+        }
+    });
+    (format!("http://{addr}"), cut)
+}
+
+/// The connection dies in the middle of a multipart upload: the write fails
+/// as `transient`, and neither an object nor a pending upload stays behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connection_leaves_no_pending_upload() {
+    let server = moto();
+    let upstream = server.url.trim_start_matches("http://").to_string();
+    let (proxy, cut) = cutting_proxy(upstream, 20 << 20).await;
+    let prefix = unique("cut");
+    let adapter = host(
+        &server,
+        &proxy,
+        &server.secret_key,
+        &prefix,
+        &format!("http://127.0.0.1:{}", port(&proxy)),
+        "",
+    )
+    .adapter("s3")
+    .await
+    .unwrap();
+    let path = ObjectPath::parse("big.bin").unwrap();
+    let mut w = adapter.write(&path, PutMode::Overwrite, None).await.unwrap();
+    let mut data = DataStream::new(2, 64 << 20);
+    let mut failure = None;
+    while let Some(chunk) = data.next_chunk(8 << 20) {
+        if let Err(e) = w.append(chunk).await {
+            failure = Some(e);
+            break;
+        }
+    }
+    let e = match failure {
+        Some(e) => e,
+        None => w.finish().await.expect_err("the upload survived a cut connection"),
+    };
+    assert!(cut.load(Ordering::SeqCst), "the proxy never cut");
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    assert_eq!(boto3(&server, &["uploads", &prefix]), "0");
+    assert_eq!(boto3(&server, &["exists", &format!("{prefix}big.bin")]), "no");
+}
