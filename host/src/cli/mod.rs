@@ -7,6 +7,7 @@ mod plugins;
 mod put;
 mod rm;
 mod stat;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -24,6 +25,7 @@ pub(crate) mod exit {
     pub const CONFIG: u8 = 6;
     pub const UNHEALTHY: u8 = 7;
     pub const DENIED: u8 = 8;
+    pub const VERIFY_FAILED: u8 = 9;
 }
 
 #[derive(Parser)]

@@ -14,6 +14,9 @@ pub(crate) enum Plugins {
         /// A plugin name (`local_filesystem`) or a path to a `.wasm` file.
         plugin: String,
     },
+    /// Run the conformance suite against a component; a pass/fail table,
+    /// non-zero exit when any case fails.
+    Verify(Box<super::verify::Verify>),
 }
 
 #[derive(Serialize)]
@@ -40,6 +43,7 @@ struct Inspected {
 impl Plugins {
     pub async fn execute(self, ctx: &Ctx) -> wharf::Result<u8> {
         match self {
+            Plugins::Verify(v) => return v.execute(&ctx.host, ctx.json).await,
             Plugins::List => {
                 let mut rows = Vec::new();
                 for (name, source) in ctx.host.plugins().iter() {
