@@ -15,6 +15,7 @@ pub mod config;
 pub mod conformance;
 mod error;
 mod host;
+pub mod layers;
 pub mod model;
 mod path;
 pub mod plugins;

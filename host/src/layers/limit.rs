@@ -1,0 +1,133 @@
+//! A bound on operations in flight per backend.
+
+use super::Layer;
+use crate::adapter::{Adapter, ByteRange, Capabilities, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
+use crate::error::Result;
+use crate::path::ObjectPath;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// At most `n` operations in flight through this layer; more wait their
+/// turn. An open reader or writer holds its permit until it is finished,
+/// aborted or dropped, so `n` also bounds streams (and the memory and
+/// connections they hold).
+#[derive(Clone, Debug)]
+pub struct ConcurrencyLimit {
+    permits: Arc<Semaphore>,
+}
+
+impl ConcurrencyLimit {
+    /// A limit of `n` (at least 1).
+    pub fn new(n: usize) -> Self {
+        ConcurrencyLimit {
+            permits: Arc::new(Semaphore::new(n.max(1))),
+        }
+    }
+}
+
+impl Layer for ConcurrencyLimit {
+    fn wrap(&self, inner: Arc<dyn Adapter>) -> Arc<dyn Adapter> {
+        Arc::new(LimitAdapter {
+            inner,
+            permits: self.permits.clone(),
+        })
+    }
+}
+
+struct LimitAdapter {
+    inner: Arc<dyn Adapter>,
+    permits: Arc<Semaphore>,
+}
+
+impl LimitAdapter {
+    async fn permit(&self) -> OwnedSemaphorePermit {
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+}
+
+#[async_trait]
+impl Adapter for LimitAdapter {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn capabilities(&self) -> Result<Capabilities> {
+        self.inner.capabilities().await
+    }
+
+    async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
+        let _p = self.permit().await;
+        self.inner.stat(path).await
+    }
+
+    async fn exists(&self, path: &ObjectPath) -> Result<bool> {
+        let _p = self.permit().await;
+        self.inner.exists(path).await
+    }
+
+    async fn delete(&self, path: &ObjectPath) -> Result<()> {
+        let _p = self.permit().await;
+        self.inner.delete(path).await
+    }
+
+    async fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage> {
+        let _p = self.permit().await;
+        self.inner.list(prefix, cursor, limit).await
+    }
+
+    async fn copy(&self, from: &ObjectPath, to: &ObjectPath, mode: PutMode) -> Result<ObjectMeta> {
+        let _p = self.permit().await;
+        self.inner.copy(from, to, mode).await
+    }
+
+    async fn health(&self) -> Result<String> {
+        let _p = self.permit().await;
+        self.inner.health().await
+    }
+
+    async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>> {
+        let permit = self.permit().await;
+        let inner = self.inner.read(path, range).await?;
+        Ok(Box::new(Held { inner, _permit: permit }))
+    }
+
+    async fn write(&self, path: &ObjectPath, mode: PutMode, size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>> {
+        let permit = self.permit().await;
+        let inner = self.inner.write(path, mode, size_hint).await?;
+        Ok(Box::new(Held { inner, _permit: permit }))
+    }
+}
+
+/// A stream and the permit it holds.
+struct Held<T> {
+    inner: T,
+    _permit: OwnedSemaphorePermit,
+}
+
+#[async_trait]
+impl ObjectReader for Held<Box<dyn ObjectReader>> {
+    async fn next_chunk(&mut self, max: usize) -> Result<Option<Bytes>> {
+        self.inner.next_chunk(max).await
+    }
+}
+
+#[async_trait]
+impl ObjectWriter for Held<Box<dyn ObjectWriter>> {
+    async fn append(&mut self, chunk: Bytes) -> Result<()> {
+        self.inner.append(chunk).await
+    }
+
+    async fn finish(self: Box<Self>) -> Result<ObjectMeta> {
+        self.inner.finish().await
+    }
+
+    async fn abort(self: Box<Self>) -> Result<()> {
+        self.inner.abort().await
+    }
+}
