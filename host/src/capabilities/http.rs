@@ -163,7 +163,17 @@ impl HttpGrant {
 
 type IoFuture = Box<dyn Future<Output = std::result::Result<(), HttpError>> + Send>;
 
+/// How many 1 MiB writes of a request body the host buffers. An adapter
+/// hands over a whole 8 MiB part without waiting for the network, and can
+/// start the next part: that is what lets several parts be in flight. Host
+/// memory per request body is bounded by this many MiB.
+const BODY_BUFFER_CHUNKS: usize = 8;
+
 impl WasiHttpHooks for HttpGrant {
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        BODY_BUFFER_CHUNKS
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
