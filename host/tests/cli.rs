@@ -273,3 +273,45 @@ fn plugins_verify_reports_each_case() {
     assert_eq!(row("health_reports_ok")["outcome"], "pass");
     assert!(rows.iter().filter(|r| r["outcome"] == "fail").count() >= 10, "{rows:?}");
 }
+
+/// `wharf ls | head -1`: a closed pipe ends the process quietly (SIGPIPE),
+/// not with a panic.
+#[cfg(unix)]
+#[test]
+fn closed_pipe_is_not_a_panic() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("wharf-data/many")).unwrap();
+    for i in 0..3000 {
+        std::fs::write(dir.path().join(format!("wharf-data/many/f{i:04}")), b"").unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .arg("ls")
+        .current_dir(dir.path())
+        .env_remove("WHARF_CONFIG")
+        .env_remove("WHARF_DATA_DIR")
+        .env(
+            "WHARF_CACHE_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wharf-test-cache"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("many/f0000"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "expected SIGPIPE, got {:?}: {err}",
+        out.status
+    );
+}

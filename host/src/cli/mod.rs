@@ -82,6 +82,7 @@ impl Ctx {
 }
 
 pub(crate) fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
@@ -100,6 +101,17 @@ pub(crate) fn main() -> ExitCode {
             eprintln!("wharf: {e}");
             ExitCode::from(code_of(&e))
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`wharf ls | head`)
+/// panics; a command-line tool should end quietly instead.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists;
+    // resetting a signal to its default disposition has no other effect.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
