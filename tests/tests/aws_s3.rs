@@ -2,15 +2,13 @@
 //! semantics, multipart bookkeeping) and s3s-fs (which verifies SigV4).
 //! scripts/servers.sh starts both.
 
-use sha2::{Digest, Sha256};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wharf::conformance::{self, DataStream, SuiteOptions};
 use wharf::{Adapter, ErrorKind, ObjectPath, PutMode};
-use wharf_tests::server_env;
+use wharf_tests::{python_client, read_hash, server_env, unique, write_stream};
 
 struct Server {
     url: String,
@@ -37,15 +35,6 @@ fn s3s() -> Server {
 
 fn port(url: &str) -> &str {
     url.rsplit(':').next().unwrap()
-}
-
-/// A unique key prefix per test run, so tests and reruns never collide.
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{nanos}/", std::process::id())
 }
 
 /// A host with one backend `s3` on `endpoint`; `extra` adds config lines.
@@ -103,43 +92,13 @@ async fn conformance_s3s() {
 
 /// Runs the boto3 client script against `server`; its stdout.
 fn boto3(server: &Server, args: &[&str]) -> String {
-    let out = Command::new(server_env("WHARF_TEST_PYTHON"))
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/clients/aws_s3.py"))
-        .args(args)
-        .env("WHARF_S3_ENDPOINT", &server.url)
-        .env("WHARF_S3_BUCKET", server_env("WHARF_TEST_BUCKET"))
-        .env("WHARF_S3_ACCESS_KEY", &server.access_key)
-        .env("WHARF_S3_SECRET_KEY", &server.secret_key)
-        .output()
-        .expect("running the boto3 client");
-    assert!(
-        out.status.success(),
-        "boto3 {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-async fn write_stream(adapter: &dyn Adapter, path: &ObjectPath, size: u64, seed: u64) -> String {
-    let mut data = DataStream::new(seed, size);
-    let mut hash = Sha256::new();
-    let mut w = adapter.write(path, PutMode::Overwrite, Some(size)).await.unwrap();
-    while let Some(chunk) = data.next_chunk(3 << 20) {
-        hash.update(&chunk);
-        w.append(chunk).await.unwrap();
-    }
-    w.finish().await.unwrap();
-    format!("{:x} {size}", hash.finalize())
-}
-
-async fn read_hash(adapter: &dyn Adapter, path: &ObjectPath) -> String {
-    let mut r = adapter.read(path, None).await.unwrap();
-    let (mut hash, mut size) = (Sha256::new(), 0u64);
-    while let Some(chunk) = r.next_chunk(1 << 20).await.unwrap() {
-        size += chunk.len() as u64;
-        hash.update(&chunk);
-    }
-    format!("{:x} {size}", hash.finalize())
+    let env = [
+        ("WHARF_S3_ENDPOINT", server.url.clone()),
+        ("WHARF_S3_BUCKET", server_env("WHARF_TEST_BUCKET")),
+        ("WHARF_S3_ACCESS_KEY", server.access_key.clone()),
+        ("WHARF_S3_SECRET_KEY", server.secret_key.clone()),
+    ];
+    python_client("aws_s3.py", args, &env)
 }
 
 /// What wharf writes, boto3 reads byte for byte, and the other way round,
@@ -150,7 +109,7 @@ async fn cross_client_boto3() {
         let prefix = unique("cross");
         let adapter = adapter(&server, &prefix).await;
         let path = ObjectPath::parse("by-wharf/model.bin").unwrap();
-        let written = write_stream(&*adapter, &path, (20 << 20) + 123, 7).await;
+        let (written, _) = write_stream(&*adapter, &path, (20 << 20) + 123, 7).await;
         assert_eq!(
             boto3(&server, &["get", &format!("{prefix}by-wharf/model.bin")]),
             written

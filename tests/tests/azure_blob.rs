@@ -1,12 +1,10 @@
 //! The `azure_blob` adapter against Azurite on 127.0.0.1 (which verifies
 //! Shared Key signatures and SAS tokens). scripts/servers.sh starts it.
 
-use sha2::{Digest, Sha256};
-use std::process::Command;
 use std::sync::Arc;
 use wharf::conformance::{self, DataStream, SuiteOptions};
 use wharf::{Adapter, ErrorKind, ObjectPath, PutMode};
-use wharf_tests::server_env;
+use wharf_tests::{python_client, read_hash, server_env, unique, write_stream};
 
 /// The container `scripts/servers.sh` creates.
 fn container() -> String {
@@ -27,15 +25,6 @@ fn origin() -> String {
     let after_scheme = url.trim_start_matches("http://");
     let authority = after_scheme.split('/').next().unwrap();
     format!("http://{authority}")
-}
-
-/// A unique blob-name prefix per test run, so tests and reruns never collide.
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{nanos}/", std::process::id())
 }
 
 /// A host with one backend `az` on Azurite. `credential` is the config line
@@ -74,44 +63,13 @@ async fn adapter(prefix: &str, extra: &str) -> Arc<dyn Adapter> {
 
 /// Runs the azure-storage-blob client script; its stdout.
 fn azure_sdk(args: &[&str]) -> String {
-    let out = Command::new(server_env("WHARF_TEST_PYTHON"))
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/clients/azure_blob.py"))
-        .args(args)
-        .env("WHARF_AZ_URL", url())
-        .env("WHARF_AZ_ACCOUNT", account())
-        .env("WHARF_AZ_KEY", server_env("WHARF_TEST_AZURITE_KEY"))
-        .env("WHARF_AZ_CONTAINER", container())
-        .output()
-        .expect("running the azure-storage-blob client");
-    assert!(
-        out.status.success(),
-        "azure_blob.py {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-async fn write_stream(adapter: &dyn Adapter, path: &ObjectPath, size: u64, seed: u64) -> String {
-    let mut data = DataStream::new(seed, size);
-    let mut hash = Sha256::new();
-    let mut w = adapter.write(path, PutMode::Overwrite, Some(size)).await.unwrap();
-    while let Some(chunk) = data.next_chunk(3 << 20) {
-        hash.update(&chunk);
-        w.append(chunk).await.unwrap();
-    }
-    let meta = w.finish().await.unwrap();
-    assert_eq!(meta.size, size);
-    format!("{:x} {size}", hash.finalize())
-}
-
-async fn read_hash(adapter: &dyn Adapter, path: &ObjectPath) -> String {
-    let mut r = adapter.read(path, None).await.unwrap();
-    let (mut hash, mut size) = (Sha256::new(), 0u64);
-    while let Some(chunk) = r.next_chunk(1 << 20).await.unwrap() {
-        size += chunk.len() as u64;
-        hash.update(&chunk);
-    }
-    format!("{:x} {size}", hash.finalize())
+    let env = [
+        ("WHARF_AZ_URL", url()),
+        ("WHARF_AZ_ACCOUNT", account()),
+        ("WHARF_AZ_KEY", server_env("WHARF_TEST_AZURITE_KEY")),
+        ("WHARF_AZ_CONTAINER", container()),
+    ];
+    python_client("azure_blob.py", args, &env)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +92,8 @@ async fn cross_client() {
     let prefix = unique("cross");
     let adapter = adapter(&prefix, r#"block_size = "4MiB""#).await;
     let path = ObjectPath::parse("by-wharf/model.bin").unwrap();
-    let written = write_stream(&*adapter, &path, (20 << 20) + 123, 7).await;
+    let (written, meta) = write_stream(&*adapter, &path, (20 << 20) + 123, 7).await;
+    assert_eq!(meta.size, (20 << 20) + 123);
     assert_eq!(azure_sdk(&["get", &format!("{prefix}by-wharf/model.bin")]), written);
     // Five 4 MiB blocks and a short one, all committed.
     assert_eq!(azure_sdk(&["blocks", &format!("{prefix}by-wharf/model.bin")]), "6 0");
@@ -228,7 +187,8 @@ async fn sas_token_works() {
     .await
     .unwrap();
     let path = ObjectPath::parse("m.bin").unwrap();
-    let written = write_stream(&*adapter, &path, (3 << 20) + 5, 3).await;
+    let (written, meta) = write_stream(&*adapter, &path, (3 << 20) + 5, 3).await;
+    assert_eq!(meta.size, (3 << 20) + 5);
     assert_eq!(read_hash(&*adapter, &path).await, written);
     let copy = ObjectPath::parse("copy.bin").unwrap();
     adapter.copy(&path, &copy, PutMode::Create).await.unwrap();

@@ -7,8 +7,6 @@
 //! `racing_creates_both_win_on_the_emulator` and the crate docs of
 //! adapters/gcp-storage for what that leaves untested here.
 
-use sha2::{Digest, Sha256};
-use std::process::Command;
 use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use wharf::conformance::{self, DataStream, Outcome, SuiteOptions};
 use wharf::{Adapter, ErrorKind, ObjectPath, PutMode};
-use wharf_tests::server_env;
+use wharf_tests::{python_client, read_hash, server_env, unique, write_stream};
 
 /// Connections the queue in front of the emulator lets through at once.
 /// The emulator serves one request at a time with a listen backlog of 5;
@@ -58,15 +56,6 @@ fn authority(url: &str) -> &str {
 /// The `http://host:port` of a URL: what `grants.http` lists.
 fn grant_of(url: &str) -> String {
     format!("http://{}", authority(url))
-}
-
-/// A unique name prefix per test run, so tests and reruns never collide.
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{nanos}/", std::process::id())
 }
 
 /// Once per test process: the bucket drops deleted objects at once. The
@@ -112,47 +101,15 @@ async fn adapter(prefix: &str, extra: &str) -> Arc<dyn Adapter> {
 
 /// Runs the plain-requests client script; its stdout.
 fn client(args: &[&str]) -> String {
-    let out = Command::new(server_env("WHARF_TEST_PYTHON"))
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/clients/gcp_storage.py"))
-        .args(args)
-        .env("WHARF_GCS_ENDPOINT", gcs_url())
-        .env("WHARF_GCS_BUCKET", server_env("WHARF_TEST_BUCKET"))
-        .output()
-        .expect("running the python client");
-    assert!(
-        out.status.success(),
-        "gcp_storage.py {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    let env = [
+        ("WHARF_GCS_ENDPOINT", gcs_url()),
+        ("WHARF_GCS_BUCKET", server_env("WHARF_TEST_BUCKET")),
+    ];
+    python_client("gcp_storage.py", args, &env)
 }
 
 fn path(p: &str) -> ObjectPath {
     ObjectPath::parse(p).unwrap()
-}
-
-/// Writes `size` deterministic bytes; "<sha256> <size>".
-async fn write_stream(adapter: &dyn Adapter, path: &ObjectPath, size: u64, seed: u64) -> String {
-    let mut data = DataStream::new(seed, size);
-    let mut hash = Sha256::new();
-    let mut w = adapter.write(path, PutMode::Overwrite, Some(size)).await.unwrap();
-    while let Some(chunk) = data.next_chunk(3 << 20) {
-        hash.update(&chunk);
-        w.append(chunk).await.unwrap();
-    }
-    w.finish().await.unwrap();
-    format!("{:x} {size}", hash.finalize())
-}
-
-/// Reads the object; "<sha256> <size>".
-async fn read_hash(adapter: &dyn Adapter, path: &ObjectPath) -> String {
-    let mut r = adapter.read(path, None).await.unwrap();
-    let (mut hash, mut size) = (Sha256::new(), 0u64);
-    while let Some(chunk) = r.next_chunk(1 << 20).await.unwrap() {
-        size += chunk.len() as u64;
-        hash.update(&chunk);
-    }
-    format!("{:x} {size}", hash.finalize())
 }
 
 /// The whole suite, 1 GiB case included. Every case applies: the adapter
@@ -181,7 +138,7 @@ async fn cross_client() {
     let prefix = unique("cross");
     let adapter = adapter(&prefix, "chunk_size = \"1MiB\"").await;
     let by_wharf = path("by-wharf/model.bin");
-    let written = write_stream(&*adapter, &by_wharf, (20 << 20) + 123, 7).await;
+    let (written, _) = write_stream(&*adapter, &by_wharf, (20 << 20) + 123, 7).await;
     assert_eq!(client(&["get", &format!("{prefix}by-wharf/model.bin")]), written);
 
     let uploaded = client(&["put", &format!("{prefix}by-requests/model.bin"), "18874371", "9"]);
@@ -358,7 +315,7 @@ async fn service_account_key_flow() {
 
     // One write operation: a session, three chunks and the last one.
     let p = path("model.bin");
-    let written = write_stream(&*adapter, &p, (1 << 20) - 7, 3).await;
+    let (written, _) = write_stream(&*adapter, &p, (1 << 20) - 7, 3).await;
     assert_eq!(exchanges.lock().unwrap().len(), 1, "one exchange for the whole write");
     let requests_of_write = heads.lock().unwrap().len();
     assert_eq!(requests_of_write, 5, "{:?}", heads.lock().unwrap());
