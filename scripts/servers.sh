@@ -5,7 +5,7 @@
 #   scripts/servers.sh start [name...]   # default: all; prints `export` lines
 #   scripts/servers.sh stop  [name...]
 #
-# Names: moto, s3s, azurite, gcs. State (pid files, data, logs, the env
+# Names: moto, s3s, azurite, gcs, and those in scripts/servers.d/. State (pid files, data, logs, the env
 # file with every URL) lives in target/servers/. Run scripts/tools.sh first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -103,6 +103,14 @@ start_gcs() {
     echo "export WHARF_TEST_GCS_URL=http://127.0.0.1:$port"
 }
 
+# More servers: each scripts/servers.d/<name>.sh defines `start_<name>`
+# (printing its `export` lines) and appends <name> to `all`.
+for extra in scripts/servers.d/*.sh; do
+    [ -e "$extra" ] || continue
+    # shellcheck source=/dev/null
+    source "$extra"
+done
+
 stop_one() {
     local pidfile=$state/$1.pid pid
     [ -f "$pidfile" ] || return 0
@@ -134,7 +142,7 @@ stop)
     for n in "${names[@]}"; do stop_one "$n"; done
     ;;
 *)
-    echo "usage: scripts/servers.sh start|stop [moto s3s azurite gcs]" >&2
+    echo "usage: scripts/servers.sh start|stop [${all[*]}]" >&2
     exit 2
     ;;
 esac
