@@ -41,6 +41,38 @@ pub struct ObjectMeta {
     pub etag: Option<String>,
     /// Last modification, ms since the Unix epoch.
     pub modified_ms: Option<u64>,
+    /// Bytes the storage holds for it, when a layer (compression,
+    /// encryption, checksum frames) made that differ from `size`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_size: Option<u64>,
+}
+
+/// A change a layer makes to the bytes it stores; [`Adapter::encodings`]
+/// lists them outermost first, and `ModelStorageInfo` records them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Encoding {
+    /// Per-chunk digests stored with the data.
+    Checksum {
+        /// Digest algorithm (`sha256`).
+        algorithm: String,
+        /// Logical bytes per digest.
+        chunk_size: u64,
+    },
+    /// Compressed.
+    Compression {
+        /// Algorithm (`zstd`).
+        algorithm: String,
+        /// Level written with.
+        level: i32,
+    },
+    /// Encrypted.
+    Encryption {
+        /// AEAD construction (for example `aes-256-gcm-stream`).
+        algorithm: String,
+        /// Id of the key new objects are written with.
+        key_id: String,
+    },
 }
 
 /// One page of a listing.
@@ -109,6 +141,12 @@ pub trait Adapter: Send + Sync {
     async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>>;
     /// Starts writing an object; nothing is visible until `finish`.
     async fn write(&self, path: &ObjectPath, mode: PutMode, size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>>;
+    /// What layers do to the stored bytes, outermost first. A layer that
+    /// changes bytes puts itself before its inner adapter's list; every
+    /// other layer must return its inner adapter's list unchanged.
+    fn encodings(&self) -> Vec<Encoding> {
+        Vec::new()
+    }
 }
 
 /// An object being read.

@@ -22,7 +22,9 @@ pub mod plugins;
 pub mod runtime;
 pub mod service;
 
-pub use adapter::{Adapter, ByteRange, Capabilities, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
+pub use adapter::{
+    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
+};
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
 pub use host::Host;

@@ -1,7 +1,9 @@
 //! A bound on operations in flight per backend.
 
 use super::Layer;
-use crate::adapter::{Adapter, ByteRange, Capabilities, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
+use crate::adapter::{
+    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
+};
 use crate::error::Result;
 use crate::path::ObjectPath;
 use async_trait::async_trait;
@@ -101,6 +103,10 @@ impl Adapter for LimitAdapter {
         let permit = self.permit().await;
         let inner = self.inner.write(path, mode, size_hint).await?;
         Ok(Box::new(Held { inner, _permit: permit }))
+    }
+
+    fn encodings(&self) -> Vec<Encoding> {
+        self.inner.encodings()
     }
 }
 

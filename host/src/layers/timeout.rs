@@ -1,7 +1,9 @@
 //! Per-operation and per-idle-stream timeouts.
 
 use super::Layer;
-use crate::adapter::{Adapter, ByteRange, Capabilities, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
+use crate::adapter::{
+    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::ObjectPath;
 use async_trait::async_trait;
@@ -136,6 +138,10 @@ impl Adapter for TimeoutAdapter {
             backend: self.name().to_string(),
             path: path.as_str().to_string(),
         }))
+    }
+
+    fn encodings(&self) -> Vec<Encoding> {
+        self.inner.encodings()
     }
 }
 

@@ -288,6 +288,7 @@ fn meta_from_wit(m: wit::ObjectMeta) -> ObjectMeta {
         size: m.size,
         etag: m.etag,
         modified_ms: m.modified_ms,
+        stored_size: None,
     }
 }
 
