@@ -6,6 +6,7 @@
 
 use crate::capabilities::{AllowedHost, DirGrant, Grants, TcpGrant};
 use crate::error::{Error, Result};
+use crate::layers::{Cache, ConcurrencyLimit, Stack, Timeout};
 use crate::model::StorageBackend;
 use crate::runtime::{BackendSpec, Limits};
 use serde::Deserialize;
@@ -25,6 +26,10 @@ pub struct Config {
     pub plugin_dir: Option<PathBuf>,
     /// Directory of compiled-component cache; default `~/.cache/wharf`.
     pub cache_dir: Option<PathBuf>,
+    /// Where the `wharf` command keeps its running metrics totals (relative
+    /// to the config file); default `$WHARF_METRICS_FILE`, else
+    /// `$XDG_STATE_HOME/wharf/metrics.json`.
+    pub metrics_file: Option<PathBuf>,
     /// Backend used when a command names none; default `local_filesystem`.
     pub default_backend: Option<String>,
     /// Engine-wide settings.
@@ -60,6 +65,9 @@ pub struct BackendConfig {
     /// Per-call limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Middleware, outermost first (`[[backends.<name>.layers]]`).
+    #[serde(default)]
+    pub layers: Vec<LayerConfig>,
 }
 
 impl fmt::Debug for BackendConfig {
@@ -71,6 +79,7 @@ impl fmt::Debug for BackendConfig {
             .field("config_keys", &self.config.keys().collect::<Vec<_>>())
             .field("grants", &self.grants)
             .field("limits", &self.limits)
+            .field("layers", &self.layers)
             .finish()
     }
 }
@@ -128,6 +137,59 @@ pub struct LimitsConfig {
     pub cpu_time: Option<String>,
     /// Wall time per call, e.g. `"120s"` (default).
     pub call_timeout: Option<String>,
+}
+
+/// One `[[backends.<name>.layers]]` table; `layer` names the kind. Layers
+/// apply in the order written, the first being the outermost (the one a
+/// caller meets first). Sizes are like `"8MiB"`, durations like `"30s"`.
+///
+/// ```toml
+/// [[backends.models.layers]]
+/// layer = "retry"          # max_attempts = 4, initial_backoff = "100ms",
+///                          # max_backoff = "5s", max_elapsed = "60s", write_buffer = "8MiB"
+/// [[backends.models.layers]]
+/// layer = "timeout"        # operation = "300s", idle = "60s"
+/// [[backends.models.layers]]
+/// layer = "concurrency_limit"
+/// max = 16
+/// [[backends.models.layers]]
+/// layer = "cache"          # a local directory, least recently used out first
+/// dir = "cache"
+/// max_size = "20GiB"
+/// ```
+#[derive(Deserialize, Debug, Clone)]
+#[serde(tag = "layer", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerConfig {
+    /// Operations in flight at once (default 16).
+    ConcurrencyLimit {
+        /// The bound.
+        max: Option<u32>,
+    },
+    /// Per-operation and per-idle-stream timeouts.
+    Timeout {
+        /// Any call but a stream step (default `"300s"`).
+        operation: Option<String>,
+        /// One stream step: a chunk read or written (default `"60s"`).
+        idle: Option<String>,
+    },
+    /// A read-through cache in a local directory.
+    Cache {
+        /// The directory (relative to the config file).
+        dir: PathBuf,
+        /// Bytes of objects it may hold.
+        max_size: String,
+    },
+}
+
+impl LayerConfig {
+    /// The `layer = "..."` name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LayerConfig::ConcurrencyLimit { .. } => "concurrency_limit",
+            LayerConfig::Timeout { .. } => "timeout",
+            LayerConfig::Cache { .. } => "cache",
+        }
+    }
 }
 
 impl Config {
@@ -192,6 +254,44 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 impl BackendConfig {
+    /// The configured layers as a [`Stack`], first written = outermost.
+    /// Relative paths are taken from `base`.
+    pub fn stack(&self, name: &str, base: &Path) -> Result<Stack> {
+        let mut stack = Stack::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let at = |key: &str, why: String| {
+                Error::config(format!(
+                    "backend `{name}`: layers[{i}] ({}): {key}: {why}",
+                    layer.kind()
+                ))
+            };
+            let duration = |key: &str, v: &Option<String>, default: Duration| match v {
+                Some(t) => parse_duration(t).map_err(|why| at(key, why)),
+                None => Ok(default),
+            };
+            stack = match layer {
+                LayerConfig::ConcurrencyLimit { max } => {
+                    let max = max.unwrap_or(16);
+                    if max == 0 {
+                        return Err(at("max", "must be at least 1".into()));
+                    }
+                    stack.layer(ConcurrencyLimit::new(max as usize))
+                }
+                LayerConfig::Timeout { operation, idle } => stack.layer(Timeout::new(
+                    duration("operation", operation, Duration::from_secs(300))?,
+                    duration("idle", idle, Duration::from_secs(60))?,
+                )),
+                LayerConfig::Cache { dir, max_size } => {
+                    let max = parse_size(max_size).map_err(|why| at("max_size", why))?;
+                    let dir = if dir.is_absolute() { dir.clone() } else { base.join(dir) };
+                    let cache = Cache::new(dir, max as u64).map_err(|e| at("dir", e.message().to_string()))?;
+                    stack.layer(cache)
+                }
+            };
+        }
+        Ok(stack)
+    }
+
     /// The plugin this backend runs.
     pub fn plugin_name<'a>(&'a self, backend: &'a str) -> &'a str {
         self.plugin.as_deref().unwrap_or(backend)

@@ -4,6 +4,7 @@
 use crate::adapter::Adapter;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::layers::{Metrics, Registry, Stack, Tracing};
 use crate::plugins::PluginSet;
 use crate::runtime::{Runtime, RuntimeConfig, WasmAdapter};
 use crate::service::StorageService;
@@ -32,6 +33,7 @@ pub struct Host {
     config: Config,
     base: PathBuf,
     adapters: Mutex<HashMap<String, Arc<dyn Adapter>>>,
+    metrics: Arc<Registry>,
 }
 
 impl Host {
@@ -55,12 +57,18 @@ impl Host {
             config,
             base: base.to_path_buf(),
             adapters: Mutex::default(),
+            metrics: Registry::new(),
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The directory relative paths in the configuration are taken from.
+    pub fn base(&self) -> &Path {
+        &self.base
     }
 
     /// The plugins this host can load.
@@ -73,15 +81,22 @@ impl Host {
         &self.runtime
     }
 
+    /// What every backend's operations have done so far (the outermost
+    /// layer of each adapter this host hands out records here).
+    pub fn metrics(&self) -> &Arc<Registry> {
+        &self.metrics
+    }
+
     /// Names of the configured backends.
     pub fn backend_names(&self) -> Vec<String> {
         self.config.backends.keys().cloned().collect()
     }
 
-    /// The adapter of a configured backend, built on first use.
+    /// The adapter of a configured backend, built on first use: the Wasm
+    /// component inside the backend's configured layers, inside
+    /// [`Tracing`] and [`Metrics`].
     pub async fn adapter(&self, name: &str) -> Result<Arc<dyn Adapter>> {
-        let mut adapters = self.adapters.lock().await;
-        if let Some(a) = adapters.get(name) {
+        if let Some(a) = self.adapters.lock().await.get(name) {
             return Ok(a.clone());
         }
         let backend = self.config.backends.get(name).ok_or_else(|| {
@@ -94,9 +109,18 @@ impl Host {
         let plugin = self
             .plugins
             .load(&self.runtime, backend.plugin_name(name), backend.sha256.as_deref())?;
-        let adapter: Arc<dyn Adapter> = Arc::new(WasmAdapter::new(&self.runtime, &plugin, spec).await?);
-        adapters.insert(name.to_string(), adapter.clone());
-        Ok(adapter)
+        let stack = backend.stack(name, &self.base)?;
+        let wasm: Arc<dyn Adapter> = Arc::new(WasmAdapter::new(&self.runtime, &plugin, spec).await?);
+        // Every backend is observed, outside its configured layers, so
+        // metrics and spans count what callers see (retries included).
+        let adapter = Stack::new()
+            .layer(Tracing::new())
+            .layer(Metrics::new(self.metrics.clone()))
+            .apply(stack.apply(wasm));
+        // Built without the lock, so a slow backend does not hold up others;
+        // if two callers raced, the first one stored wins.
+        let mut adapters = self.adapters.lock().await;
+        Ok(adapters.entry(name.to_string()).or_insert(adapter).clone())
     }
 
     /// A [`StorageService`] over one backend.

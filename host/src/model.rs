@@ -1,6 +1,7 @@
 //! The domain model the ML platform already speaks: `StorageBackend`,
 //! `SerializationFormat`, `ModelStorageInfo`, with the same JSON names.
 
+use crate::adapter::Encoding;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -235,6 +236,10 @@ pub struct StoredFile {
     pub size_bytes: u64,
     /// sha256 of the content, hex.
     pub checksum: String,
+    /// Bytes the backend holds for it, when layers (compression,
+    /// encryption, checksum frames) made that differ from `size_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_size_bytes: Option<u64>,
 }
 
 /// Where and how a model version is stored: the JSON the platform's
@@ -268,6 +273,16 @@ pub struct ModelStorageInfo {
     pub files: Vec<StoredFile>,
     /// When it was saved, RFC 3339 UTC.
     pub created_at: String,
+    /// What the backend's layers did to the stored bytes, outermost first
+    /// (compression level, encryption key id, ...). Stored objects describe
+    /// themselves, so reading needs no flags; this records it for people
+    /// and lets a read through differently configured layers fail early.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encodings: Vec<Encoding>,
+    /// Bytes the backend holds for all files, when layers made that differ
+    /// from `size_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_size_bytes: Option<u64>,
 }
 
 impl ModelStorageInfo {
@@ -360,6 +375,8 @@ mod tests {
             is_directory: false,
             files: vec![],
             created_at: "2026-01-01T00:00:00Z".into(),
+            encodings: vec![],
+            stored_size_bytes: None,
         };
         let v: serde_json::Value = serde_json::to_value(&info).unwrap();
         for key in ["storage_backend", "storage_path", "format", "size_bytes", "checksum"] {

@@ -9,7 +9,7 @@
 //!   the loser removes its own files. A crash before the manifest leaves
 //!   unreferenced files under a fresh upload id, never a broken version.
 
-use crate::adapter::{Adapter, ObjectReader, PutMode};
+use crate::adapter::{Adapter, Encoding, ObjectReader, PutMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{ModelStorageInfo, SerializationFormat, StorageBackend, StoredFile};
 use crate::path::ObjectPath;
@@ -202,8 +202,13 @@ impl StorageService {
             model_name: opts.model.clone(),
             version: opts.version.clone(),
             is_directory,
+            stored_size_bytes: files
+                .iter()
+                .any(|f| f.stored_size_bytes.is_some())
+                .then(|| files.iter().map(|f| f.stored_size_bytes.unwrap_or(f.size_bytes)).sum()),
             files,
             created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            encodings: self.adapter.encodings(),
         };
         let manifest = serde_json::to_vec_pretty(&Manifest {
             wharf_manifest: 1,
@@ -297,6 +302,7 @@ impl StorageService {
                 path: rel.to_string(),
                 size_bytes: total,
                 checksum,
+                stored_size_bytes: meta.stored_size,
             },
             head,
         ))
@@ -347,6 +353,7 @@ impl StorageService {
                 format!("{MANIFEST} describes `{}`", m.info.storage_path),
             )));
         }
+        check_encodings(&m.info.encodings, &self.adapter.encodings()).map_err(at)?;
         Ok((base, m))
     }
 
@@ -590,4 +597,32 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Refuses to read a model through layers of other kinds than it was
+/// written with (key ids may differ: an encryption layer reads with any key
+/// it holds, which is how keys rotate).
+fn check_encodings(stored: &[Encoding], now: &[Encoding]) -> Result<()> {
+    let kinds = |e: &[Encoding]| {
+        e.iter()
+            .map(|e| match e {
+                Encoding::Checksum { .. } => "checksum",
+                Encoding::Compression { .. } => "compression",
+                Encoding::Encryption { .. } => "encryption",
+            })
+            .collect::<Vec<_>>()
+    };
+    let (was, is) = (kinds(stored), kinds(now));
+    if was == is {
+        return Ok(());
+    }
+    let show = |k: &[&str]| if k.is_empty() { "none".to_string() } else { k.join(", ") };
+    Err(Error::new(
+        ErrorKind::Config,
+        format!(
+            "the model was stored through layers [{}] but the backend now has [{}]; configure the same layers to read it",
+            show(&was),
+            show(&is)
+        ),
+    ))
 }

@@ -9,6 +9,7 @@ fn wharf(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .env_remove("WHARF_CONFIG")
         .env_remove("WHARF_DATA_DIR")
+        .env("WHARF_METRICS_FILE", dir.join("metrics.json"))
         .env(
             "WHARF_CACHE_DIR",
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wharf-test-cache"),
@@ -74,6 +75,96 @@ fn put_then_get_with_no_config_round_trips() {
     let gone = wharf(dir.path(), &["get", "models/detector/v1"]);
     assert_eq!(gone.status.code(), Some(3), "{}", stderr(&gone));
     assert!(stderr(&gone).contains("models/detector/v1"), "{}", stderr(&gone));
+}
+
+/// Each command adds its storage operations to the metrics file;
+/// `wharf metrics` prints the totals in the Prometheus text format.
+#[test]
+fn metrics_add_up_across_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(&dir.path().join("model.onnx"), 1 << 20);
+    for v in ["v1", "v2"] {
+        let put = wharf(dir.path(), &["put", "model.onnx", "--model", "m", "--model-version", v]);
+        assert!(put.status.success(), "{}", stderr(&put));
+    }
+    let missing = wharf(dir.path(), &["get", "models/m/v9"]);
+    assert_eq!(missing.status.code(), Some(3));
+    let o = wharf(dir.path(), &["metrics"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let value = |series: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no `{series}` in:\n{text}"))
+    };
+    // Two saves: the model and its manifest each time.
+    assert_eq!(
+        value(r#"wharf_operations_total{backend="local_filesystem",operation="write",outcome="ok"}"#),
+        4
+    );
+    assert_eq!(
+        value(r#"wharf_operations_total{backend="local_filesystem",operation="read",outcome="not-found"}"#),
+        1
+    );
+    assert!(value(r#"wharf_written_bytes_total{backend="local_filesystem"}"#) > 2 << 20);
+    assert!(
+        text.contains("# TYPE wharf_operation_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"wharf_operation_duration_seconds_bucket{backend="local_filesystem",operation="write",le="+Inf"} 4"#
+        ),
+        "{text}"
+    );
+    let o = wharf(dir.path(), &["metrics", "--reset"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = wharf(dir.path(), &["metrics"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("wharf_operations_total{"));
+}
+
+/// `wharf health` checks every backend at once: a reachable one is up with
+/// its capabilities, an unreachable one is down, and the exit code says so.
+#[test]
+fn health_table_names_down_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    std::fs::write(
+        dir.path().join("wharf.toml"),
+        format!(
+            r#"
+[backends.gone]
+plugin = "aws_s3"
+[backends.gone.config]
+endpoint = "http://127.0.0.1:{port}"
+bucket = "b"
+access_key_id = "k"
+secret_access_key = "s"
+[backends.gone.grants]
+http = ["http://127.0.0.1:{port}"]
+"#
+        ),
+    )
+    .unwrap();
+    let o = wharf(dir.path(), &["health"]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    let table = String::from_utf8(o.stdout).unwrap();
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row:\n{table}"))
+            .to_string()
+    };
+    assert!(line("local_filesystem").contains(" up "), "{table}");
+    assert!(line("local_filesystem").contains("range,create,update,copy"), "{table}");
+    assert!(line("gone").contains("DOWN"), "{table}");
+    assert!(line("gone").contains("gone"), "{table}");
+    let o = wharf(dir.path(), &["--json", "health"]);
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 mod get;
 mod health;
 mod ls;
+mod metrics;
 mod plugins;
 mod put;
 mod rm;
@@ -63,6 +64,8 @@ enum Command {
     Rm(rm::Rm),
     /// Check every configured backend.
     Health(health::Health),
+    /// Print the storage operations of all commands so far (Prometheus text).
+    Metrics(metrics::MetricsCmd),
     /// List and inspect adapter plugins.
     #[command(subcommand)]
     Plugins(plugins::Plugins),
@@ -87,6 +90,7 @@ pub(crate) fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -164,15 +168,24 @@ async fn run(cli: Cli) -> wharf::Result<u8> {
         backend,
         json: cli.json,
     };
-    match cli.command {
+    let result = match cli.command {
         Command::Put(c) => c.execute(&ctx).await,
         Command::Get(c) => c.execute(&ctx).await,
         Command::Ls(c) => c.execute(&ctx).await,
         Command::Stat(c) => c.execute(&ctx).await,
         Command::Rm(c) => c.execute(&ctx).await,
         Command::Health(c) => c.execute(&ctx).await,
+        Command::Metrics(c) => return c.execute(&ctx).await,
         Command::Plugins(c) => c.execute(&ctx).await,
+    };
+    // Failed commands count too; not being able to count is only a warning.
+    let done = ctx.host.metrics().snapshot();
+    if !done.is_empty()
+        && let Err(e) = metrics::record(&metrics::metrics_file(&ctx.host), &done)
+    {
+        eprintln!("wharf: warning: metrics not recorded: {e}");
     }
+    result
 }
 
 /// A progress bar on stderr for transfers over 8 MiB, when stderr is a terminal.

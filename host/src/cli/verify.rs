@@ -184,6 +184,7 @@ impl Verify {
                 cpu_time: self.cpu_time.clone(),
                 call_timeout: self.call_timeout.clone(),
             },
+            layers: Vec::new(),
         };
         Ok((backend, scratch))
     }

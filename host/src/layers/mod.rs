@@ -17,10 +17,14 @@
 //! # Ok(()) }
 //! ```
 
+mod cache;
 mod limit;
+mod observe;
 mod timeout;
 
+pub use cache::Cache;
 pub use limit::ConcurrencyLimit;
+pub use observe::{LATENCY_BUCKETS, Metrics, OpStats, Registry, Snapshot, Tracing};
 pub use timeout::Timeout;
 
 use crate::adapter::Adapter;
