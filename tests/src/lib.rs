@@ -6,6 +6,8 @@ use std::process::Command;
 use wharf::conformance::DataStream;
 use wharf::{Adapter, Config, Host, ObjectMeta, ObjectPath, PutMode};
 
+pub mod fault_proxy;
+
 /// Paths of the guest fixtures, built by build.rs.
 pub mod fixtures {
     include!(concat!(env!("OUT_DIR"), "/fixtures.rs"));

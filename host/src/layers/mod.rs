@@ -20,11 +20,13 @@
 mod cache;
 mod limit;
 mod observe;
+mod retry;
 mod timeout;
 
 pub use cache::Cache;
 pub use limit::ConcurrencyLimit;
 pub use observe::{LATENCY_BUCKETS, Metrics, OpStats, Registry, Snapshot, Tracing};
+pub use retry::{DEFAULT_WRITE_BUFFER, Retry, RetryPolicy};
 pub use timeout::Timeout;
 
 use crate::adapter::Adapter;
@@ -42,6 +44,12 @@ pub struct Stack {
     layers: Vec<Arc<dyn Layer>>,
 }
 
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack").field("layers", &self.layers.len()).finish()
+    }
+}
+
 impl Stack {
     /// An empty stack: `apply` returns the adapter unchanged.
     pub fn new() -> Self {
@@ -52,6 +60,16 @@ impl Stack {
     pub fn layer(mut self, layer: impl Layer + 'static) -> Self {
         self.layers.push(Arc::new(layer));
         self
+    }
+
+    /// How many layers it has.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Whether it has none.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
     }
 
     /// Wraps `adapter` in every layer.
