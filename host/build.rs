@@ -16,6 +16,10 @@ const BUILTINS: &[(&str, &str)] = &[
     ("aws_s3", "wharf-adapter-aws-s3"),
     ("azure_blob", "wharf-adapter-azure-blob"),
     ("gcp_storage", "wharf-adapter-gcp-storage"),
+    ("huggingface_hub", "wharf-adapter-huggingface-hub"),
+    ("mlflow", "wharf-adapter-mlflow"),
+    ("redis", "wharf-adapter-redis"),
+    ("database", "wharf-adapter-database"),
 ];
 
 fn main() {

@@ -5,5 +5,9 @@ guests=(
     wharf-adapter-aws-s3
     wharf-adapter-azure-blob
     wharf-adapter-gcp-storage
+    wharf-adapter-huggingface-hub
+    wharf-adapter-mlflow
+    wharf-adapter-redis
+    wharf-adapter-database
     wharf-fixture-misbehave
 )

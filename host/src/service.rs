@@ -217,10 +217,26 @@ impl StorageService {
         })
         .expect("a manifest serializes");
         // The commit point: create-only, so of two concurrent saves one wins.
+        // A backend without atomic create (mlflow's artifact store) gets a
+        // check then an overwrite: a version that exists is still refused,
+        // but two saves racing on the same version are not told apart.
         let commit = async {
+            let mode = if self.adapter.capabilities().await?.write_create {
+                PutMode::Create
+            } else if self.adapter.exists(&manifest_path).await? {
+                return Err(
+                    Error::new(ErrorKind::AlreadyExists, format!("model `{base}` already exists")).at(
+                        self.adapter.name(),
+                        "save",
+                        Some(base.as_str()),
+                    ),
+                );
+            } else {
+                PutMode::Overwrite
+            };
             let mut w = self
                 .adapter
-                .write(&manifest_path, PutMode::Create, Some(manifest.len() as u64))
+                .write(&manifest_path, mode, Some(manifest.len() as u64))
                 .await?;
             w.append(Bytes::from(manifest)).await?;
             w.finish().await

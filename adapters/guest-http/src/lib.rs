@@ -1,16 +1,21 @@
 //! What wharf's HTTP adapters share: a small blocking HTTP client over
-//! `wasi:http` (the host decides which hosts it may reach), and the pieces
+//! `wasi:http` (the host decides which hosts it may reach) that sends a
+//! body whole ([`Request::send`], [`Request::start`]) or streams it
+//! ([`Request::start_body`], [`BodyWriter`]), and the pieces
 //! every cloud API needs: percent-encoding, HMAC/SHA-256, dates, base64 and
 //! a tiny XML reader for the flat documents S3 and Azure answer with.
 //!
 //! Nothing here knows the adapter contract: each adapter maps [`HttpError`]
 //! into its own `error` variant.
 
+mod body;
 pub mod encode;
 pub mod random;
 pub mod size;
 pub mod time;
 pub mod xml;
+
+pub use body::BodyWriter;
 
 use std::fmt;
 use wasip2::http::outgoing_handler;
@@ -18,7 +23,7 @@ use wasip2::http::types::{
     ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
     Scheme,
 };
-use wasip2::io::streams::{InputStream, OutputStream, StreamError};
+use wasip2::io::streams::{InputStream, StreamError};
 
 /// Why a request failed before an HTTP status was available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +123,9 @@ impl Endpoint {
     }
 }
 
-/// One HTTP request: method, where, headers. The body is passed when sending.
+/// One HTTP request: method, where, headers. The body is passed when
+/// sending ([`Request::send`], [`Request::start`]) or streamed
+/// ([`Request::start_body`]).
 #[derive(Debug, Clone)]
 pub struct Request {
     /// `GET`, `PUT`, ...
@@ -169,33 +176,37 @@ impl Request {
     /// Sends the request with `body` and returns without waiting for the
     /// response, so several requests can be in flight at once.
     pub fn start(&self, body: &[u8]) -> Result<Pending> {
+        let (mut writer, sent) = self.open(whole_body_length(self.method, body.len()), body)?;
+        match writer.write(&body[sent..])? {
+            Some(early) => Ok(Pending::answered(early)),
+            None => writer.finish(),
+        }
+    }
+
+    /// Sends the head and returns the body to write a piece at a time:
+    /// an upload of any size in bounded memory. With `length`, the head
+    /// carries `Content-Length` and the body must be exactly that long;
+    /// without, it goes chunked. Dropping the [`BodyWriter`] before
+    /// [`BodyWriter::finish`] cancels the request.
+    pub fn start_body(&self, length: Option<u64>) -> Result<BodyWriter> {
+        self.open(length, &[]).map(|(writer, _)| writer)
+    }
+
+    /// Builds the request, puts `first` into its body if it fits the host's
+    /// send buffer (so head and body leave together) and hands the request
+    /// to the host. Also returns how many bytes of `first` went in.
+    fn open(&self, length: Option<u64>, first: &[u8]) -> Result<(BodyWriter, usize)> {
         let what = self.describe();
-        let mut fields = Vec::with_capacity(self.headers.len() + 1);
-        for (k, v) in &self.headers {
-            fields.push((k.clone(), v.as_bytes().to_vec()));
-        }
-        if !body.is_empty() || !matches!(self.method, "GET" | "HEAD") {
-            fields.push(("content-length".to_string(), body.len().to_string().into_bytes()));
-        }
-        let headers = Fields::from_list(&fields)
+        let headers = Fields::from_list(&self.fields(length))
             .map_err(|e| HttpError::new(FailKind::Invalid, format!("{what}: invalid header ({e:?})")))?;
         let request = OutgoingRequest::new(headers);
-        let method = match self.method {
-            "GET" => Method::Get,
-            "PUT" => Method::Put,
-            "POST" => Method::Post,
-            "HEAD" => Method::Head,
-            "DELETE" => Method::Delete,
-            "PATCH" => Method::Patch,
-            other => Method::Other(other.to_string()),
-        };
         let scheme = if self.endpoint.https {
             Scheme::Https
         } else {
             Scheme::Http
         };
         request
-            .set_method(&method)
+            .set_method(&self.wasi_method())
             .and_then(|()| request.set_scheme(Some(&scheme)))
             .and_then(|()| request.set_authority(Some(&self.endpoint.authority)))
             .and_then(|()| request.set_path_with_query(Some(&self.path_and_query)))
@@ -203,85 +214,56 @@ impl Request {
         let out = request
             .body()
             .map_err(|()| HttpError::new(FailKind::Invalid, format!("{what}: no request body")))?;
-        let stream = match body.is_empty() {
-            true => None,
-            false => Some(
-                out.write()
-                    .map_err(|()| HttpError::new(FailKind::Backend, format!("{what}: no body stream")))?,
-            ),
-        };
-        // A body that fits the host's send buffer goes in before the request
-        // starts, so head and body leave together; a larger one streams
-        // while the request is under way.
-        let early = stream.as_ref().is_some_and(|s| fits(s, body));
-        if let (true, Some(s)) = (early, &stream) {
-            s.write(body).map_err(|e| {
+        let stream = out
+            .write()
+            .map_err(|()| HttpError::new(FailKind::Backend, format!("{what}: no body stream")))?;
+        let within = length.is_none_or(|n| first.len() as u64 <= n);
+        let sent = if !first.is_empty() && within && body::fits(&stream, first) {
+            stream.write(first).map_err(|e| {
                 HttpError::new(
                     FailKind::Backend,
-                    format!("{what}: buffering the body: {}", stream_error(e)),
+                    format!("{what}: buffering the body: {}", body::stream_error(e)),
                 )
             })?;
-        }
+            first.len()
+        } else {
+            0
+        };
         let pending = outgoing_handler::handle(request, None).map_err(|e| transport(&what, &e))?;
-        let result = match (&stream, early) {
-            (None, _) => Ok(()),
-            (Some(s), true) => s.blocking_flush().map_err(stream_error),
-            (Some(s), false) => write_body(s, body),
-        };
-        drop(stream);
-        if let Err(e) = result {
-            // The server may have answered already (an early 403, 413, ...):
-            // that answer says more than the closed stream.
-            drop(out);
-            pending.subscribe().block();
-            return match pending.get() {
-                Some(Ok(Ok(response))) => Ok(Pending {
-                    what,
-                    state: State::Ready(response),
-                }),
-                Some(Ok(Err(code))) => Err(transport(&what, &code)),
-                _ => Err(HttpError::new(
-                    FailKind::Transient,
-                    format!("{what}: sending the body failed: {e}"),
-                )),
-            };
+        let writer = BodyWriter::new(what, length, sent as u64, stream, out, pending);
+        Ok((writer, sent))
+    }
+
+    /// The header fields sent: the request's, and `content-length` when
+    /// the body's length is known.
+    fn fields(&self, length: Option<u64>) -> Vec<(String, Vec<u8>)> {
+        let mut fields = Vec::with_capacity(self.headers.len() + 1);
+        for (k, v) in &self.headers {
+            fields.push((k.clone(), v.as_bytes().to_vec()));
         }
-        OutgoingBody::finish(out, None).map_err(|e| transport(&what, &e))?;
-        Ok(Pending {
-            what,
-            state: State::Waiting(pending),
-        })
+        if let Some(n) = length {
+            fields.push(("content-length".to_string(), n.to_string().into_bytes()));
+        }
+        fields
+    }
+
+    fn wasi_method(&self) -> Method {
+        match self.method {
+            "GET" => Method::Get,
+            "PUT" => Method::Put,
+            "POST" => Method::Post,
+            "HEAD" => Method::Head,
+            "DELETE" => Method::Delete,
+            "PATCH" => Method::Patch,
+            other => Method::Other(other.to_string()),
+        }
     }
 }
 
-/// Whether the stream takes `body` whole without blocking.
-fn fits(stream: &OutputStream, body: &[u8]) -> bool {
-    stream.check_write().is_ok_and(|permit| permit >= body.len() as u64)
-}
-
-fn stream_error(e: StreamError) -> String {
-    match e {
-        StreamError::Closed => "the connection closed".to_string(),
-        StreamError::LastOperationFailed(e) => e.to_debug_string(),
-    }
-}
-
-/// Writes `body` into the request's body stream as fast as it drains.
-fn write_body(stream: &OutputStream, body: &[u8]) -> std::result::Result<(), String> {
-    let failed = stream_error;
-    let mut rest = body;
-    while !rest.is_empty() {
-        let permit = match stream.check_write().map_err(failed)? {
-            0 => {
-                stream.subscribe().block();
-                continue;
-            }
-            n => n.min(rest.len() as u64) as usize,
-        };
-        stream.write(&rest[..permit]).map_err(failed)?;
-        rest = &rest[permit..];
-    }
-    stream.blocking_flush().map_err(failed)
+/// The `Content-Length` of a body sent whole: none for a `GET` or `HEAD`
+/// without one.
+fn whole_body_length(method: &str, len: usize) -> Option<u64> {
+    (len > 0 || !matches!(method, "GET" | "HEAD")).then_some(len as u64)
 }
 
 fn transport(what: &str, code: &ErrorCode) -> HttpError {
@@ -319,22 +301,30 @@ pub struct Pending {
 
 enum State {
     Waiting(FutureIncomingResponse),
-    Ready(IncomingResponse),
+    /// The server answered before the body was sent.
+    Answered(Response),
 }
 
 impl Pending {
+    fn answered(response: Response) -> Pending {
+        Pending {
+            what: response.what.clone(),
+            state: State::Answered(response),
+        }
+    }
+
     /// Whether the response head has arrived (so [`Pending::wait`] will not block).
     pub fn is_ready(&self) -> bool {
         match &self.state {
             State::Waiting(pending) => pending.subscribe().ready(),
-            State::Ready(_) => true,
+            State::Answered(_) => true,
         }
     }
 
     /// Waits for the response head.
     pub fn wait(self) -> Result<Response> {
         let pending = match self.state {
-            State::Ready(response) => return Response::new(self.what, response),
+            State::Answered(response) => return Ok(response),
             State::Waiting(pending) => pending,
         };
         pending.subscribe().block();
@@ -345,7 +335,7 @@ impl Pending {
                 return Err(HttpError::new(FailKind::Backend, format!("{}: no response", self.what)));
             }
         };
-        Response::new(self.what, response)
+        Response::new(self.what, response, None)
     }
 }
 
@@ -360,12 +350,15 @@ pub struct Response {
     stream: Option<InputStream>,
     body: Option<IncomingBody>,
     _response: IncomingResponse,
+    /// The unfinished body of a request answered before it ended: dropping
+    /// it cancels the request, so it lives as long as the answer is read.
+    _request_body: Option<OutgoingBody>,
     expected: Option<u64>,
     received: u64,
 }
 
 impl Response {
-    fn new(what: String, response: IncomingResponse) -> Result<Response> {
+    fn new(what: String, response: IncomingResponse, request_body: Option<OutgoingBody>) -> Result<Response> {
         let status = response.status();
         let headers = response
             .headers()
@@ -394,6 +387,7 @@ impl Response {
             stream: Some(stream),
             body: Some(body),
             _response: response,
+            _request_body: request_body,
             expected,
             received: 0,
         })
@@ -568,6 +562,65 @@ mod tests {
         for bad in ["s3.amazonaws.com", "ftp://x", "http://", "http://u@h", "http://h/p?q=1"] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn transport_errors_are_classified() {
+        let cases = [
+            (ErrorCode::HttpRequestDenied, FailKind::Denied, "grants.http"),
+            (ErrorCode::ConnectionRefused, FailKind::Transient, "connection refused"),
+            (
+                ErrorCode::ConnectionTerminated,
+                FailKind::Transient,
+                "ConnectionTerminated",
+            ),
+            (ErrorCode::HttpResponseTimeout, FailKind::Transient, "timed out"),
+            (ErrorCode::HttpProtocolError, FailKind::Transient, "broke the protocol"),
+            (
+                ErrorCode::HttpRequestUriInvalid,
+                FailKind::Invalid,
+                "HttpRequestUriInvalid",
+            ),
+            (
+                ErrorCode::HttpRequestBodySize(Some(3)),
+                FailKind::Backend,
+                "HttpRequestBodySize",
+            ),
+            (ErrorCode::TlsCertificateError, FailKind::Backend, "TlsCertificateError"),
+        ];
+        for (code, kind, text) in cases {
+            let e = transport("PUT http://h/p", &code);
+            assert_eq!(e.kind, kind, "{code:?}");
+            assert!(e.message.starts_with("PUT http://h/p: "), "{}", e.message);
+            assert!(e.message.contains(text), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn content_length_is_sent_when_known() {
+        let endpoint = Endpoint::parse("http://127.0.0.1:1").unwrap();
+        let request = Request::new("PUT", &endpoint, "/a?sig=secret").header("X-Kind", "model");
+        let names = |length| {
+            request
+                .fields(length)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={}", String::from_utf8(v).unwrap()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(Some(12)), ["x-kind=model", "content-length=12"]);
+        assert_eq!(names(Some(0)), ["x-kind=model", "content-length=0"]);
+        assert_eq!(names(None), ["x-kind=model"], "a streamed body goes chunked");
+        assert_eq!(request.describe(), "PUT http://127.0.0.1:1/a", "no query in messages");
+    }
+
+    #[test]
+    fn whole_bodies_announce_their_length() {
+        assert_eq!(whole_body_length("GET", 0), None);
+        assert_eq!(whole_body_length("HEAD", 0), None);
+        assert_eq!(whole_body_length("DELETE", 0), Some(0));
+        assert_eq!(whole_body_length("PUT", 0), Some(0));
+        assert_eq!(whole_body_length("POST", 5), Some(5));
+        assert_eq!(whole_body_length("GET", 2), Some(2));
     }
 
     #[test]

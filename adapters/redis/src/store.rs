@@ -1,0 +1,385 @@
+//! The backend: one lazily opened connection per instance, manifests, and
+//! the operations that are one or two commands (stat, delete, list, copy,
+//! health).
+
+use crate::bindings::exports::wharf::storage::adapter::{ByteRange, Error, ObjectMeta, Page, PutMode};
+use crate::config::Config;
+use crate::reader::ChunkReader;
+use crate::resp::{Conn, Reply};
+use crate::scripts;
+use crate::writer::{self, Upload};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// Chunks copied per pipelined batch (each batch holds no data in the
+/// adapter: `COPY` runs inside Redis).
+const COPY_BATCH: u64 = 32;
+
+/// A configured Redis location. The host makes a fresh instance per
+/// operation, so the connection is opened on first use, not in `open`.
+pub struct Store {
+    /// The configuration.
+    pub cfg: Rc<Config>,
+    conn: RefCell<Option<Conn>>,
+}
+
+/// What a manifest hash holds.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Object size in bytes.
+    pub size: u64,
+    /// Bytes per chunk (the last may be shorter).
+    pub chunk_size: u64,
+    /// Number of chunk keys.
+    pub chunks: u64,
+    /// The upload id: the etag, and the middle part of the chunk keys.
+    pub etag: String,
+    /// When it was committed (the server's clock), ms since the epoch.
+    pub modified_ms: Option<u64>,
+}
+
+impl Store {
+    /// Reads the config; connects nothing yet.
+    pub fn open(config: Vec<(String, String)>) -> Result<Store, Error> {
+        Ok(Store {
+            cfg: Rc::new(Config::parse(config)?),
+            conn: RefCell::new(None),
+        })
+    }
+
+    /// Runs `f` on the connection, opening it first if needed. A failure
+    /// drops the connection: it may be half-way through a reply.
+    fn with_conn<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T, Error>) -> Result<T, Error> {
+        let mut slot = self.conn.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Conn::connect(&self.cfg)?);
+        }
+        let result = f(slot.as_mut().expect("connected above"));
+        if result.is_err() {
+            *slot = None;
+        }
+        result
+    }
+
+    /// The connection, for a reader or writer to own.
+    fn take_conn(&self) -> Result<Conn, Error> {
+        match self.conn.borrow_mut().take() {
+            Some(conn) => Ok(conn),
+            None => Conn::connect(&self.cfg),
+        }
+    }
+
+    /// `stat`.
+    pub fn stat(&self, path: &str) -> Result<ObjectMeta, Error> {
+        let m = self
+            .with_conn(|c| manifest(c, &self.cfg, path))?
+            .ok_or_else(|| not_found(path))?;
+        Ok(meta(path, &m))
+    }
+
+    /// `exists`: the manifest is there.
+    pub fn exists(&self, path: &str) -> Result<bool, Error> {
+        let key = self.cfg.manifest_key(path);
+        let n = self.with_conn(|c| c.call(&[b"EXISTS", key.as_bytes()]))?;
+        Ok(n.int() == Some(1))
+    }
+
+    /// `delete`: manifest and index entry, then chunks, in one script.
+    pub fn delete(&self, path: &str) -> Result<(), Error> {
+        let (manifest, index, chunks) = (
+            self.cfg.manifest_key(path),
+            self.cfg.index_key(),
+            self.cfg.chunk_prefix(),
+        );
+        self.with_conn(|c| {
+            eval(
+                c,
+                scripts::DELETE,
+                &[manifest.as_bytes(), index.as_bytes()],
+                &[path.as_bytes(), chunks.as_bytes()],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// One page from the index (`ZRANGEBYLEX` after the cursor), with each
+    /// entry's manifest, in one script.
+    pub fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<Page, Error> {
+        let bytes = |mark: &str, s: &str| [mark.as_bytes(), s.as_bytes()].concat();
+        let min = match cursor {
+            Some(c) if c >= prefix => bytes("(", c),
+            _ if prefix.is_empty() => b"-".to_vec(),
+            _ => bytes("[", prefix),
+        };
+        // No UTF-8 text holds the byte 0xff: `prefix` + 0xff is above every
+        // path that starts with `prefix` and below every other larger one.
+        let max = if prefix.is_empty() {
+            b"+".to_vec()
+        } else {
+            [bytes("(", prefix), vec![0xff]].concat()
+        };
+        let index = self.cfg.index_key();
+        let manifests = self.cfg.manifest_prefix();
+        let limit = limit.to_string();
+        let reply = self.with_conn(|c| {
+            eval(
+                c,
+                scripts::LIST,
+                &[index.as_bytes()],
+                &[&min, &max, limit.as_bytes(), manifests.as_bytes()],
+            )
+        })?;
+        let bad = || Error::Backend(format!("redis: malformed answer of the list script for `{prefix}`"));
+        let mut parts = reply.into_array().ok_or_else(bad)?.into_iter();
+        let next = parts.next().and_then(|c| c.text()).ok_or_else(bad)?;
+        let flat = parts.next().and_then(Reply::into_array).ok_or_else(bad)?;
+        let mut entries = Vec::with_capacity(flat.len() / 4);
+        for e in flat.chunks(4) {
+            let [path, size, etag, modified] = e else {
+                return Err(bad());
+            };
+            entries.push(ObjectMeta {
+                path: path.text().ok_or_else(bad)?,
+                size: size.int().and_then(|s| u64::try_from(s).ok()).ok_or_else(bad)?,
+                etag: etag.text().filter(|t| !t.is_empty()),
+                modified_ms: modified.text().and_then(|m| m.parse().ok()),
+            });
+        }
+        Ok(Page {
+            entries,
+            next_cursor: (!next.is_empty()).then_some(next),
+        })
+    }
+
+    /// `copy`: `COPY` of every chunk under a new upload id inside Redis
+    /// (GET/SET through the adapter on servers older than 6.2), then the
+    /// same commit as a write.
+    pub fn copy(&self, source: &str, destination: &str, mode: &PutMode) -> Result<ObjectMeta, Error> {
+        let cfg = self.cfg.clone();
+        self.with_conn(|c| {
+            let src = manifest(c, &cfg, source)?.ok_or_else(|| not_found(source))?;
+            writer::check_mode(c, &cfg, destination, mode)?;
+            let upload = writer::new_upload_id();
+            let copied = copy_chunks(c, &cfg, source, &src, &upload).and_then(|()| {
+                writer::commit(
+                    c,
+                    &cfg,
+                    destination,
+                    mode,
+                    &upload,
+                    (src.size, src.chunk_size, src.chunks),
+                )
+            });
+            match copied {
+                Ok(meta) => Ok(meta),
+                Err(e) => {
+                    let meta = |ms: u64| ObjectMeta {
+                        path: destination.to_string(),
+                        size: src.size,
+                        etag: Some(upload.clone()),
+                        modified_ms: Some(ms),
+                    };
+                    match writer::discard_fresh(&cfg, destination, &upload, src.chunks) {
+                        // The commit's answer was lost, but it happened.
+                        Ok(Some(ms)) => Ok(meta(ms)),
+                        Ok(None) => Err(e),
+                        Err(cleanup) => {
+                            eprintln!(
+                                "redis: could not remove the chunks of the failed copy to `{destination}` \
+                                 (they expire after `upload_ttl`): {cleanup:?}"
+                            );
+                            Err(e)
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// `health`: `PING`, the server version, and that scripts run.
+    pub fn health(&self) -> Result<String, Error> {
+        let cfg = self.cfg.clone();
+        self.with_conn(|c| {
+            match c.call(&[b"PING"])? {
+                Reply::Status(s) if s == "PONG" => {}
+                other => {
+                    return Err(Error::Backend(format!(
+                        "redis at {}: PING answered {other:?}",
+                        c.addr()
+                    )));
+                }
+            }
+            let info = c.call(&[b"INFO", b"server"])?.text().unwrap_or_default();
+            let version = info
+                .lines()
+                .find_map(|l| l.strip_prefix("redis_version:"))
+                .unwrap_or("(unknown version)")
+                .trim()
+                .to_string();
+            if eval(c, "return 1", &[], &[])?.int() != Some(1) {
+                return Err(Error::Backend(format!(
+                    "redis at {}: EVAL does not run Lua scripts",
+                    c.addr()
+                )));
+            }
+            let copy_note = if version_below(&version, (6, 2)) {
+                "; no COPY command (before 6.2): copies pass through the adapter"
+            } else {
+                ""
+            };
+            Ok(format!(
+                "redis {version} at {} (db {}): PING answered, Lua scripts run{copy_note}; keys under `{}`",
+                cfg.address, cfg.db, cfg.prefix
+            ))
+        })
+    }
+
+    /// `read`: the manifest now, the chunks as the reader asks.
+    pub fn read(&self, path: &str, range: Option<ByteRange>) -> Result<ChunkReader, Error> {
+        let m = self
+            .with_conn(|c| manifest(c, &self.cfg, path))?
+            .ok_or_else(|| not_found(path))?;
+        let (start, end) = match range {
+            Some(r) => (r.start, r.end.unwrap_or(u64::MAX)),
+            None => (0, u64::MAX),
+        };
+        let end = end.min(m.size);
+        let conn = if start < end { Some(self.take_conn()?) } else { None };
+        Ok(ChunkReader::new(conn, &self.cfg, path, &m, start, end))
+    }
+
+    /// `write`: fails early if `mode` already fails; the commit checks again.
+    pub fn write(&self, path: &str, mode: PutMode) -> Result<Upload, Error> {
+        self.with_conn(|c| writer::check_mode(c, &self.cfg, path, &mode))?;
+        Ok(Upload::new(self.cfg.clone(), self.take_conn()?, path, mode))
+    }
+}
+
+/// Copies the chunks of `src` to upload `upload`, in pipelined batches.
+fn copy_chunks(c: &mut Conn, cfg: &Config, source: &str, src: &Manifest, upload: &str) -> Result<(), Error> {
+    let ttl = cfg.upload_ttl_ms.to_string();
+    let gone = || {
+        Error::Transient(format!(
+            "`{source}` was overwritten or deleted while being copied; copy it again"
+        ))
+    };
+    let mut native = true;
+    let mut i = 0;
+    while i < src.chunks {
+        // The first chunk alone: it tells whether the server knows COPY.
+        let batch = if i == 0 { 1 } else { (src.chunks - i).min(COPY_BATCH) };
+        let keys: Vec<(String, String)> = (i..i + batch)
+            .map(|n| (cfg.chunk_key(&src.etag, n), cfg.chunk_key(upload, n)))
+            .collect();
+        if !native {
+            for (from, to) in &keys {
+                let Reply::Bulk(Some(data)) = c.call(&[b"GET", from.as_bytes()])? else {
+                    return Err(gone());
+                };
+                store_chunk(c, cfg, to, &data)?;
+                c.read_ok()?;
+            }
+            i += batch;
+            continue;
+        }
+        for (from, to) in &keys {
+            c.send(&[b"COPY", from.as_bytes(), to.as_bytes()])?;
+            if cfg.upload_ttl_ms > 0 {
+                c.send(&[b"PEXPIRE", to.as_bytes(), ttl.as_bytes()])?;
+            }
+        }
+        let mut failure = None;
+        for _ in &keys {
+            match c.read_reply()? {
+                Reply::Int(1) => {}
+                Reply::Error(e) if i == 0 && e.to_ascii_lowercase().contains("unknown command") => native = false,
+                Reply::Error(e) => failure = failure.or(Some(c.server_error(&e))),
+                _ => failure = failure.or(Some(gone())),
+            }
+            if cfg.upload_ttl_ms > 0 {
+                c.read_reply()?;
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if native {
+            i += batch;
+        }
+    }
+    Ok(())
+}
+
+/// Sends one chunk: `PSETEX` (expiring until the commit) or `SET` when
+/// `upload_ttl` is 0. The caller reads the `+OK`.
+pub fn store_chunk(c: &mut Conn, cfg: &Config, key: &str, data: &[u8]) -> Result<(), Error> {
+    if cfg.upload_ttl_ms > 0 {
+        let ttl = cfg.upload_ttl_ms.to_string();
+        c.send_with_payload(&[b"PSETEX", key.as_bytes(), ttl.as_bytes()], data)
+    } else {
+        c.send_with_payload(&[b"SET", key.as_bytes()], data)
+    }
+}
+
+/// Runs a Lua script with `EVAL` (scripts are a few hundred bytes; Redis
+/// caches them compiled by their SHA1 either way).
+pub fn eval(c: &mut Conn, script: &str, keys: &[&[u8]], args: &[&[u8]]) -> Result<Reply, Error> {
+    let numkeys = keys.len().to_string();
+    let mut all: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), numkeys.as_bytes()];
+    all.extend_from_slice(keys);
+    all.extend_from_slice(args);
+    c.call(&all)
+}
+
+/// The manifest of `path`, `None` if there is no object.
+pub fn manifest(c: &mut Conn, cfg: &Config, path: &str) -> Result<Option<Manifest>, Error> {
+    let key = cfg.manifest_key(path);
+    let reply = c.call(&[
+        b"HMGET",
+        key.as_bytes(),
+        b"size",
+        b"chunk_size",
+        b"chunks",
+        b"etag",
+        b"modified_ms",
+    ])?;
+    let bad = || Error::Backend(format!("redis: the manifest `{key}` is malformed"));
+    let fields = reply.into_array().ok_or_else(bad)?;
+    let [size, chunk_size, chunks, etag, modified] = fields.as_slice() else {
+        return Err(bad());
+    };
+    let Some(etag) = etag.text() else { return Ok(None) };
+    let num = |r: &Reply| r.int().and_then(|n| u64::try_from(n).ok()).ok_or_else(bad);
+    let m = Manifest {
+        size: num(size)?,
+        chunk_size: num(chunk_size)?,
+        chunks: num(chunks)?,
+        etag,
+        modified_ms: modified.int().and_then(|n| u64::try_from(n).ok()),
+    };
+    if m.chunk_size == 0 || m.size.div_ceil(m.chunk_size) != m.chunks {
+        return Err(bad());
+    }
+    Ok(Some(m))
+}
+
+/// What `stat` answers for a manifest.
+pub fn meta(path: &str, m: &Manifest) -> ObjectMeta {
+    ObjectMeta {
+        path: path.to_string(),
+        size: m.size,
+        etag: Some(m.etag.clone()),
+        modified_ms: m.modified_ms,
+    }
+}
+
+fn not_found(path: &str) -> Error {
+    Error::NotFound(format!("`{path}` does not exist"))
+}
+
+/// Whether `version` ("7.0.15") is below `(major, minor)`.
+fn version_below(version: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let v = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    v < (major, minor)
+}
