@@ -18,12 +18,19 @@
 //! ```
 
 mod cache;
+mod checksum;
+mod compress;
+mod encrypt;
+mod frame;
 mod limit;
 mod observe;
 mod retry;
 mod timeout;
 
 pub use cache::Cache;
+pub use checksum::Checksum;
+pub use compress::Compression;
+pub use encrypt::{Encryption, Keyring};
 pub use limit::ConcurrencyLimit;
 pub use observe::{LATENCY_BUCKETS, Metrics, OpStats, Registry, Snapshot, Tracing};
 pub use retry::{DEFAULT_WRITE_BUFFER, Retry, RetryPolicy};

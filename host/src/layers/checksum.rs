@@ -1,0 +1,414 @@
+//! sha256 per chunk, stored with the data and verified on every read.
+//!
+//! Stored format (all integers little-endian):
+//!
+//! ```text
+//! header   "WHFSUM" | version 1 (u8) | algorithm 1 = sha256 (u8) | chunk size (u32) | 4 zero bytes
+//! chunks   data (chunk size bytes; the last one 0..=chunk size) | sha256(index u64 | last u8 | data)
+//! trailer  logical length (u64) | sha256 of the whole logical object
+//! ```
+//!
+//! An object has at least one chunk, the one with the last flag (an empty
+//! object has one empty chunk), so a cut at a chunk boundary is caught:
+//! the chunk before the cut was not written as the last. The index in each
+//! digest catches reordered chunks. The stored size is a function of the
+//! logical size, so `stat` and `list` compute the logical size without
+//! reading; they assume the configured chunk size (reads take it from the
+//! header), so a store keeps one chunk size. A listed object whose stored
+//! size no object of this format has fails the `list` as `integrity`.
+//!
+//! A full read is one streamed inner read. A ranged read costs an inner
+//! `stat`, a read of the 16-byte header and one ranged read of the chunks
+//! covering the range (read and skipped up to them when the inner adapter
+//! has no ranged reads).
+//!
+//! These digests catch corruption, not an attacker, who can recompute them:
+//! use [`super::Encryption`] for that.
+
+use super::Layer;
+use super::frame::{
+    Chunked, ChunkedRead, MAX_CHUNK, Opener, Sink, Site, WholeHash, cpu, impossible_size, logical_meta, read_chunked,
+};
+use crate::adapter::{
+    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
+};
+use crate::error::{Error, Result};
+use crate::path::ObjectPath;
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+const MAGIC: &[u8; 6] = b"WHFSUM";
+const VERSION: u8 = 1;
+const SHA256: u8 = 1;
+const HEADER_LEN: usize = 16;
+const DIGEST_LEN: u64 = 32;
+const TRAILER_LEN: u64 = 8 + 32;
+const LAYER: &str = "checksum";
+
+/// Default logical bytes per digest.
+pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
+/// Smallest chunk size [`Checksum::with_chunk_size`] accepts.
+pub const MIN_CHUNK_SIZE: u64 = 1024;
+
+/// Stores a sha256 with every chunk of an object and a sha256 of the whole
+/// object at its end; every read verifies each chunk before returning it,
+/// and a full read also checks the whole-object digest and length.
+///
+/// Reading an object not written through this layer is an `integrity`
+/// error: bytes never pass through unverified.
+///
+/// ```no_run
+/// # async fn demo(host: &wharf::Host) -> wharf::Result<()> {
+/// use wharf::layers::{Checksum, Stack};
+/// let adapter = Stack::new()
+///     .layer(Checksum::new())
+///     .apply(host.adapter("local_filesystem").await?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Checksum {
+    chunk_size: u64,
+}
+
+impl Default for Checksum {
+    fn default() -> Self {
+        Checksum::new()
+    }
+}
+
+impl Checksum {
+    /// A digest per 1 MiB.
+    pub fn new() -> Self {
+        Checksum {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+        }
+    }
+
+    /// A digest per `chunk_size` bytes (1 KiB to 64 MiB); a `config` error
+    /// naming `chunk_size` otherwise.
+    pub fn with_chunk_size(chunk_size: u64) -> Result<Self> {
+        if !(MIN_CHUNK_SIZE..=MAX_CHUNK).contains(&chunk_size) {
+            return Err(Error::config(format!(
+                "checksum layer: `chunk_size` = {chunk_size} is out of range ({MIN_CHUNK_SIZE} to {MAX_CHUNK} bytes)"
+            )));
+        }
+        Ok(Checksum { chunk_size })
+    }
+
+    /// Logical bytes per digest.
+    pub fn chunk_size(&self) -> u64 {
+        self.chunk_size
+    }
+}
+
+impl Layer for Checksum {
+    fn wrap(&self, inner: Arc<dyn Adapter>) -> Arc<dyn Adapter> {
+        Arc::new(ChecksumAdapter {
+            inner,
+            geo: geometry(self.chunk_size),
+        })
+    }
+}
+
+fn geometry(chunk: u64) -> Chunked {
+    Chunked {
+        header: HEADER_LEN as u64,
+        chunk,
+        overhead: DIGEST_LEN,
+        trailer: TRAILER_LEN,
+    }
+}
+
+fn header(chunk: u64) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..6].copy_from_slice(MAGIC);
+    h[6] = VERSION;
+    h[7] = SHA256;
+    h[8..12].copy_from_slice(&(chunk as u32).to_le_bytes());
+    h
+}
+
+fn chunk_digest(index: u64, last: bool, data: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(index.to_le_bytes());
+    h.update([last as u8]);
+    h.update(data);
+    h.finalize().into()
+}
+
+struct ChecksumAdapter {
+    inner: Arc<dyn Adapter>,
+    geo: Chunked,
+}
+
+impl ChecksumAdapter {
+    fn site(&self, op: &'static str, path: &str) -> Site {
+        Site::new(LAYER, self.inner.name(), op, path)
+    }
+
+    fn to_logical(&self, meta: ObjectMeta, op: &'static str) -> Result<ObjectMeta> {
+        let n = self
+            .geo
+            .logical_size(meta.size)
+            .ok_or_else(|| impossible_size(&self.site(op, &meta.path), meta.size))?;
+        Ok(logical_meta(meta, n))
+    }
+}
+
+#[async_trait]
+impl Adapter for ChecksumAdapter {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn capabilities(&self) -> Result<Capabilities> {
+        let c = self.inner.capabilities().await?;
+        Ok(Capabilities {
+            write_min_chunk: 0,
+            max_object_size: c.max_object_size.map(|m| self.geo.max_logical(m)),
+            ..c
+        })
+    }
+
+    async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
+        self.to_logical(self.inner.stat(path).await?, "stat")
+    }
+
+    async fn exists(&self, path: &ObjectPath) -> Result<bool> {
+        self.inner.exists(path).await
+    }
+
+    async fn delete(&self, path: &ObjectPath) -> Result<()> {
+        self.inner.delete(path).await
+    }
+
+    async fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage> {
+        let page = self.inner.list(prefix, cursor, limit).await?;
+        Ok(ListPage {
+            entries: page
+                .entries
+                .into_iter()
+                .map(|m| self.to_logical(m, "list"))
+                .collect::<Result<_>>()?,
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    async fn copy(&self, from: &ObjectPath, to: &ObjectPath, mode: PutMode) -> Result<ObjectMeta> {
+        self.to_logical(self.inner.copy(from, to, mode).await?, "copy")
+    }
+
+    async fn health(&self) -> Result<String> {
+        self.inner.health().await
+    }
+
+    async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>> {
+        let site = self.site("read", path.as_str());
+        let req = ChunkedRead {
+            inner: self.inner.as_ref(),
+            path,
+            range,
+            site: site.clone(),
+            header_len: HEADER_LEN,
+        };
+        read_chunked(req, |h, full| {
+            let chunk = parse_header(h).map_err(|why| site.integrity(why))?;
+            let whole = full.then(WholeHash::new);
+            Ok((geometry(chunk), Verifier { whole }))
+        })
+        .await
+    }
+
+    async fn write(&self, path: &ObjectPath, mode: PutMode, size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>> {
+        let caps = self.inner.capabilities().await?;
+        let hint = size_hint.map(|n| self.geo.stored_size(n));
+        let inner = self.inner.write(path, mode, hint).await?;
+        let mut sink = Sink::spawn(inner, &caps);
+        sink.send(Bytes::copy_from_slice(&header(self.geo.chunk))).await?;
+        Ok(Box::new(ChecksumWriter {
+            sink,
+            whole: Some(WholeHash::new()),
+            chunk: self.geo.chunk as usize,
+            pending: BytesMut::new(),
+            index: 0,
+            total: 0,
+        }))
+    }
+
+    fn encodings(&self) -> Vec<Encoding> {
+        let mut e = vec![Encoding::Checksum {
+            algorithm: "sha256".into(),
+            chunk_size: self.geo.chunk,
+        }];
+        e.extend(self.inner.encodings());
+        e
+    }
+}
+
+/// The chunk size a header declares, or why it is not a header of ours.
+fn parse_header(h: &[u8]) -> std::result::Result<u64, String> {
+    if &h[..6] != MAGIC {
+        return Err("the object has no checksum header: it was not written through this layer".into());
+    }
+    if h[6] != VERSION || h[7] != SHA256 {
+        return Err(format!(
+            "unknown format version {} / algorithm {} (this build reads version {VERSION}, sha256)",
+            h[6], h[7]
+        ));
+    }
+    let chunk = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes")) as u64;
+    if !(MIN_CHUNK_SIZE..=MAX_CHUNK).contains(&chunk) || h[12..] != [0; 4] {
+        return Err(format!("the header is corrupt (chunk size {chunk})"));
+    }
+    Ok(chunk)
+}
+
+struct Verifier {
+    /// The whole-object digest, on a full read.
+    whole: Option<WholeHash>,
+}
+
+impl Opener for Verifier {
+    fn open(
+        &mut self,
+        index: u64,
+        last: bool,
+        mut stored: Bytes,
+        _out: &mut BytesMut,
+    ) -> std::result::Result<Option<Bytes>, String> {
+        let digest = stored.split_off(stored.len() - DIGEST_LEN as usize);
+        if chunk_digest(index, last, &stored)[..] != digest[..] {
+            return Err("the sha256 does not match: stored bytes were changed, reordered or truncated".into());
+        }
+        if let Some(whole) = &mut self.whole {
+            whole.update(stored.clone());
+        }
+        Ok(Some(stored))
+    }
+
+    fn trailer(&mut self, total: u64, trailer: &[u8], _full: bool) -> std::result::Result<(), String> {
+        let len = u64::from_le_bytes(trailer[..8].try_into().expect("8 bytes"));
+        if len != total {
+            return Err(format!(
+                "the trailer records {len} bytes but the chunks hold {total}: the object was changed"
+            ));
+        }
+        if let Some(whole) = self.whole.take()
+            && whole.finish()[..] != trailer[8..]
+        {
+            return Err("the sha256 of the whole object does not match its trailer".into());
+        }
+        Ok(())
+    }
+
+    fn blocking_trailer(&self) -> bool {
+        self.whole.as_ref().is_some_and(WholeHash::threaded)
+    }
+}
+
+struct ChecksumWriter {
+    sink: Sink,
+    /// `None` only while `cpu` has it.
+    whole: Option<WholeHash>,
+    chunk: usize,
+    /// The chunk being filled; a full one is held until more data shows it
+    /// is not the last.
+    pending: BytesMut,
+    index: u64,
+    total: u64,
+}
+
+impl ChecksumWriter {
+    /// On the blocking pool: feeds `appended` to the whole-object digest
+    /// and lays out `chunks` (numbered from `index`; the last one final if
+    /// `last`), each followed by its digest, in one buffer; then sends it.
+    async fn emit(&mut self, chunks: Vec<Bytes>, last: bool, appended: Option<Bytes>) -> Result<()> {
+        let mut whole = self.whole.take().expect("one call at a time");
+        let first = self.index;
+        let count = chunks.len() as u64;
+        let work = chunks.iter().chain(&appended).map(|c| c.len() as u64).sum::<u64>();
+        let work = if whole.threaded() { u64::MAX } else { work };
+        let len = chunks.iter().map(Bytes::len).sum::<usize>() + chunks.len() * DIGEST_LEN as usize;
+        // Allocated here, not on the blocking pool: see `frame`.
+        let mut out = BytesMut::with_capacity(len);
+        let (whole, stored) = cpu(work, move || {
+            if let Some(a) = appended {
+                whole.update(a);
+            }
+            for (c, i) in chunks.iter().zip(first..) {
+                out.extend_from_slice(c);
+                out.extend_from_slice(&chunk_digest(i, last && i + 1 == first + count, c));
+            }
+            (whole, out.freeze())
+        })
+        .await;
+        self.whole = Some(whole);
+        self.index += count;
+        self.sink.send(stored).await
+    }
+}
+
+#[async_trait]
+impl ObjectWriter for ChecksumWriter {
+    async fn append(&mut self, chunk: Bytes) -> Result<()> {
+        self.total += chunk.len() as u64;
+        let appended = chunk.clone();
+        let mut chunk = chunk;
+        let mut full = Vec::new();
+        while !chunk.is_empty() {
+            if self.pending.len() == self.chunk {
+                full.push(self.pending.split().freeze());
+            }
+            if self.pending.is_empty() && chunk.len() > self.chunk {
+                full.push(chunk.split_to(self.chunk));
+                continue;
+            }
+            let k = (self.chunk - self.pending.len()).min(chunk.len());
+            self.pending.extend_from_slice(&chunk.split_to(k));
+        }
+        self.emit(full, false, Some(appended)).await
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<ObjectMeta> {
+        let last = self.pending.split().freeze();
+        self.emit(vec![last], true, None).await?;
+        let whole = self.whole.take().expect("emit puts it back");
+        let work = if whole.threaded() { u64::MAX } else { 0 };
+        let digest = cpu(work, move || whole.finish()).await;
+        let mut trailer = Vec::with_capacity(TRAILER_LEN as usize);
+        trailer.extend_from_slice(&self.total.to_le_bytes());
+        trailer.extend_from_slice(&digest);
+        let ChecksumWriter { mut sink, total, .. } = *self;
+        sink.send(Bytes::from(trailer)).await?;
+        let meta = sink.finish().await?;
+        Ok(logical_meta(meta, total))
+    }
+
+    async fn abort(self: Box<Self>) -> Result<()> {
+        self.sink.abort().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_size_is_validated() {
+        assert_eq!(Checksum::new().chunk_size(), 1 << 20);
+        assert_eq!(Checksum::with_chunk_size(4096).unwrap().chunk_size(), 4096);
+        for bad in [0, 1023, (64 << 20) + 1] {
+            let e = Checksum::with_chunk_size(bad).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Config);
+            assert!(e.to_string().contains("`chunk_size`"), "{e}");
+        }
+    }
+
+    #[test]
+    fn header_round_trips() {
+        assert_eq!(parse_header(&header(4096)), Ok(4096));
+        assert!(parse_header(b"not a header....").is_err());
+    }
+}
