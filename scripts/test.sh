@@ -17,7 +17,7 @@ trap './scripts/servers.sh stop; rm -f "$log"' EXIT
 exports=$(./scripts/servers.sh start)
 eval "$exports"
 set +e
-cargo test --workspace "$@" 2>&1 | tee "$log"
+cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i-1); if ($i == "failed;") f += $(i-1) } }

@@ -6,7 +6,10 @@
 
 use crate::capabilities::{AllowedHost, DirGrant, Grants, TcpGrant};
 use crate::error::{Error, Result};
-use crate::layers::{Cache, ConcurrencyLimit, Stack, Timeout};
+use crate::layers::{
+    Cache, Checksum, Compression, ConcurrencyLimit, DEFAULT_WRITE_BUFFER, Encryption, Keyring, Retry, RetryPolicy,
+    Stack, Timeout,
+};
 use crate::model::StorageBackend;
 use crate::runtime::{BackendSpec, Limits};
 use serde::Deserialize;
@@ -44,8 +47,12 @@ pub struct Config {
 #[derive(Deserialize, Default, Debug, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeSection {
-    /// Adapter instances alive at once (default 256).
+    /// Adapter instances alive at once, over all backends (default 256).
+    /// Every operation and open stream holds one; a backend's own bound is
+    /// its `concurrency_limit` layer.
     pub max_instances: Option<u32>,
+    /// Idle HTTP connections kept per host for adapters' requests (default 32).
+    pub http_idle_per_host: Option<usize>,
 }
 
 /// `[backends.<name>]`.
@@ -179,6 +186,40 @@ pub enum LayerConfig {
         /// Bytes of objects it may hold.
         max_size: String,
     },
+    /// Retries of transient failures, with exponential backoff and jitter.
+    Retry {
+        /// Attempts in all, the first included (default 4).
+        max_attempts: Option<u32>,
+        /// Upper bound of the first wait (default `"100ms"`).
+        initial_backoff: Option<String>,
+        /// Upper bound of any wait (default `"5s"`).
+        max_backoff: Option<String>,
+        /// No new attempt after this long (default `"60s"`).
+        max_elapsed: Option<String>,
+        /// A write up to this size is kept to be replayed (default `"8MiB"`).
+        write_buffer: Option<String>,
+    },
+    /// Per-chunk sha256 stored with the data, checked on every read.
+    Checksum {
+        /// Bytes per digest (default `"1MiB"`).
+        chunk_size: Option<String>,
+    },
+    /// zstd in independently readable frames.
+    Compression {
+        /// zstd level, 1-22 (default 3).
+        level: Option<i32>,
+        /// Bytes of input per frame (default `"1MiB"`).
+        frame_size: Option<String>,
+    },
+    /// AES-256-GCM in the STREAM construction.
+    Encryption {
+        /// Id of the key new objects are written with.
+        key_id: String,
+        /// Key id → 32 bytes (64 hex digits or base64), each given as
+        /// `"${env:NAME}"` or `"${file:PATH}"`, never inline. Keep old keys
+        /// to read objects written before a rotation.
+        keys: BTreeMap<String, String>,
+    },
 }
 
 impl LayerConfig {
@@ -188,6 +229,10 @@ impl LayerConfig {
             LayerConfig::ConcurrencyLimit { .. } => "concurrency_limit",
             LayerConfig::Timeout { .. } => "timeout",
             LayerConfig::Cache { .. } => "cache",
+            LayerConfig::Retry { .. } => "retry",
+            LayerConfig::Checksum { .. } => "checksum",
+            LayerConfig::Compression { .. } => "compression",
+            LayerConfig::Encryption { .. } => "encryption",
         }
     }
 }
@@ -269,6 +314,15 @@ impl BackendConfig {
                 Some(t) => parse_duration(t).map_err(|why| at(key, why)),
                 None => Ok(default),
             };
+            let size = |key: &str, v: &Option<String>, default: u64| match v {
+                Some(t) => parse_size(t).map(|n| n as u64).map_err(|why| at(key, why)),
+                None => Ok(default),
+            };
+            // The layers' own checks (ranges, key lengths) name the key too.
+            let named = |key: &str| {
+                let key = key.to_string();
+                move |e: Error| at(&key, e.message().to_string())
+            };
             stack = match layer {
                 LayerConfig::ConcurrencyLimit { max } => {
                     let max = max.unwrap_or(16);
@@ -284,8 +338,58 @@ impl BackendConfig {
                 LayerConfig::Cache { dir, max_size } => {
                     let max = parse_size(max_size).map_err(|why| at("max_size", why))?;
                     let dir = if dir.is_absolute() { dir.clone() } else { base.join(dir) };
-                    let cache = Cache::new(dir, max as u64).map_err(|e| at("dir", e.message().to_string()))?;
+                    let cache = Cache::new(dir, max as u64).map_err(named("dir"))?;
                     stack.layer(cache)
+                }
+                LayerConfig::Retry {
+                    max_attempts,
+                    initial_backoff,
+                    max_backoff,
+                    max_elapsed,
+                    write_buffer,
+                } => {
+                    let d = RetryPolicy::default();
+                    let policy = RetryPolicy {
+                        max_attempts: max_attempts.unwrap_or(d.max_attempts),
+                        initial_backoff: duration("initial_backoff", initial_backoff, d.initial_backoff)?,
+                        max_backoff: duration("max_backoff", max_backoff, d.max_backoff)?,
+                        max_elapsed: duration("max_elapsed", max_elapsed, d.max_elapsed)?,
+                    };
+                    if policy.max_attempts == 0 {
+                        return Err(at("max_attempts", "must be at least 1".into()));
+                    }
+                    let buffer = size("write_buffer", write_buffer, DEFAULT_WRITE_BUFFER)?;
+                    stack.layer(Retry::new(policy).write_buffer(buffer))
+                }
+                LayerConfig::Checksum { chunk_size } => match chunk_size {
+                    None => stack.layer(Checksum::new()),
+                    Some(_) => {
+                        let n = size("chunk_size", chunk_size, 0)?;
+                        stack.layer(Checksum::with_chunk_size(n).map_err(named("chunk_size"))?)
+                    }
+                },
+                LayerConfig::Compression { level, frame_size } => {
+                    let mut c = Compression::new(level.unwrap_or(3)).map_err(named("level"))?;
+                    if frame_size.is_some() {
+                        let n = size("frame_size", frame_size, 0)?;
+                        c = c.with_frame_size(n).map_err(named("frame_size"))?;
+                    }
+                    stack.layer(c)
+                }
+                LayerConfig::Encryption { key_id, keys } => {
+                    let mut ring = Keyring::new();
+                    for (id, value) in keys {
+                        let key = format!("keys.{id}");
+                        if !value.trim_start().starts_with("${") {
+                            return Err(at(
+                                &key,
+                                "keys must be given as \"${env:NAME}\" or \"${file:PATH}\", not inline".into(),
+                            ));
+                        }
+                        let secret = resolve_refs(value, base).map_err(|why| at(&key, why))?;
+                        ring.insert(id, &secret).map_err(named(&key))?;
+                    }
+                    stack.layer(Encryption::new(ring, key_id).map_err(named("key_id"))?)
                 }
             };
         }
@@ -460,6 +564,51 @@ mod tests {
             e.to_string().contains("WHARF_TEST_UNSET_9") && e.to_string().contains("`k`"),
             "{e}"
         );
+    }
+
+    /// The examples parse, including the commented-out layer keys, and every
+    /// layer kind builds.
+    #[test]
+    fn examples_parse_and_build() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let text = std::fs::read_to_string(root.join("wharf.toml")).unwrap();
+        let (head, layers) = text.split_once("# Middleware").unwrap();
+        let uncommented: String = layers
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| !l.starts_with(' ') && (l.starts_with('[') || l.contains(" = ")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let cfg = Config::parse(&format!("{head}\n{uncommented}"), "examples/wharf.toml").unwrap();
+        assert_eq!(cfg.backends["models"].layers.len(), 7);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("keys")).unwrap();
+        let hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        std::fs::write(dir.path().join("keys/2025.hex"), hex).unwrap();
+        // SAFETY: test-only variable with a unique name.
+        unsafe { std::env::set_var("WHARF_KEY_2026", hex) };
+        let stack = cfg.backends["models"].stack("models", dir.path()).unwrap();
+        assert_eq!(stack.len(), 7);
+        Config::parse(
+            &std::fs::read_to_string(root.join("full-stack.toml")).unwrap(),
+            "full-stack",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn inline_keys_are_refused() {
+        let cfg = Config::parse(
+            "[[backends.x.layers]]\nlayer = \"encryption\"\nkey_id = \"a\"\nkeys = { a = \"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\" }\n",
+            "t",
+        )
+        .unwrap();
+        let e = cfg.backends["x"].stack("x", Path::new(".")).unwrap_err();
+        assert!(
+            e.to_string().contains("keys.a") && e.to_string().contains("${env:NAME}"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("0011"), "{e}");
     }
 
     #[test]

@@ -47,6 +47,9 @@ impl Host {
         if let Some(n) = config.runtime.max_instances {
             rc.max_instances = n;
         }
+        if let Some(n) = config.runtime.http_idle_per_host {
+            rc.http_idle_per_host = n;
+        }
         let plugins = match &config.plugin_dir {
             Some(dir) => PluginSet::with_dir(&base.join(dir))?,
             None => PluginSet::builtin(),

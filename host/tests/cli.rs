@@ -4,8 +4,13 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn wharf(dir: &Path, args: &[&str]) -> Output {
+    wharf_with(dir, args, &[])
+}
+
+fn wharf_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wharf"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .env_remove("WHARF_CONFIG")
         .env_remove("WHARF_DATA_DIR")
@@ -165,6 +170,83 @@ http = ["http://127.0.0.1:{port}"]
     let o = wharf(dir.path(), &["--json", "health"]);
     let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 2);
+}
+
+/// examples/full-stack.toml: a put/get round trip through every layer, with
+/// the files on disk encrypted (no plaintext left) and compressed.
+#[test]
+fn full_stack_example_round_trips_encrypted_and_compressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/full-stack.toml");
+    std::fs::copy(&example, dir.path().join("wharf.toml")).unwrap();
+    // A compressible "model": safetensors-like header, then repeating text.
+    let mut model = b"{\"__metadata__\":{\"format\":\"pt\"}}".to_vec();
+    while model.len() < 6 << 20 {
+        model.extend_from_slice(b"PLAINTEXT-MARKER weights 0.125 0.25 0.5 1.0\n");
+    }
+    std::fs::write(dir.path().join("model.bin"), &model).unwrap();
+    let key = [(
+        "WHARF_KEY_2026",
+        "8f1c0a7e5b2d4c6f8e0a1b3c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e",
+    )];
+
+    let put = wharf_with(
+        dir.path(),
+        &["put", "model.bin", "--model", "m", "--model-version", "1"],
+        &key,
+    );
+    assert!(put.status.success(), "{}", stderr(&put));
+    let info: serde_json::Value = serde_json::from_slice(&put.stdout).unwrap();
+    let kinds: Vec<&str> = info["encodings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["checksum", "compression", "encryption"], "{info}");
+    assert_eq!(info["encodings"][2]["key_id"], "2026");
+    let stored = info["stored_size_bytes"].as_u64().unwrap();
+    assert!(stored < model.len() as u64 / 4, "stored {stored} of {}", model.len());
+
+    // On disk: every stored file is ciphertext, together far smaller.
+    let mut on_disk = 0;
+    for entry in walk(&dir.path().join("wharf-data")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        on_disk += bytes.len();
+        assert!(bytes.starts_with(b"WHFENC"), "{} is not encrypted", entry.display());
+        assert!(
+            !bytes.windows(16).any(|w| w == b"PLAINTEXT-MARKER") && !bytes.windows(8).any(|w| w == b"metadata"),
+            "plaintext in {}",
+            entry.display()
+        );
+    }
+    assert!(on_disk < model.len() / 4, "{on_disk} bytes on disk");
+
+    // Twice: the second read is served by the cache.
+    for _ in 0..2 {
+        let get = wharf_with(dir.path(), &["get", "models/m/1", "-o", "back.bin", "--force"], &key);
+        assert!(get.status.success(), "{}", stderr(&get));
+        assert!(std::fs::read(dir.path().join("back.bin")).unwrap() == model);
+    }
+    assert!(walk(&dir.path().join("wharf-cache")).count() > 0);
+
+    // Without the key: a configuration error that names the reference.
+    let get = wharf(dir.path(), &["get", "models/m/1", "-o", "x.bin"]);
+    assert_eq!(get.status.code(), Some(6), "{}", stderr(&get));
+    assert!(stderr(&get).contains("WHARF_KEY_2026"), "{}", stderr(&get));
+    assert!(!dir.path().join("x.bin").exists());
+}
+
+fn walk(dir: &Path) -> impl Iterator<Item = std::path::PathBuf> {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut files = Vec::new();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() { stack.push(p) } else { files.push(p) }
+        }
+    }
+    files.into_iter()
 }
 
 #[test]
