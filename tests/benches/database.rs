@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wharf::conformance::DataStream;
 use wharf::{Adapter, ObjectPath, PutMode};
+use wharf_tests::bench::{median, peak_rss_mib, peak_rss_reset};
 use wharf_tests::server_env;
 
 /// Chunk row size on both sides: the adapter's default, or
@@ -26,28 +27,8 @@ fn chunk() -> usize {
 const APPEND: usize = 4 << 20;
 const PREFIX: &str = "wharf_";
 
-fn peak_rss_reset() {
-    // Writing 5 to clear_refs resets VmHWM (peak RSS) to the current RSS.
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 fn mibs(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 struct Sample {

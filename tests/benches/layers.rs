@@ -15,44 +15,13 @@ use std::time::{Duration, Instant};
 use wharf::conformance::DataStream;
 use wharf::layers::{Checksum, Compression, Encryption, Keyring, Stack};
 use wharf::{Adapter, ObjectPath, PutMode};
+use wharf_tests::bench::{median, peak_rss_mib, peak_rss_reset};
 
 const CHUNK: usize = 4 << 20;
 const ROUNDS: usize = 5;
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-unsafe extern "C" {
-    fn malloc_trim(pad: usize) -> i32;
-}
-
-fn peak_rss_reset() {
-    // glibc keeps freed buffers in per-thread arenas; without a trim, one
-    // stack's leftovers would count in the next one's peak.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap memory to the system.
-    unsafe {
-        malloc_trim(0);
-    }
-    // Writing 5 to clear_refs resets VmHWM (peak RSS) to the current RSS.
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 fn mibs(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
-}
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn stacks() -> Vec<(&'static str, Stack)> {

@@ -3,9 +3,14 @@
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use wharf::conformance::DataStream;
 use wharf::{Adapter, Config, Host, ObjectMeta, ObjectPath, PutMode};
 
+pub mod bench;
 pub mod fault_proxy;
 
 /// Paths of the guest fixtures, built by build.rs.
@@ -92,4 +97,47 @@ pub fn python_client(script: &str, args: &[&str], env: &[(&str, String)]) -> Str
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A proxy that forwards to `upstream` and, once, cuts the connection that
+/// carries the client byte number `cut_at` (counted over all connections).
+/// Returns its `127.0.0.1:port` and whether it has cut.
+pub async fn cutting_proxy(upstream: String, cut_at: u64) -> (String, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent = Arc::new(AtomicU64::new(0));
+    let cut = Arc::new(AtomicBool::new(false));
+    let cut2 = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            let (sent, cut) = (sent.clone(), cut2.clone());
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let down = tokio::spawn(async move { tokio::io::copy(&mut sr, &mut cw).await });
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    let n = match cr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let before = sent.fetch_add(n as u64, Ordering::SeqCst);
+                    if before + n as u64 >= cut_at && !cut.swap(true, Ordering::SeqCst) {
+                        // Die mid-transfer: drop both directions.
+                        down.abort();
+                        return;
+                    }
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = down.await;
+            });
+        }
+    });
+    (addr.to_string(), cut)
 }

@@ -3,12 +3,10 @@
 //! scripts/servers.sh starts both.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
 use wharf::conformance::{self, DataStream, SuiteOptions};
 use wharf::{Adapter, ErrorKind, ObjectPath, PutMode};
-use wharf_tests::{python_client, read_hash, server_env, unique, write_stream};
+use wharf_tests::{cutting_proxy, python_client, read_hash, server_env, unique, write_stream};
 
 struct Server {
     url: String,
@@ -197,48 +195,6 @@ async fn abort_leaves_no_pending_upload() {
     assert_eq!(adapter.stat(&path).await.unwrap_err().kind(), ErrorKind::NotFound);
 }
 
-/// A proxy that forwards to `upstream` and, once, cuts the connection that
-/// carries the request byte number `cut_at` (counted over all connections).
-async fn cutting_proxy(upstream: String, cut_at: u64) -> (String, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let sent = Arc::new(AtomicU64::new(0));
-    let cut = Arc::new(AtomicBool::new(false));
-    let cut2 = cut.clone();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let upstream = upstream.clone();
-            let (sent, cut) = (sent.clone(), cut2.clone());
-            tokio::spawn(async move {
-                let Ok(server) = TcpStream::connect(&upstream).await else {
-                    return;
-                };
-                let (mut cr, mut cw) = client.into_split();
-                let (mut sr, mut sw) = server.into_split();
-                let down = tokio::spawn(async move { tokio::io::copy(&mut sr, &mut cw).await });
-                let mut buf = vec![0u8; 64 << 10];
-                loop {
-                    let n = match cr.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    let before = sent.fetch_add(n as u64, Ordering::SeqCst);
-                    if before + n as u64 >= cut_at && !cut.swap(true, Ordering::SeqCst) {
-                        // Die mid-transfer: drop both directions.
-                        down.abort();
-                        return;
-                    }
-                    if sw.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = down.await;
-            });
-        }
-    });
-    (format!("http://{addr}"), cut)
-}
-
 /// The connection dies in the middle of a multipart upload: the write fails
 /// as `transient`, and neither an object nor a pending upload stays behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,6 +202,7 @@ async fn dropped_connection_leaves_no_pending_upload() {
     let server = moto();
     let upstream = server.url.trim_start_matches("http://").to_string();
     let (proxy, cut) = cutting_proxy(upstream, 20 << 20).await;
+    let proxy = format!("http://{proxy}");
     let prefix = unique("cut");
     let adapter = host(
         &server,

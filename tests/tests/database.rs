@@ -5,13 +5,11 @@
 
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use wharf::conformance::{self, DataStream, SuiteOptions};
 use wharf::{Adapter, ByteRange, ErrorKind, ObjectPath, PutMode};
-use wharf_tests::{read_hash, server_env, write_stream};
+use wharf_tests::{cutting_proxy, read_hash, server_env, write_stream};
 
 struct Pg {
     addr: String,
@@ -301,48 +299,6 @@ async fn failed_writes_leave_no_rows() {
     adapter.delete(&path).await.unwrap();
     assert_eq!(row_counts(&prefix), (0, 0), "delete removes the row and its chunks");
     drop_tables(&prefix);
-}
-
-/// A proxy that forwards to `upstream` and, once, cuts the connection that
-/// carries the client byte number `cut_at` (counted over all connections).
-async fn cutting_proxy(upstream: String, cut_at: u64) -> (String, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let sent = Arc::new(AtomicU64::new(0));
-    let cut = Arc::new(AtomicBool::new(false));
-    let cut2 = cut.clone();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let upstream = upstream.clone();
-            let (sent, cut) = (sent.clone(), cut2.clone());
-            tokio::spawn(async move {
-                let Ok(server) = TcpStream::connect(&upstream).await else {
-                    return;
-                };
-                let (mut cr, mut cw) = client.into_split();
-                let (mut sr, mut sw) = server.into_split();
-                let down = tokio::spawn(async move { tokio::io::copy(&mut sr, &mut cw).await });
-                let mut buf = vec![0u8; 64 << 10];
-                loop {
-                    let n = match cr.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    let before = sent.fetch_add(n as u64, Ordering::SeqCst);
-                    if before + n as u64 >= cut_at && !cut.swap(true, Ordering::SeqCst) {
-                        // Die mid-transfer: drop both directions.
-                        down.abort();
-                        return;
-                    }
-                    if sw.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = down.await;
-            });
-        }
-    });
-    (addr.to_string(), cut)
 }
 
 /// The connection dies in the middle of a write: the write fails as
