@@ -125,7 +125,7 @@ pub struct Reader(RefCell<client::Body>);
 
 impl GuestReader for Reader {
     fn next(&self, max_bytes: u32) -> Result<Vec<u8>, Error> {
-        self.0.borrow_mut().next(max_bytes as usize)
+        self.0.borrow_mut().next(max_bytes as usize).map_err(client::transport)
     }
 }
 

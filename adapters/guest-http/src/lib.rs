@@ -11,11 +11,13 @@
 mod body;
 pub mod encode;
 pub mod random;
+mod ranged;
 pub mod size;
 pub mod time;
 pub mod xml;
 
 pub use body::BodyWriter;
+pub use ranged::RangedBody;
 
 use std::fmt;
 use wasip2::http::outgoing_handler;

@@ -389,65 +389,7 @@ pub fn transport(e: HttpError) -> Error {
 }
 
 /// A response body being read, trimmed to a range.
-pub struct Body {
-    response: Option<Response>,
-    skip: u64,
-    remaining: Option<u64>,
-}
-
-impl Body {
-    fn new(response: Response, skip: u64, remaining: Option<u64>) -> Body {
-        Body {
-            response: Some(response),
-            skip,
-            remaining,
-        }
-    }
-
-    fn empty() -> Body {
-        Body {
-            response: None,
-            skip: 0,
-            remaining: Some(0),
-        }
-    }
-
-    /// Up to `max` bytes; empty at the end.
-    pub fn next(&mut self, max: usize) -> Result<Vec<u8>, Error> {
-        loop {
-            if self.remaining == Some(0) {
-                // Dropping the response closes the stream early.
-                self.response = None;
-                return Ok(Vec::new());
-            }
-            let Some(response) = self.response.as_mut() else {
-                return Ok(Vec::new());
-            };
-            let want = match self.remaining {
-                Some(r) => max.min(usize::try_from(r).unwrap_or(usize::MAX)),
-                None => max,
-            };
-            let Some(mut chunk) = response.read(want).map_err(transport)? else {
-                self.response = None;
-                self.remaining = Some(0);
-                return Ok(Vec::new());
-            };
-            if self.skip > 0 {
-                let cut = chunk.len().min(usize::try_from(self.skip).unwrap_or(usize::MAX));
-                self.skip -= cut as u64;
-                chunk.drain(..cut);
-                if chunk.is_empty() {
-                    continue;
-                }
-            }
-            if let Some(r) = self.remaining.as_mut() {
-                chunk.truncate(usize::try_from(*r).unwrap_or(usize::MAX));
-                *r -= chunk.len() as u64;
-            }
-            return Ok(chunk);
-        }
-    }
-}
+pub use wharf_guest_http::RangedBody as Body;
 
 #[cfg(test)]
 mod tests {

@@ -161,7 +161,7 @@ impl GuestBackend for Hub {
             let mut body = self.get(&rev, &source, None)?;
             let mut bytes = Vec::with_capacity(src.size as usize);
             loop {
-                let chunk = body.next(1 << 20)?;
+                let chunk = body.next(1 << 20).map_err(client::transport)?;
                 if chunk.is_empty() {
                     break;
                 }
@@ -227,7 +227,7 @@ pub struct Reader(RefCell<client::Body>);
 
 impl GuestReader for Reader {
     fn next(&self, max_bytes: u32) -> Result<Vec<u8>, Error> {
-        self.0.borrow_mut().next(max_bytes as usize)
+        self.0.borrow_mut().next(max_bytes as usize).map_err(client::transport)
     }
 }
 
