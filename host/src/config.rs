@@ -4,7 +4,7 @@
 //! secrets as `${env:NAME}` or `${file:PATH}`; they are resolved when the
 //! backend is built and never logged or shown by `Debug`.
 
-use crate::capabilities::{AllowedHost, DirGrant, Grants, TcpGrant};
+use crate::capabilities::{AllowedHost, DirGrant, Grants, Redactor, TcpGrant};
 use crate::error::{Error, Result};
 use crate::layers::{
     Cache, Checksum, Compression, ConcurrencyLimit, DEFAULT_WRITE_BUFFER, Encryption, Keyring, Retry, RetryPolicy,
@@ -53,6 +53,9 @@ pub struct RuntimeSection {
     pub max_instances: Option<u32>,
     /// Idle HTTP connections kept per host for adapters' requests (default 32).
     pub http_idle_per_host: Option<usize>,
+    /// How long an operation waits for a free instance when all are in
+    /// use, then fails as `transient` (default `30s`).
+    pub instance_wait: Option<String>,
 }
 
 /// `[backends.<name>]`.
@@ -291,6 +294,16 @@ fn local_backend(data_dir: &Path) -> BackendConfig {
     }
 }
 
+/// wharf's per-user state: `$XDG_STATE_HOME/wharf`, else
+/// `~/.local/state/wharf` (metrics totals, the cache key, trusted configs).
+pub fn state_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_STATE_HOME")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .map(|d| d.join("wharf"))
+}
+
 /// `$WHARF_DATA_DIR`, else `./wharf-data`.
 pub fn default_data_dir() -> PathBuf {
     std::env::var_os("WHARF_DATA_DIR")
@@ -386,7 +399,7 @@ impl BackendConfig {
                                 "keys must be given as \"${env:NAME}\" or \"${file:PATH}\", not inline".into(),
                             ));
                         }
-                        let secret = resolve_refs(value, base).map_err(|why| at(&key, why))?;
+                        let secret = resolve_refs(value, base, &mut Vec::new()).map_err(|why| at(&key, why))?;
                         ring.insert(id, &secret).map_err(named(&key))?;
                     }
                     stack.layer(Encryption::new(ring, key_id).map_err(named("key_id"))?)
@@ -407,9 +420,10 @@ impl BackendConfig {
         StorageBackend::new(name)?;
         let at = |e: Error| Error::config(format!("backend `{name}`: {}", e.message()));
         let mut config = Vec::with_capacity(self.config.len());
+        let mut secrets = Vec::new();
         for (key, value) in &self.config {
             let text = match value {
-                ConfigValue::String(s) => resolve_refs(s, base)
+                ConfigValue::String(s) => resolve_refs(s, base, &mut secrets)
                     .map_err(|why| Error::config(format!("backend `{name}`: config key `{key}`: {why}")))?,
                 ConfigValue::Integer(i) => i.to_string(),
                 ConfigValue::Bool(b) => b.to_string(),
@@ -460,13 +474,15 @@ impl BackendConfig {
             config,
             grants: Grants { dirs, http, tcp },
             limits,
+            secrets: Redactor::new(&secrets),
         })
     }
 }
 
 /// Replaces `${env:NAME}` and `${file:PATH}` references. The error names the
 /// reference, never a resolved value.
-fn resolve_refs(s: &str, base: &Path) -> std::result::Result<String, String> {
+/// Every resolved value is added to `secrets`.
+fn resolve_refs(s: &str, base: &Path, secrets: &mut Vec<String>) -> std::result::Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
@@ -494,6 +510,7 @@ fn resolve_refs(s: &str, base: &Path) -> std::result::Result<String, String> {
             ));
         };
         out.push_str(&value);
+        secrets.push(value);
         rest = &rest[end + 1..];
     }
     out.push_str(rest);

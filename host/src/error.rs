@@ -133,6 +133,18 @@ impl Error {
         self.kind.is_retryable()
     }
 
+    /// The same error with `f` applied to its message.
+    pub(crate) fn map_message(mut self, f: impl FnOnce(String) -> String) -> Self {
+        self.message = f(std::mem::take(&mut self.message));
+        self
+    }
+
+    /// The same error as another kind.
+    pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Invalid, message)
     }

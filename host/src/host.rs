@@ -50,6 +50,10 @@ impl Host {
         if let Some(n) = config.runtime.http_idle_per_host {
             rc.http_idle_per_host = n;
         }
+        if let Some(t) = &config.runtime.instance_wait {
+            rc.instance_wait = crate::config::parse_duration(t)
+                .map_err(|why| Error::config(format!("runtime.instance_wait: {why}")))?;
+        }
         let plugins = match &config.plugin_dir {
             Some(dir) => PluginSet::with_dir(&base.join(dir))?,
             None => PluginSet::builtin(),

@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::model::StorageBackend;
 use crate::runtime::{Plugin, Runtime};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -63,9 +64,22 @@ impl PluginSet {
     }
 
     /// The built-in adapters, overridden or extended by every `<name>.wasm`
-    /// in `dir`.
+    /// in `dir`. A directory (or plugin file) that another user owns or can
+    /// write is refused: whoever can write it chooses the code that runs
+    /// with this backend's grants. A plugin that replaces a built-in is
+    /// logged.
     pub fn with_dir(dir: &Path) -> Result<Self> {
         let mut set = Self::builtin();
+        let untrusted = |what: &Path, why: String| {
+            Error::config(format!(
+                "plugin directory `{}`: `{}` {why}; only its owner may be able to change plugins (chmod go-w)",
+                dir.display(),
+                what.display()
+            ))
+        };
+        let meta =
+            std::fs::metadata(dir).map_err(|e| Error::config(format!("plugin directory `{}`: {e}", dir.display())))?;
+        crate::ownership::owned_and_private(&meta, 0o022).map_err(|why| untrusted(dir, why))?;
         let read =
             std::fs::read_dir(dir).map_err(|e| Error::config(format!("plugin directory `{}`: {e}", dir.display())))?;
         for entry in read {
@@ -80,6 +94,12 @@ impl PluginSet {
             };
             let name = StorageBackend::new(stem)
                 .map_err(|e| Error::config(format!("plugin file `{}`: {}", path.display(), e.message())))?;
+            let meta = std::fs::metadata(&path)
+                .map_err(|e| Error::config(format!("plugin file `{}`: {e}", path.display())))?;
+            crate::ownership::owned_and_private(&meta, 0o022).map_err(|why| untrusted(&path, why))?;
+            if let Some(PluginSource::BuiltIn(_)) = set.entries.get(name.as_str()) {
+                tracing::warn!(plugin = %path.display(), "`{name}.wasm` in the plugin directory replaces the built-in `{name}` adapter");
+            }
             set.entries.insert(name.as_str().to_string(), PluginSource::File(path));
         }
         Ok(set)
@@ -105,16 +125,17 @@ impl PluginSet {
             ))
         })?;
         let bytes = source.bytes()?;
-        let plugin = runtime.load_plugin(name, &bytes, &source.describe())?;
-        if let Some(pin) = pin
-            && !plugin.sha256().eq_ignore_ascii_case(pin)
-        {
-            return Err(Error::config(format!(
-                "plugin `{name}` ({}) has sha256 {}, but the config pins {pin}",
-                source.describe(),
-                plugin.sha256()
-            )));
+        // The pin is checked on the bytes themselves, before anything is
+        // compiled or read from the compile cache.
+        if let Some(pin) = pin {
+            let sha256 = hex::encode(Sha256::digest(&bytes));
+            if !sha256.eq_ignore_ascii_case(pin) {
+                return Err(Error::config(format!(
+                    "plugin `{name}` ({}) has sha256 {sha256}, but the config pins {pin}",
+                    source.describe(),
+                )));
+            }
         }
-        Ok(plugin)
+        runtime.load_plugin(name, &bytes, &source.describe())
     }
 }

@@ -40,6 +40,20 @@ pub struct SaveOptions {
     pub format: Option<SerializationFormat>,
 }
 
+/// How [`StorageService::load_to_path_with`] checks and writes.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// The model's checksum as the caller recorded it (the `checksum` of the
+    /// `ModelStorageInfo` it kept). The load fails with `integrity` unless the
+    /// bytes read hash to it; the stored manifest alone is not trusted.
+    pub expect_checksum: Option<String>,
+    /// The recorded total size, checked the same way.
+    pub expect_size: Option<u64>,
+    /// Replace an existing regular file at the output. Character devices and
+    /// FIFOs (`/dev/null`, a pipe) are written in place and never replaced.
+    pub overwrite: bool,
+}
+
 /// Called with the number of bytes moved so far.
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
@@ -370,6 +384,7 @@ impl StorageService {
             )));
         }
         check_encodings(&m.info.encodings, &self.adapter.encodings()).map_err(at)?;
+        check_manifest(&m).map_err(at)?;
         Ok((base, m))
     }
 
@@ -490,7 +505,10 @@ impl StorageService {
         target: &Path,
         moved: &mut u64,
     ) -> Result<()> {
-        let mut out = tokio::fs::File::create(target)
+        let mut o = tokio::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        let mut out = o
+            .open(target)
             .await
             .map_err(|e| Error::io(format!("creating `{}`", target.display()), e))?;
         // One blocking write per chunk instead of tokio's default 2 MiB pieces.
@@ -501,12 +519,31 @@ impl StorageService {
             .map_err(|e| Error::io(format!("writing `{}`", target.display()), e))
     }
 
+    /// Loads a model to `dest`, verified against its manifest, never
+    /// replacing an existing file. See [`StorageService::load_to_path_with`].
+    pub async fn load_to_path(&self, storage_path: &str, dest: &Path) -> Result<ModelStorageInfo> {
+        self.load_to_path_with(storage_path, dest, &LoadOptions::default())
+            .await
+    }
+
     /// Loads a model to `dest`, verified: a one-file model becomes the file
     /// `dest` (or `dest/<name>` if `dest` is a directory); a folder model
-    /// becomes the directory `dest`, which must not exist yet. Nothing
-    /// appears at `dest` unless every byte matched its checksum.
-    pub async fn load_to_path(&self, storage_path: &str, dest: &Path) -> Result<ModelStorageInfo> {
+    /// becomes the directory `dest`, which must not exist yet.
+    ///
+    /// Every path in the stored manifest is checked before anything touches
+    /// the local filesystem. Nothing appears at a regular-file or folder
+    /// destination unless every byte matched; an existing file is replaced
+    /// only with [`LoadOptions::overwrite`]. A character device or FIFO
+    /// (`/dev/null`) is written in place, so there a failed check is reported
+    /// after the bytes went through.
+    pub async fn load_to_path_with(
+        &self,
+        storage_path: &str,
+        dest: &Path,
+        opts: &LoadOptions,
+    ) -> Result<ModelStorageInfo> {
         let (base, m) = self.manifest(storage_path).await?;
+        check_expected(&m.info, opts).map_err(|e| e.at(self.adapter.name(), "load", Some(storage_path)))?;
         let data = base.join(&m.data)?;
         let info = m.info;
         let mut moved = 0;
@@ -517,20 +554,33 @@ impl StorageService {
             } else {
                 dest.to_path_buf()
             };
-            let tmp = partial_name(&target);
-            let result = async {
-                self.download_to_file(&data.join(&f.path)?, f, &tmp, &mut moved).await?;
-                tokio::fs::rename(&tmp, &target)
-                    .await
-                    .map_err(|e| Error::io(format!("renaming to `{}`", target.display()), e))
+            match Output::of(&target, opts.overwrite)? {
+                Output::InPlace => {
+                    let mut out = tokio::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&target)
+                        .await
+                        .map_err(|e| Error::io(format!("opening `{}`", target.display()), e))?;
+                    self.download_one(&data.join(&f.path)?, f, &mut out, &mut moved).await?;
+                    out.flush()
+                        .await
+                        .map_err(|e| Error::io(format!("writing `{}`", target.display()), e))?;
+                }
+                Output::New { replace } => {
+                    let tmp = partial_name(&target);
+                    let result = async {
+                        self.download_to_file(&data.join(&f.path)?, f, &tmp, &mut moved).await?;
+                        place(&tmp, &target, replace)
+                    }
+                    .await;
+                    if result.is_err() {
+                        let _ = tokio::fs::remove_file(&tmp).await;
+                    }
+                    result?;
+                }
             }
-            .await;
-            if result.is_err() {
-                let _ = tokio::fs::remove_file(&tmp).await;
-            }
-            result?;
         } else {
-            if dest.exists() {
+            if std::fs::symlink_metadata(dest).is_ok() {
                 return Err(Error::new(
                     ErrorKind::AlreadyExists,
                     format!(
@@ -541,7 +591,11 @@ impl StorageService {
             }
             let tmp = partial_name(dest);
             let result = async {
+                tokio::fs::create_dir(&tmp)
+                    .await
+                    .map_err(|e| Error::io(format!("creating `{}`", tmp.display()), e))?;
                 for f in &info.files {
+                    // Checked by `check_manifest`: relative, no `..`, no clashes.
                     let target = tmp.join(&f.path);
                     if let Some(parent) = target.parent() {
                         tokio::fs::create_dir_all(parent)
@@ -551,9 +605,7 @@ impl StorageService {
                     self.download_to_file(&data.join(&f.path)?, f, &target, &mut moved)
                         .await?;
                 }
-                tokio::fs::rename(&tmp, dest)
-                    .await
-                    .map_err(|e| Error::io(format!("renaming to `{}`", dest.display()), e))
+                place(&tmp, dest, false)
             }
             .await;
             if result.is_err() {
@@ -563,6 +615,181 @@ impl StorageService {
         }
         Ok(info)
     }
+
+    /// Streams a one-file model into `out` (stdout, a socket...), verified
+    /// against the manifest and `opts`; on `Err` the bytes already written
+    /// must be discarded.
+    pub async fn load_to_writer(
+        &self,
+        storage_path: &str,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+        opts: &LoadOptions,
+    ) -> Result<ModelStorageInfo> {
+        let (base, m) = self.manifest(storage_path).await?;
+        check_expected(&m.info, opts).map_err(|e| e.at(self.adapter.name(), "load", Some(storage_path)))?;
+        if m.info.is_directory || m.info.files.len() != 1 {
+            return Err(Error::invalid(format!(
+                "`{storage_path}` is a folder model of {} files; load it into a directory",
+                m.info.files.len()
+            )));
+        }
+        let f = &m.info.files[0];
+        let mut moved = 0;
+        self.download_one(&base.join(&m.data)?.join(&f.path)?, f, out, &mut moved)
+            .await?;
+        out.flush().await.map_err(|e| Error::io("writing the output", e))?;
+        Ok(m.info)
+    }
+}
+
+/// Where a loaded file goes.
+enum Output {
+    /// A character device or FIFO: written as it is.
+    InPlace,
+    /// A regular file written aside and moved into place; `replace` if one
+    /// exists there (only with `overwrite`).
+    New { replace: bool },
+}
+
+impl Output {
+    fn of(target: &Path, overwrite: bool) -> Result<Self> {
+        let meta = match std::fs::symlink_metadata(target) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Output::New { replace: false }),
+            Err(e) => return Err(Error::io(format!("`{}`", target.display()), e)),
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            // Follow a link to see what it names (`/dev/stdout` is one).
+            let ft = std::fs::metadata(target)
+                .map(|m| m.file_type())
+                .unwrap_or(meta.file_type());
+            if ft.is_char_device() || ft.is_fifo() {
+                return Ok(Output::InPlace);
+            }
+        }
+        if meta.is_dir() {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("`{}` is a directory", target.display()),
+            ));
+        }
+        if !meta.is_file() && !meta.file_type().is_symlink() {
+            return Err(Error::invalid(format!(
+                "`{}` is neither a regular file, a character device nor a FIFO",
+                target.display()
+            )));
+        }
+        if !overwrite {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "`{}` exists; pass --force to replace it or -o to choose another path",
+                    target.display()
+                ),
+            ));
+        }
+        Ok(Output::New { replace: true })
+    }
+}
+
+/// Moves the verified `tmp` to `target`: a rename when replacing, else a
+/// hard link, which fails if something appeared at `target` meanwhile.
+fn place(tmp: &Path, target: &Path, replace: bool) -> Result<()> {
+    let fail = |e| Error::io(format!("moving the verified output to `{}`", target.display()), e);
+    if replace || tmp.is_dir() {
+        if !replace && std::fs::symlink_metadata(target).is_ok() {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("`{}` appeared while loading", target.display()),
+            ));
+        }
+        return std::fs::rename(tmp, target).map_err(fail);
+    }
+    match std::fs::hard_link(tmp, target) {
+        Ok(()) => std::fs::remove_file(tmp).map_err(fail),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::new(
+            ErrorKind::AlreadyExists,
+            format!("`{}` appeared while loading; nothing was replaced", target.display()),
+        )),
+        // No hard links here (some network filesystems): check, then rename.
+        Err(_) if std::fs::symlink_metadata(target).is_err() => std::fs::rename(tmp, target).map_err(fail),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// A manifest from storage is input like any other: every path must be a
+/// plain relative object path, no two files may clash, and the recorded
+/// checksum and size must follow from the per-file entries.
+fn check_manifest(m: &Manifest) -> Result<()> {
+    let bad = |msg: String| Error::new(ErrorKind::Integrity, format!("{MANIFEST} is not trustworthy: {msg}"));
+    ObjectPath::parse(&m.data).map_err(|e| bad(format!("upload id {:?}: {}", m.data, e.message())))?;
+    if m.data.contains('/') {
+        return Err(bad(format!("upload id {:?} has a `/`", m.data)));
+    }
+    let info = &m.info;
+    if info.files.is_empty() {
+        return Err(bad("it lists no files".into()));
+    }
+    let mut paths = std::collections::BTreeSet::new();
+    for f in &info.files {
+        ObjectPath::parse(&f.path).map_err(|e| bad(format!("file path {:?}: {}", f.path, e.message())))?;
+        if f.path.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+            return Err(bad(format!("file path {:?} is not a plain relative path", f.path)));
+        }
+        if !paths.insert(f.path.as_str()) {
+            return Err(bad(format!("file {:?} is listed twice", f.path)));
+        }
+    }
+    // A file may not also be a directory of another (`a` and `a/b`).
+    for p in &paths {
+        let dir = format!("{p}/");
+        if paths.range(dir.as_str()..).next().is_some_and(|q| q.starts_with(&dir)) {
+            return Err(bad(format!("{p:?} is both a file and a folder")));
+        }
+    }
+    let size: u64 = info.files.iter().map(|f| f.size_bytes).sum();
+    if size != info.size_bytes {
+        return Err(bad(format!(
+            "size_bytes {} but its files add up to {size}",
+            info.size_bytes
+        )));
+    }
+    if ModelStorageInfo::checksum_of(&info.files, info.is_directory) != info.checksum {
+        return Err(bad("its checksum does not follow from its files' checksums".into()));
+    }
+    Ok(())
+}
+
+/// The caller's record decides what is expected, not the stored manifest.
+/// `check_manifest` already made the manifest's checksum follow from the
+/// per-file ones, and every file is hashed as it is read and compared to
+/// those, so equality here means the bytes hash to the caller's checksum.
+fn check_expected(info: &ModelStorageInfo, opts: &LoadOptions) -> Result<()> {
+    if let Some(want) = &opts.expect_checksum
+        && !want.eq_ignore_ascii_case(&info.checksum)
+    {
+        return Err(Error::new(
+            ErrorKind::Integrity,
+            format!(
+                "the stored model has checksum {}, the caller's record says {want}",
+                info.checksum
+            ),
+        ));
+    }
+    if let Some(want) = opts.expect_size
+        && want != info.size_bytes
+    {
+        return Err(Error::new(
+            ErrorKind::Integrity,
+            format!(
+                "the stored model has {} bytes, the caller's record says {want}",
+                info.size_bytes
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn leaf(p: &str) -> &str {

@@ -1,43 +1,10 @@
 //! The `wharf` binary as a user runs it: no config, then bad input.
 
+mod common;
+
+use common::{guest_wasm, stderr, test_env, wharf, wharf_with, write_model};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn wharf(dir: &Path, args: &[&str]) -> Output {
-    wharf_with(dir, args, &[])
-}
-
-fn wharf_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(dir)
-        .env_remove("WHARF_CONFIG")
-        .env_remove("WHARF_DATA_DIR")
-        .env("WHARF_METRICS_FILE", dir.join("metrics.json"))
-        .env(
-            "WHARF_CACHE_DIR",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wharf-test-cache"),
-        )
-        .output()
-        .expect("wharf runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A small but real ONNX-shaped file: ir_version 7, producer name, padding.
-fn write_model(path: &Path, len: usize) {
-    let mut v = vec![0x08, 0x07, 0x12, 0x05];
-    v.extend_from_slice(b"wharf");
-    let mut x: u32 = 1;
-    while v.len() < len {
-        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        v.push((x >> 24) as u8);
-    }
-    std::fs::write(path, v).unwrap();
-}
+use std::process::Command;
 
 #[test]
 fn put_then_get_with_no_config_round_trips() {
@@ -389,16 +356,6 @@ fn plugin_that_is_not_a_component_is_named() {
     );
 }
 
-#[path = "../../build-support/guests.rs"]
-mod guests;
-
-/// Builds guest crates for wasm32-wasip2 (already built by the build scripts
-/// in a full test run, so this is a no-op check then).
-fn guest_wasm(krate: &str) -> std::path::PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    guests::build_guests(root, &[krate]).join(format!("{}.wasm", krate.replace('-', "_")))
-}
-
 /// `plugins verify` passes a good component and fails a broken one, with
 /// the reason of every failed case.
 #[test]
@@ -465,10 +422,7 @@ fn closed_pipe_is_not_a_panic() {
         .current_dir(dir.path())
         .env_remove("WHARF_CONFIG")
         .env_remove("WHARF_DATA_DIR")
-        .env(
-            "WHARF_CACHE_DIR",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wharf-test-cache"),
-        )
+        .envs(test_env(dir.path()))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

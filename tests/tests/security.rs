@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use wharf::capabilities::{AllowedHost, DirGrant, Grants, TcpGrant};
+use wharf::capabilities::{AllowedHost, DirGrant, Grants, Redactor, TcpGrant};
 use wharf::plugins::PluginSet;
 use wharf::{
     Adapter, BackendSpec, ErrorKind, Limits, ObjectPath, Plugin, PutMode, Runtime, RuntimeConfig, WasmAdapter,
@@ -82,6 +82,7 @@ impl Fixture {
                 tcp,
             },
             limits,
+            secrets: Redactor::new(&secrets_of(config)),
         };
         WasmAdapter::new(&self.runtime, &self.misbehave, spec)
             .await
@@ -115,6 +116,7 @@ impl Fixture {
                     ..Default::default()
                 },
                 limits: Limits::default(),
+                secrets: Redactor::default(),
             },
         )
         .await
@@ -126,6 +128,15 @@ impl Fixture {
         let local = host.adapter("local_filesystem").await.expect("local_filesystem opens");
         roundtrip(&*local).await;
     }
+}
+
+/// The config values the tests treat as resolved secrets (`secret`).
+fn secrets_of(config: &[(&str, &str)]) -> Vec<String> {
+    config
+        .iter()
+        .filter(|(k, _)| *k == "secret")
+        .map(|(_, v)| v.to_string())
+        .collect()
 }
 
 fn path(s: &str) -> ObjectPath {
@@ -510,4 +521,117 @@ async fn loading_something_that_is_not_an_adapter_is_refused() {
     // The runtime is unharmed.
     let adapter = fx.adapter(&[]).await;
     fx.assert_still_serving(&adapter).await;
+}
+
+/// A guest with a TCP grant may look up only the names of its grants: a
+/// lookup of any other name would carry data out through DNS queries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_lookups_are_limited_to_granted_hosts() {
+    let fx = Fixture::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Granted by address: no name may be looked up, not even `localhost`.
+    let by_ip = TcpGrant::resolve(&[format!("127.0.0.1:{port}")]).unwrap();
+    for name in ["localhost", "secret-data.example.com"] {
+        let a = fx
+            .adapter_with(&[("target", name)], Vec::new(), by_ip.clone(), Fixture::limits())
+            .await;
+        let e = stat_fails(&a, "dns").await;
+        assert_kind(&e, ErrorKind::Denied, "access-denied");
+        fx.assert_still_serving(&a).await;
+    }
+    // The address itself resolves to itself.
+    let a = fx
+        .adapter_with(&[("target", "127.0.0.1")], Vec::new(), by_ip, Fixture::limits())
+        .await;
+    assert_eq!(a.stat(&path("dns")).await.unwrap().size, 1);
+    // Granted by name: that name resolves, others still do not.
+    let by_name = TcpGrant::resolve(&[format!("localhost:{port}")]).unwrap();
+    let a = fx
+        .adapter_with(
+            &[("target", "localhost")],
+            Vec::new(),
+            by_name.clone(),
+            Fixture::limits(),
+        )
+        .await;
+    assert!(a.stat(&path("dns")).await.unwrap().size >= 1);
+    let a = fx
+        .adapter_with(
+            &[("target", "localhost.example.com")],
+            Vec::new(),
+            by_name,
+            Fixture::limits(),
+        )
+        .await;
+    assert_kind(&stat_fails(&a, "dns").await, ErrorKind::Denied, "access-denied");
+}
+
+/// What an adapter writes into its errors and its log passes through the
+/// redactor before it leaves the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_echoed_by_an_adapter_are_redacted() {
+    let fx = Fixture::new();
+    let a = fx
+        .adapter(&[("secret", "hunter2-very-secret\nsecond-line-secret")])
+        .await;
+    let e = stat_fails(&a, "echo-secret").await;
+    let text = e.to_string();
+    assert!(!text.contains("hunter2") && !text.contains("second-line"), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+}
+
+/// A full instance pool makes an operation wait for a free instance (up to
+/// `instance_wait`), then fail with a clear error, not at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_instance_pool_waits_then_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(wharf_tests::cache_dir()),
+        max_instances: 2,
+        instance_wait: Duration::from_millis(800),
+        ..Default::default()
+    })
+    .unwrap();
+    let local = PluginSet::builtin().load(&runtime, "local_filesystem", None).unwrap();
+    let adapter = WasmAdapter::new(
+        &runtime,
+        &local,
+        BackendSpec {
+            name: "local_filesystem".into(),
+            config: vec![("root".into(), "/data".into())],
+            grants: Grants {
+                dirs: vec![DirGrant::new(dir.path(), "/data")],
+                ..Default::default()
+            },
+            limits: Limits::default(),
+            secrets: Redactor::default(),
+        },
+    )
+    .await
+    .unwrap();
+    let adapter = Arc::new(adapter);
+    roundtrip(&*adapter).await;
+    // Two open readers hold both instances.
+    let p = path("check/roundtrip.bin");
+    let r1 = adapter.read(&p, None).await.unwrap();
+    let r2 = adapter.read(&p, None).await.unwrap();
+    let start = std::time::Instant::now();
+    let e = adapter.stat(&p).await.expect_err("no instance is free");
+    assert!(
+        start.elapsed() >= Duration::from_millis(700),
+        "it waited: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    assert!(e.to_string().contains("max_instances"), "{e}");
+    // A reader released while an operation waits lets it through.
+    let waiting = tokio::spawn({
+        let adapter = adapter.clone();
+        async move { adapter.stat(&path("check/roundtrip.bin")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(r1);
+    assert_eq!(waiting.await.unwrap().unwrap().size, 5);
+    drop(r2);
 }

@@ -20,6 +20,10 @@ fn io_error(op: &str, path: &str, e: io::Error) -> Error {
     let msg = format!("{op} `{path}`: {e}");
     match e.kind() {
         io::ErrorKind::NotFound => Error::NotFound(msg),
+        // `a/b` where `a` is an object: no object `a/b` exists.
+        io::ErrorKind::NotADirectory if matches!(op, "stat" | "read" | "delete" | "list" | "copy") => {
+            Error::NotFound(msg)
+        }
         io::ErrorKind::AlreadyExists => Error::AlreadyExists(msg),
         io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => Error::Denied(msg),
         io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::Transient(msg),
@@ -90,7 +94,7 @@ impl Store {
         let full = self.file(path)?;
         match fs::remove_file(&full) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => return Ok(()),
             Err(e) => return Err(io_error("delete", path, e)),
         }
         // Remove directories the delete left empty, so they do not pile up.

@@ -145,14 +145,21 @@ pub struct HttpGrant {
     backend: Arc<str>,
     allowed: Arc<[AllowedHost]>,
     client: HttpClient,
+    redactor: super::Redactor,
 }
 
 impl HttpGrant {
-    pub(crate) fn new(backend: Arc<str>, allowed: Vec<AllowedHost>, client: HttpClient) -> Self {
+    pub(crate) fn new(
+        backend: Arc<str>,
+        allowed: Vec<AllowedHost>,
+        client: HttpClient,
+        redactor: super::Redactor,
+    ) -> Self {
         HttpGrant {
             backend,
             allowed: allowed.into(),
             client,
+            redactor,
         }
     }
 
@@ -188,6 +195,8 @@ impl WasiHttpHooks for HttpGrant {
             uri.authority().map_or("?", |a| a.as_str())
         );
         if !self.permits(uri) {
+            // The guest chose this host name: it may carry a secret.
+            let dest = self.redactor.apply(&dest);
             tracing::warn!(backend = %self.backend, destination = %dest, "HTTP request denied: not in allowed_hosts");
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }

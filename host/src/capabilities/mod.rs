@@ -7,11 +7,13 @@
 
 mod fs;
 mod http;
+mod redact;
 mod stderr;
 mod tcp;
 
 pub use fs::DirGrant;
 pub use http::{AllowedHost, HttpClient, HttpGrant};
+pub use redact::Redactor;
 pub(crate) use stderr::GuestLog;
 pub use tcp::TcpGrant;
 

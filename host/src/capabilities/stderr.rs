@@ -13,6 +13,7 @@ const BUDGET: usize = 64 * 1024;
 #[derive(Clone)]
 pub(crate) struct GuestLog {
     backend: Arc<str>,
+    redactor: super::Redactor,
     state: Arc<Mutex<LogState>>,
 }
 
@@ -23,15 +24,16 @@ struct LogState {
 }
 
 impl GuestLog {
-    pub(crate) fn new(backend: Arc<str>) -> Self {
+    pub(crate) fn new(backend: Arc<str>, redactor: super::Redactor) -> Self {
         GuestLog {
             backend,
+            redactor,
             state: Arc::default(),
         }
     }
 
     fn emit(&self, line: &[u8]) {
-        let text = String::from_utf8_lossy(line);
+        let text = self.redactor.apply(&String::from_utf8_lossy(line));
         tracing::warn!(target: "wharf::guest", backend = %self.backend, "{}", text.trim_end());
     }
 }

@@ -38,6 +38,22 @@ impl TcpGrant {
         &self.names
     }
 
+    /// Whether the guest may look `name` up: only the host names of its
+    /// grants and literal addresses it may connect to. Any other lookup
+    /// would carry data out through the resolver.
+    pub fn permits_name(&self, name: &str) -> bool {
+        let literal = name.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
+            return self.allowed.iter().any(|a| a.ip() == ip);
+        }
+        self.names.iter().any(|entry| {
+            let host = entry.rsplit_once(':').map_or(entry.as_str(), |(h, _)| h);
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .eq_ignore_ascii_case(name.trim_end_matches('.'))
+        })
+    }
+
     pub(crate) fn permits(&self, addr: SocketAddr, use_: SocketAddrUse) -> bool {
         match use_ {
             SocketAddrUse::TcpConnect => self.allowed.contains(&addr),

@@ -1,7 +1,7 @@
 use super::{Ctx, exit, print_json, progress, with_progress};
 use clap::Args;
 use std::path::PathBuf;
-use wharf::{Error, ErrorKind, ModelStorageInfo};
+use wharf::{Error, ErrorKind, LoadOptions, ModelStorageInfo};
 
 /// `wharf get <storage-path>` or `wharf get --info info.json`.
 #[derive(Args)]
@@ -12,7 +12,8 @@ pub(crate) struct Get {
     /// Read backend and path from a ModelStorageInfo JSON file instead.
     #[arg(long, conflicts_with = "storage_path")]
     info: Option<PathBuf>,
-    /// Where to write: a file for one-file models, a new directory for
+    /// Where to write: a file for one-file models (`-` for stdout; a
+    /// character device or FIFO is written in place), a new directory for
     /// folders. Default: the file's name (or the folder's) in the current
     /// directory.
     #[arg(short, long)]
@@ -24,7 +25,7 @@ pub(crate) struct Get {
 
 impl Get {
     pub async fn execute(self, ctx: &Ctx) -> wharf::Result<u8> {
-        let (backend, path, expected) = match (&self.info, &self.storage_path) {
+        let (backend, path, expected, expected_size) = match (&self.info, &self.storage_path) {
             (Some(file), _) => {
                 let text =
                     std::fs::read_to_string(file).map_err(|e| Error::io(format!("reading `{}`", file.display()), e))?;
@@ -38,21 +39,27 @@ impl Get {
                     info.storage_backend.as_str().to_string(),
                     info.storage_path.clone(),
                     Some(info.checksum),
+                    Some(info.size_bytes),
                 )
             }
-            (None, Some(p)) => (ctx.backend.clone(), p.clone(), None),
+            (None, Some(p)) => (ctx.backend.clone(), p.clone(), None, None),
             (None, None) => unreachable!("clap requires one of them"),
         };
         let service = ctx.host.service(&backend).await?;
-        let info = service.info(&path).await?;
-        if let Some(want) = expected
-            && want != info.checksum
-        {
-            return Err(Error::new(
-                ErrorKind::Integrity,
-                format!("`{path}` holds checksum {}, the info file says {want}", info.checksum),
-            ));
+        // What is expected comes from the caller's record, and is checked
+        // against the bytes read, not against the stored manifest.
+        let opts = LoadOptions {
+            expect_checksum: expected,
+            expect_size: expected_size,
+            overwrite: self.force,
+        };
+        if self.output.as_deref() == Some(std::path::Path::new("-")) {
+            let mut out = tokio::io::stdout();
+            let info = service.load_to_writer(&path, &mut out, &opts).await?;
+            eprintln!("wrote {} bytes to stdout, sha256 verified", info.size_bytes);
+            return Ok(exit::OK);
         }
+        let info = service.info(&path).await?;
         let dest = match self.output {
             Some(o) => o,
             None if !info.is_directory && info.files.len() == 1 => {
@@ -60,18 +67,9 @@ impl Get {
             }
             None => PathBuf::from(path.rsplit('/').next().unwrap_or("model")),
         };
-        if dest.is_file() && !self.force {
-            return Err(Error::new(
-                ErrorKind::AlreadyExists,
-                format!(
-                    "`{}` exists; pass --force to replace it or -o to choose another path",
-                    dest.display()
-                ),
-            ));
-        }
         let bar = progress(info.size_bytes);
         let service = with_progress(service, &bar);
-        let loaded = service.load_to_path(&path, &dest).await;
+        let loaded = service.load_to_path_with(&path, &dest, &opts).await;
         if let Some(b) = bar {
             b.finish_and_clear();
         }

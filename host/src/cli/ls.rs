@@ -1,4 +1,4 @@
-use super::{Ctx, exit};
+use super::{Ctx, exit, printable};
 use clap::Args;
 
 /// `wharf ls [prefix]`.
@@ -27,7 +27,7 @@ impl Ls {
                 if ctx.json {
                     println!("{}", serde_json::to_string(e).expect("serializable"));
                 } else {
-                    println!("{:>14}  {}", e.size, e.path);
+                    println!("{:>14}  {}", e.size, printable(&e.path));
                 }
                 shown += 1;
             }

@@ -48,11 +48,9 @@ pub(crate) fn metrics_file(host: &wharf::Host) -> PathBuf {
     if let Some(p) = std::env::var_os("WHARF_METRICS_FILE") {
         return PathBuf::from(p);
     }
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    state.join("wharf").join("metrics.json")
+    wharf::config::state_dir()
+        .unwrap_or_else(|| PathBuf::from(".wharf-state"))
+        .join("metrics.json")
 }
 
 /// Adds `snapshot` to the totals in `file`.
@@ -66,7 +64,8 @@ fn update<T>(file: &Path, f: impl FnOnce(&mut Snapshot) -> T) -> wharf::Result<T
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| io("creating its directory", e))?;
     }
-    let lock = std::fs::File::create(file.with_extension("lock")).map_err(|e| io("opening the lock", e))?;
+    // Never truncate or follow a link: the path may be anything a config says.
+    let lock = open_new_or_existing(&file.with_extension("lock")).map_err(|e| io("opening the lock", e))?;
     lock.lock().map_err(|e| io("locking", e))?;
     let mut total = match std::fs::read(file) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
@@ -79,8 +78,40 @@ fn update<T>(file: &Path, f: impl FnOnce(&mut Snapshot) -> T) -> wharf::Result<T
         Err(e) => return Err(io("reading", e)),
     };
     let out = f(&mut total);
-    let tmp = file.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&total).expect("serializable")).map_err(|e| io("writing", e))?;
+    let tmp = file.with_extension(format!("json.tmp-{}", std::process::id()));
+    let written = create_new_file(&tmp).and_then(|mut f| {
+        use std::io::Write;
+        f.write_all(&serde_json::to_vec(&total).expect("serializable"))
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io("writing", e));
+    }
     std::fs::rename(&tmp, file).map_err(|e| io("replacing", e))?;
     Ok(out)
+}
+
+fn no_follow(o: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW).mode(0o600);
+    }
+    o
+}
+
+/// The lock file, as it is (never truncated), or a new one; not a link.
+fn open_new_or_existing(path: &Path) -> std::io::Result<std::fs::File> {
+    no_follow(std::fs::OpenOptions::new().write(true).create(true)).open(path)
+}
+
+/// A file that did not exist (a stale temp file of a killed run is replaced).
+fn create_new_file(path: &Path) -> std::io::Result<std::fs::File> {
+    match no_follow(std::fs::OpenOptions::new().write(true).create_new(true)).open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(path)?;
+            no_follow(std::fs::OpenOptions::new().write(true).create_new(true)).open(path)
+        }
+        r => r,
+    }
 }

@@ -8,6 +8,7 @@ mod plugins;
 mod put;
 mod rm;
 mod stat;
+mod trust;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -36,8 +37,9 @@ pub(crate) mod exit {
     about = "Store ML model artifacts in any storage through sandboxed Wasm adapters"
 )]
 struct Cli {
-    /// Config file; default `./wharf.toml` if present, else the built-in
-    /// local_filesystem backend storing into `$WHARF_DATA_DIR` or `./wharf-data`.
+    /// Config file; default `./wharf.toml` if present and approved with
+    /// `wharf config trust`, else the built-in local_filesystem backend
+    /// storing into `$WHARF_DATA_DIR` or `./wharf-data`.
     #[arg(long, global = true, env = "WHARF_CONFIG")]
     config: Option<PathBuf>,
     /// Backend to use; default: the config's `default_backend`.
@@ -69,6 +71,9 @@ enum Command {
     /// List and inspect adapter plugins.
     #[command(subcommand)]
     Plugins(plugins::Plugins),
+    /// Approve a `./wharf.toml` for implicit use.
+    #[command(subcommand, name = "config")]
+    ConfigFile(trust::ConfigCmd),
 }
 
 /// What every subcommand gets.
@@ -102,10 +107,29 @@ pub(crate) fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("wharf: {e}");
+            // Messages carry text from storage and adapters: no escapes.
+            eprintln!("wharf: {}", printable(&e.to_string()));
             ExitCode::from(code_of(&e))
         }
     }
+}
+
+/// `s` with control characters (terminal escapes, carriage returns...)
+/// shown as `\u{..}` escapes, so text from storage cannot drive the terminal.
+pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// Rust ignores SIGPIPE, so printing into a closed pipe (`wharf ls | head`)
@@ -135,12 +159,19 @@ fn load_config(explicit: Option<&Path>) -> wharf::Result<(Config, PathBuf)> {
         std::env::current_dir().map_err(|e| wharf::Error::new(ErrorKind::Io, format!("current directory: {e}")))?;
     let data_dir = wharf::config::default_data_dir();
     let file = match explicit {
-        Some(p) => Some(p.to_path_buf()),
-        None => Some(cwd.join("wharf.toml")).filter(|p| p.is_file()),
+        Some(p) => Some((p.to_path_buf(), None)),
+        None => match cwd.join("wharf.toml") {
+            // Found, not chosen: used only if it is ours and approved.
+            p if p.exists() => Some((p.clone(), Some(trust::implicit(&p)?))),
+            _ => None,
+        },
     };
     match file {
-        Some(path) => {
-            let cfg = Config::load(&path)?;
+        Some((path, text)) => {
+            let cfg = match text {
+                Some(t) => Config::parse(&t, &path.display().to_string())?,
+                None => Config::load(&path)?,
+            };
             let base = path
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
@@ -157,6 +188,10 @@ fn load_config(explicit: Option<&Path>) -> wharf::Result<(Config, PathBuf)> {
 }
 
 async fn run(cli: Cli) -> wharf::Result<u8> {
+    let command = match cli.command {
+        Command::ConfigFile(c) => return c.execute(cli.json),
+        c => c,
+    };
     let (config, base) = load_config(cli.config.as_deref())?;
     let backend = cli
         .backend
@@ -168,7 +203,7 @@ async fn run(cli: Cli) -> wharf::Result<u8> {
         backend,
         json: cli.json,
     };
-    let result = match cli.command {
+    let result = match command {
         Command::Put(c) => c.execute(&ctx).await,
         Command::Get(c) => c.execute(&ctx).await,
         Command::Ls(c) => c.execute(&ctx).await,
@@ -177,6 +212,7 @@ async fn run(cli: Cli) -> wharf::Result<u8> {
         Command::Health(c) => c.execute(&ctx).await,
         Command::Metrics(c) => return c.execute(&ctx).await,
         Command::Plugins(c) => c.execute(&ctx).await,
+        Command::ConfigFile(_) => unreachable!("handled before the host is built"),
     };
     // Failed commands count too; not being able to count is only a warning.
     let done = ctx.host.metrics().snapshot();

@@ -60,15 +60,6 @@ struct Row {
     millis: f64,
 }
 
-/// Removes the scratch directory when verification ends.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 impl Verify {
     pub async fn execute(self, host: &Host, json: bool) -> wharf::Result<u8> {
         let bytes =
@@ -97,7 +88,7 @@ impl Verify {
                 &plugin.sha256()[..16],
                 scratch
                     .as_ref()
-                    .map(|s| format!(", scratch directory {} granted at /data", s.0.display()))
+                    .map(|s| format!(", scratch directory {} granted at /data", s.path().display()))
                     .unwrap_or_default()
             );
         }
@@ -139,7 +130,7 @@ impl Verify {
         })
     }
 
-    fn backend_config(&self) -> wharf::Result<(BackendConfig, Option<Scratch>)> {
+    fn backend_config(&self) -> wharf::Result<(BackendConfig, Option<tempfile::TempDir>)> {
         let mut dirs = Vec::new();
         for d in &self.dirs {
             let (host, guest) = d
@@ -153,15 +144,20 @@ impl Verify {
             });
         }
         let scratch = if dirs.is_empty() && self.http.is_empty() && self.tcp.is_empty() {
-            let dir = std::env::temp_dir().join(format!("wharf-verify-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating `{}`", dir.display()), e))?;
+            // A fresh directory with a random name, 0700, created here (never
+            // one that already exists, which someone else could have planted);
+            // removed when verification ends.
+            let dir = tempfile::Builder::new()
+                .prefix("wharf-verify-")
+                .tempdir()
+                .map_err(|e| Error::io("creating a scratch directory", e))?;
             dirs.push(DirGrantConfig {
-                host: dir.clone(),
+                host: dir.path().to_path_buf(),
                 guest: "/data".into(),
                 read_only: false,
                 create: false,
             });
-            Some(Scratch(dir))
+            Some(dir)
         } else {
             None
         };

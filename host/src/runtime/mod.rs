@@ -2,19 +2,22 @@
 //! disk), pre-instantiated, and a fresh instance for every operation.
 
 mod bindings;
+mod cache;
 mod state;
 mod wasm_adapter;
 
 pub use bindings::{CONTRACT_EXPORT, CONTRACT_VERSION};
+pub use cache::default_cache_key_file;
 pub use wasm_adapter::{BackendSpec, Limits, WasmAdapter};
 
 use crate::capabilities::HttpClient;
 use crate::error::{Error, Result};
 use bindings::StorageAdapterPre;
+use cache::CompileCache;
 use sha2::{Digest, Sha256};
 use state::GuestState;
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -29,6 +32,9 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct RuntimeConfig {
     /// Where compiled components are cached; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// The private key that authenticates cache entries (kept outside the
+    /// cache); `None` disables the cache.
+    pub cache_key_file: Option<PathBuf>,
     /// Instances alive at once across all backends (operations in flight,
     /// open readers and writers). Bounds the pooling allocator.
     pub max_instances: u32,
@@ -37,15 +43,20 @@ pub struct RuntimeConfig {
     pub max_memory: usize,
     /// Idle keep-alive connections kept per host by the shared HTTP client.
     pub http_idle_per_host: usize,
+    /// How long an operation waits for a free instance when all
+    /// `max_instances` are in use, before it fails.
+    pub instance_wait: Duration,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             cache_dir: default_cache_dir(),
+            cache_key_file: default_cache_key_file(),
             max_instances: 256,
             max_memory: 1 << 30,
             http_idle_per_host: 32,
+            instance_wait: Duration::from_secs(30),
         }
     }
 }
@@ -71,7 +82,12 @@ struct RuntimeInner {
     engine: Engine,
     linker: Linker<GuestState>,
     http: HttpClient,
-    cache_dir: Option<PathBuf>,
+    cache: Option<CompileCache>,
+    /// One permit per instance slot of the pooling allocator, so a full pool
+    /// makes operations wait (bounded) instead of failing at once.
+    slots: Arc<tokio::sync::Semaphore>,
+    max_instances: u32,
+    instance_wait: Duration,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -106,6 +122,7 @@ impl Runtime {
         let mut linker = Linker::<GuestState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
+            .and_then(|()| restrict_name_lookup(&mut linker))
             .map_err(|e| Error::config(format!("linking WASI: {e:#}")))?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
@@ -125,7 +142,13 @@ impl Runtime {
                 engine,
                 linker,
                 http: HttpClient::new(config.http_idle_per_host),
-                cache_dir: config.cache_dir,
+                cache: match (&config.cache_dir, &config.cache_key_file) {
+                    (Some(dir), Some(key)) => CompileCache::open(dir, key),
+                    _ => None,
+                },
+                slots: Arc::new(tokio::sync::Semaphore::new(n as usize)),
+                max_instances: n,
+                instance_wait: config.instance_wait,
                 stop_ticker,
             }),
         })
@@ -137,6 +160,22 @@ impl Runtime {
 
     pub(crate) fn http_client(&self) -> &HttpClient {
         &self.inner.http
+    }
+
+    /// A slot for one instance, waiting up to `instance_wait` for one.
+    pub(crate) async fn instance_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        let wait = self.inner.instance_wait;
+        match tokio::time::timeout(wait, self.inner.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(Error::adapter("the runtime is shutting down")),
+            Err(_) => Err(Error::new(
+                crate::ErrorKind::Transient,
+                format!(
+                    "all {} adapter instances stayed in use for {wait:?} (raise runtime.max_instances, or hold fewer readers and writers open)",
+                    self.inner.max_instances
+                ),
+            )),
+        }
     }
 
     /// Compiles (or loads from the cache) an adapter component, checks that
@@ -189,40 +228,58 @@ impl Runtime {
 
     fn compile_cached(&self, wasm: &[u8], sha256: &str) -> wasmtime::Result<Component> {
         let engine = &self.inner.engine;
-        let Some(dir) = &self.inner.cache_dir else {
+        let Some(cache) = &self.inner.cache else {
             return Component::new(engine, wasm);
         };
         let mut h = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        let file = dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()));
-        if file.is_file() {
-            // SAFETY: the file is one this host wrote into its own cache
-            // directory for exactly this engine configuration (the name
-            // carries the wasm's sha256 and the engine's compatibility hash);
-            // deserialize also checks the engine settings recorded inside it.
-            match unsafe { Component::deserialize_file(engine, &file) } {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    tracing::warn!(file = %file.display(), "ignoring unusable compiled-component cache entry: {e:#}")
-                }
-            }
+        let engine_hash = h.finish();
+        if let Some(c) = cache.load(engine, sha256, engine_hash) {
+            return Ok(c);
         }
         let bytes = engine.precompile_component(wasm)?;
         // SAFETY: `bytes` were produced just now by this engine.
         let component = unsafe { Component::deserialize(engine, &bytes)? };
-        if let Err(e) = write_atomically(dir, &file, &bytes) {
-            tracing::warn!(dir = %dir.display(), "cannot cache compiled component: {e}");
-        }
+        cache.store(sha256, engine_hash, &bytes);
         Ok(component)
     }
 }
 
-fn write_atomically(dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".tmp-{}-{:x}", std::process::id(), rand_u64()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, file)
+/// Replaces wasi:sockets' `resolve-addresses` with one that answers only for
+/// the names the backend's TCP grants hold: a lookup of any other name would
+/// let a guest carry data out in DNS queries (`<secret>.attacker.example`).
+fn restrict_name_lookup(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    use wasmtime::StoreContextMut;
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::bindings::sockets::{ip_name_lookup, network};
+    use wasmtime_wasi::sockets::WasiSocketsView;
+    type Answer = (std::result::Result<Resource<ip_name_lookup::ResolveAddressStream>, network::ErrorCode>,);
+    linker.allow_shadowing(true);
+    linker.instance(NAME_LOOKUP)?.func_wrap(
+        "resolve-addresses",
+        |mut store: StoreContextMut<'_, GuestState>,
+         (net, name): (Resource<network::Network>, String)|
+         -> wasmtime::Result<Answer> {
+            let state = store.data_mut();
+            if !state.tcp.permits_name(&name) {
+                let shown: String = name.chars().take(64).collect();
+                tracing::warn!(backend = %state.backend, name = %shown.escape_debug(), "DNS lookup denied: not a granted TCP host");
+                return Ok((Err(network::ErrorCode::AccessDenied),));
+            }
+            let mut view = state.sockets();
+            Ok((match ip_name_lookup::Host::resolve_addresses(&mut view, net, name) {
+                Ok(stream) => Ok(stream),
+                Err(e) => Err(network::Host::convert_error_code(&mut view, e)?),
+            },))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
 }
+
+/// The interface `restrict_name_lookup` replaces a function of (the version
+/// wasmtime-wasi links; semver-compatible imports resolve to it).
+const NAME_LOOKUP: &str = "wasi:sockets/ip-name-lookup@0.2.12";
 
 pub(crate) fn rand_u64() -> u64 {
     let mut b = [0u8; 8];

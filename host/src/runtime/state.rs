@@ -2,7 +2,7 @@
 //! grants, wasi:http with its allowlist, and its resource limits.
 
 use super::wasm_adapter::AdapterShared;
-use crate::capabilities::{GuestLog, HttpGrant};
+use crate::capabilities::{GuestLog, HttpGrant, TcpGrant};
 use crate::error::{Error, Result};
 use wasmtime::StoreLimits;
 use wasmtime::StoreLimitsBuilder;
@@ -15,6 +15,9 @@ pub(crate) struct GuestState {
     http: WasiHttpCtx,
     table: ResourceTable,
     hooks: HttpGrant,
+    /// For the name-lookup check (see `Runtime::new`).
+    pub(crate) tcp: TcpGrant,
+    pub(crate) backend: std::sync::Arc<str>,
     pub(crate) limits: StoreLimits,
     /// Epoch ticks this call may still run for (its CPU budget).
     pub(crate) cpu_ticks_left: u64,
@@ -28,7 +31,7 @@ impl GuestState {
         // BENCHMARKS.md), and large transfers move 4 MiB per call anyway.
         b.allow_blocking_current_thread(true);
         // No env, no args, no stdin; output goes to the log.
-        let log = GuestLog::new(shared.name.clone());
+        let log = GuestLog::new(shared.name.clone(), shared.redactor.clone());
         b.stdout(log.clone()).stderr(log);
         for dir in &shared.grants.dirs {
             let perms = if dir.read_only {
@@ -60,6 +63,8 @@ impl GuestState {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: shared.http.clone(),
+            tcp: shared.grants.tcp.clone(),
+            backend: shared.name.clone(),
             limits,
             cpu_ticks_left: 0,
         })

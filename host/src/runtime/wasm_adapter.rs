@@ -6,7 +6,7 @@ use super::bindings::wharf::storage::types as wit;
 use super::state::GuestState;
 use super::{EPOCH_TICK, Plugin, Runtime};
 use crate::adapter::{Adapter, ByteRange, Capabilities, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
-use crate::capabilities::{Grants, HttpGrant};
+use crate::capabilities::{Grants, HttpGrant, Redactor};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::{ObjectPath, check_prefix};
 use async_trait::async_trait;
@@ -49,6 +49,9 @@ pub struct BackendSpec {
     pub grants: Grants,
     /// Per-call limits.
     pub limits: Limits,
+    /// The values resolved from `${env:}` / `${file:}` references, masked in
+    /// every error and log line that comes from the adapter.
+    pub secrets: Redactor,
 }
 
 pub(crate) struct AdapterShared {
@@ -56,9 +59,20 @@ pub(crate) struct AdapterShared {
     pub(crate) grants: Grants,
     pub(crate) limits: Limits,
     pub(crate) http: HttpGrant,
+    pub(crate) redactor: Redactor,
     config: Vec<(String, String)>,
     runtime: Runtime,
     plugin: Plugin,
+}
+
+impl AdapterShared {
+    /// Masks resolved secrets in a message that came from the guest.
+    fn redact(&self, e: Error) -> Error {
+        if self.redactor.is_empty() {
+            return e;
+        }
+        e.map_message(|m| self.redactor.apply(&m))
+    }
 }
 
 /// A backend served by a Wasm component.
@@ -68,9 +82,18 @@ pub struct WasmAdapter {
     capabilities: Capabilities,
 }
 
+/// An instance not yet opened.
+struct Fresh {
+    store: Store<GuestState>,
+    bindings: StorageAdapter,
+    slot: tokio::sync::OwnedSemaphorePermit,
+}
+
 /// One live instance with its opened backend resource.
 struct Instance {
     store: Store<GuestState>,
+    /// The pool slot this instance occupies; released when it is dropped.
+    _slot: tokio::sync::OwnedSemaphorePermit,
     bindings: StorageAdapter,
     backend: ResourceAny,
     shared: Arc<AdapterShared>,
@@ -84,19 +107,31 @@ impl WasmAdapter {
             d.validate(&spec.name)?;
         }
         let name: Arc<str> = spec.name.into();
-        let http = HttpGrant::new(name.clone(), spec.grants.http.clone(), runtime.http_client().clone());
+        let http = HttpGrant::new(
+            name.clone(),
+            spec.grants.http.clone(),
+            runtime.http_client().clone(),
+            spec.secrets.clone(),
+        );
         let shared = Arc::new(AdapterShared {
             name,
             grants: spec.grants,
             limits: spec.limits,
             http,
+            redactor: spec.secrets,
             config: spec.config,
             runtime: runtime.clone(),
             plugin: plugin.clone(),
         });
-        let mut inst = Instance::new(&shared)
-            .await
-            .map_err(|e| e.at(&shared.name, "open", None))?;
+        let mut inst = Instance::new(&shared).await.map_err(|e| {
+            // `open` judges the backend's config: its `invalid` is a config error.
+            let e = if e.kind() == ErrorKind::Invalid {
+                e.with_kind(ErrorKind::Config)
+            } else {
+                e
+            };
+            e.at(&shared.name, "open", None)
+        })?;
         let caps = inst
             .call("capabilities", None, |i| async move {
                 i.bindings
@@ -122,9 +157,9 @@ impl WasmAdapter {
     /// instantiating and the time spent in the adapter's `open`.
     pub async fn probe_instance(&self) -> Result<(Duration, Duration)> {
         let start = std::time::Instant::now();
-        let (store, bindings) = Instance::instantiate(&self.shared).await?;
+        let fresh = Instance::instantiate(&self.shared).await?;
         let instantiated = start.elapsed();
-        let instance = Instance::open(&self.shared, store, bindings).await?;
+        let instance = Instance::open(&self.shared, fresh).await?;
         let opened = start.elapsed() - instantiated;
         drop(instance); // returning the slot to the pool is not part of either
         Ok((instantiated, opened))
@@ -156,31 +191,39 @@ impl Instance {
     }
 
     async fn new(shared: &Arc<AdapterShared>) -> Result<Self> {
-        let (store, bindings) = Self::instantiate(shared).await?;
-        Self::open(shared, store, bindings).await
+        let fresh = Self::instantiate(shared).await?;
+        Self::open(shared, fresh).await
     }
 
-    /// A store with the backend's grants and limits, and an instance in it.
-    async fn instantiate(shared: &Arc<AdapterShared>) -> Result<(Store<GuestState>, StorageAdapter)> {
+    /// A pool slot, a store with the backend's grants and limits, and an
+    /// instance in it.
+    async fn instantiate(shared: &Arc<AdapterShared>) -> Result<Fresh> {
+        let slot = shared.runtime.instance_slot().await?;
         let mut store = Self::store(shared)?;
         let bindings = bounded(&shared.limits, shared.plugin.pre().instantiate_async(&mut store))
             .await
-            .map_err(|e| Error::adapter(format!("instantiating: {e}")))?;
-        Ok((store, bindings))
+            .map_err(|e| shared.redact(Error::adapter(format!("instantiating: {e}"))))?;
+        Ok(Fresh { store, bindings, slot })
     }
 
     /// Calls the adapter's `open` with the backend's config.
-    async fn open(shared: &Arc<AdapterShared>, mut store: Store<GuestState>, bindings: StorageAdapter) -> Result<Self> {
+    async fn open(shared: &Arc<AdapterShared>, fresh: Fresh) -> Result<Self> {
+        let Fresh {
+            mut store,
+            bindings,
+            slot,
+        } = fresh;
         arm(&mut store, &shared.limits);
         let backend = bounded(
             &shared.limits,
             bindings.wharf_storage_adapter().call_open(&mut store, &shared.config),
         )
         .await
-        .map_err(Error::adapter)?
-        .map_err(from_wit)?;
+        .map_err(|e| shared.redact(Error::adapter(e)))?
+        .map_err(|e| shared.redact(from_wit(e)))?;
         Ok(Instance {
             store,
+            _slot: slot,
             bindings,
             backend,
             shared: shared.clone(),
@@ -197,7 +240,7 @@ impl Instance {
         arm(&mut self.store, &shared.limits);
         bounded(&shared.limits, f(self))
             .await
-            .map_err(|e| Error::adapter(e.to_string()).at(&shared.name, op, path))
+            .map_err(|e| shared.redact(Error::adapter(e)).at(&shared.name, op, path))
     }
     /// [`Instance::call`] for contract functions returning `result<T, error>`:
     /// the adapter's error becomes a [`Error`] naming backend, operation, path.
@@ -206,10 +249,10 @@ impl Instance {
         F: FnOnce(&'a mut Instance) -> Fut,
         Fut: Future<Output = wasmtime::Result<std::result::Result<T, wit::Error>>> + 'a,
     {
-        let name = self.shared.name.clone();
+        let shared = self.shared.clone();
         self.call(op, path, f)
             .await?
-            .map_err(|e| from_wit(e).at(&name, op, path))
+            .map_err(|e| shared.redact(from_wit(e)).at(&shared.name, op, path))
     }
 }
 

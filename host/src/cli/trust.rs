@@ -1,0 +1,169 @@
+//! Which `wharf.toml` the CLI may use without being told.
+//!
+//! A config names endpoints, plugins, a compile cache and `${env:}` /
+//! `${file:}` references, so whoever writes it decides where this user's
+//! secrets go and what code runs. `--config FILE` and `$WHARF_CONFIG` are the
+//! user's explicit choice and used as they are. A `./wharf.toml` found in the
+//! working directory (a cloned repository, a shared folder) is used only when
+//! both hold:
+//! - like git's `safe.directory`: the file and its directory belong to this
+//!   user (or root) and no one else can write them;
+//! - like direnv's `allow`: this user approved exactly this content at this
+//!   path with `wharf config trust`; any edit needs a new approval.
+//!
+//! Approvals are lines `<sha256>  <absolute path>` in
+//! `$XDG_STATE_HOME/wharf/trusted-configs` (0600).
+
+use super::exit;
+use clap::Subcommand;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use wharf::{Error, ErrorKind};
+
+/// `wharf config ...`.
+#[derive(Subcommand)]
+pub(crate) enum ConfigCmd {
+    /// Approve a `wharf.toml` (default: `./wharf.toml`) for use when it is
+    /// found in the working directory. Review it first: it decides where
+    /// credentials are sent. An edit to the file needs a new approval.
+    Trust {
+        /// The file to approve.
+        #[arg(default_value = "wharf.toml")]
+        file: PathBuf,
+    },
+    /// Withdraw the approval of a `wharf.toml`.
+    Untrust {
+        /// The file.
+        #[arg(default_value = "wharf.toml")]
+        file: PathBuf,
+    },
+}
+
+impl ConfigCmd {
+    /// Runs without a host: approving must work while the file is refused.
+    pub fn execute(self, json: bool) -> wharf::Result<u8> {
+        let (file, add) = match self {
+            ConfigCmd::Trust { file } => (file, true),
+            ConfigCmd::Untrust { file } => (file, false),
+        };
+        let abs = std::fs::canonicalize(&file).map_err(|e| Error::io(format!("`{}`", file.display()), e))?;
+        let text = std::fs::read(&abs).map_err(|e| Error::io(format!("reading `{}`", abs.display()), e))?;
+        if add {
+            ownership(&abs)?;
+            // Approving a file that does not parse would only defer the error.
+            let s = String::from_utf8(text.clone())
+                .map_err(|_| Error::new(ErrorKind::Config, format!("`{}` is not UTF-8", abs.display())))?;
+            wharf::Config::parse(&s, &abs.display().to_string())?;
+        }
+        let digest = hex::encode(Sha256::digest(&text));
+        let store = store_file()?;
+        let mut lines: Vec<String> = read_store(&store)?
+            .into_iter()
+            .filter(|(_, p)| p != &abs)
+            .map(|(d, p)| format!("{d}  {}", p.display()))
+            .collect();
+        if add {
+            lines.push(format!("{digest}  {}", abs.display()));
+        }
+        write_store(&store, &lines)?;
+        if json {
+            super::print_json(&serde_json::json!({ "file": abs, "sha256": digest, "trusted": add }));
+        } else if add {
+            eprintln!("trusted `{}` (sha256 {digest})", abs.display());
+        } else {
+            eprintln!("no longer trusted: `{}`", abs.display());
+        }
+        Ok(exit::OK)
+    }
+}
+
+/// Checks a `wharf.toml` found implicitly; returns its text if it may be used.
+pub(crate) fn implicit(path: &Path) -> wharf::Result<String> {
+    let abs = std::fs::canonicalize(path).map_err(|e| Error::io(format!("`{}`", path.display()), e))?;
+    let refuse = |why: String| {
+        Error::new(
+            ErrorKind::Config,
+            format!(
+                "`{}` was found in the working directory but is not used: {why}. A config decides where credentials are \
+             sent and what code runs, so one found implicitly must be yours and approved: review it and run \
+             `wharf config trust` (again after every edit), or name it with --config",
+                abs.display()
+            ),
+        )
+    };
+    ownership(&abs).map_err(|e| refuse(e.message().to_string()))?;
+    let text = std::fs::read(&abs).map_err(|e| Error::io(format!("reading `{}`", abs.display()), e))?;
+    let digest = hex::encode(Sha256::digest(&text));
+    let store = store_file()?;
+    let approved = read_store(&store)?;
+    match approved.iter().find(|(_, p)| p == &abs) {
+        Some((d, _)) if *d == digest => {}
+        Some(_) => return Err(refuse("it changed since it was approved".into())),
+        None => return Err(refuse("it was never approved".into())),
+    }
+    String::from_utf8(text).map_err(|_| Error::new(ErrorKind::Config, format!("`{}` is not UTF-8", abs.display())))
+}
+
+/// The file and its directory belong to this user and only they can write them.
+fn ownership(abs: &Path) -> wharf::Result<()> {
+    let dir = abs.parent().unwrap_or(Path::new("/"));
+    for p in [abs, dir] {
+        let meta = std::fs::metadata(p).map_err(|e| Error::io(format!("`{}`", p.display()), e))?;
+        wharf::ownership::owned_and_private(&meta, 0o022)
+            .map_err(|why| Error::new(ErrorKind::Config, format!("`{}` is {why}", p.display())))?;
+    }
+    Ok(())
+}
+
+fn store_file() -> wharf::Result<PathBuf> {
+    wharf::config::state_dir()
+        .map(|d| d.join("trusted-configs"))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                "neither $XDG_STATE_HOME nor $HOME is set: nowhere to keep approved configs",
+            )
+        })
+}
+
+fn read_store(file: &Path) -> wharf::Result<Vec<(String, PathBuf)>> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("reading `{}`", file.display()), e)),
+    };
+    // The list itself must be ours alone, or anyone could approve for us.
+    let meta = std::fs::symlink_metadata(file).map_err(|e| Error::io(format!("`{}`", file.display()), e))?;
+    wharf::ownership::owned_and_private(&meta, 0o022).map_err(|why| {
+        Error::new(
+            ErrorKind::Config,
+            format!("the approved-config list `{}` is {why}", file.display()),
+        )
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once("  "))
+        .map(|(d, p)| (d.to_string(), PathBuf::from(p)))
+        .collect())
+}
+
+fn write_store(file: &Path, lines: &[String]) -> wharf::Result<()> {
+    let dir = file.parent().expect("state dir");
+    wharf::ownership::private_dir(dir).map_err(|why| Error::new(ErrorKind::Config, why))?;
+    let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let io = |e| Error::io(format!("writing `{}`", file.display()), e);
+    let mut f = o.open(&tmp).map_err(io)?;
+    for l in lines {
+        writeln!(f, "{l}").map_err(io)?;
+    }
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, file).map_err(io)
+}
