@@ -16,6 +16,7 @@ pub mod conformance;
 mod error;
 mod host;
 pub mod layers;
+mod memory;
 pub mod model;
 pub mod ownership;
 mod path;
@@ -29,6 +30,7 @@ pub use adapter::{
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
 pub use host::Host;
+pub use memory::InMemory;
 pub use model::{ModelStorageInfo, SerializationFormat, StorageBackend, StoredFile};
 pub use path::ObjectPath;
 pub use runtime::{BackendSpec, Limits, Plugin, Runtime, RuntimeConfig, WasmAdapter};

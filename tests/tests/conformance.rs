@@ -13,3 +13,22 @@ async fn local_filesystem() {
     // Every case applies to local_filesystem: none may be skipped.
     assert_eq!(report.passed(), report.cases.len(), "{report}");
 }
+
+/// The native in-memory adapter passes the same suite (its layer tests and
+/// the fuzz targets stand on it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory() {
+    let adapter = std::sync::Arc::new(wharf::InMemory::new());
+    let report = conformance::run(
+        adapter,
+        SuiteOptions {
+            large_object: 64 << 20,
+            ..SuiteOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    println!("{report}");
+    assert!(report.failures().is_empty(), "{report}");
+    assert_eq!(report.passed(), report.cases.len(), "{report}");
+}
