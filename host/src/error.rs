@@ -139,12 +139,6 @@ impl Error {
         self
     }
 
-    /// The same error as another kind.
-    pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Self {
-        self.kind = kind;
-        self
-    }
-
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Invalid, message)
     }

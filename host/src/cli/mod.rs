@@ -149,6 +149,8 @@ fn code_of(e: &wharf::Error) -> u8 {
         ErrorKind::AlreadyExists | ErrorKind::PreconditionFailed => exit::CONFLICT,
         ErrorKind::Integrity => exit::INTEGRITY,
         ErrorKind::Config => exit::CONFIG,
+        // The adapter's `open` judged the backend's config invalid.
+        ErrorKind::Invalid if e.operation() == Some("open") => exit::CONFIG,
         ErrorKind::Denied => exit::DENIED,
         _ => exit::ERROR,
     }

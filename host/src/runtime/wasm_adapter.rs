@@ -123,15 +123,9 @@ impl WasmAdapter {
             runtime: runtime.clone(),
             plugin: plugin.clone(),
         });
-        let mut inst = Instance::new(&shared).await.map_err(|e| {
-            // `open` judges the backend's config: its `invalid` is a config error.
-            let e = if e.kind() == ErrorKind::Invalid {
-                e.with_kind(ErrorKind::Config)
-            } else {
-                e
-            };
-            e.at(&shared.name, "open", None)
-        })?;
+        let mut inst = Instance::new(&shared)
+            .await
+            .map_err(|e| e.at(&shared.name, "open", None))?;
         let caps = inst
             .call("capabilities", None, |i| async move {
                 i.bindings
