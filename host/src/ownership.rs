@@ -58,3 +58,34 @@ pub fn owned_and_private(meta: &std::fs::Metadata, forbidden: u32) -> Result<(),
 pub fn owned_and_private(_meta: &std::fs::Metadata, _forbidden: u32) -> Result<(), String> {
     Ok(())
 }
+
+/// Replaces `file` atomically with `parts`: written to a new 0600 file next
+/// to it (created, never opened through a link), synced, then renamed over.
+pub fn write_private(file: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = file.with_file_name(format!(
+        ".{name}.tmp-{}-{:x}",
+        std::process::id(),
+        crate::runtime::rand_u64()
+    ));
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let result = (|| {
+        let mut f = o.open(&tmp)?;
+        for p in parts {
+            f.write_all(p)?;
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, file)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

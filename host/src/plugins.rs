@@ -127,15 +127,15 @@ impl PluginSet {
         let bytes = source.bytes()?;
         // The pin is checked on the bytes themselves, before anything is
         // compiled or read from the compile cache.
-        if let Some(pin) = pin {
-            let sha256 = hex::encode(Sha256::digest(&bytes));
-            if !sha256.eq_ignore_ascii_case(pin) {
-                return Err(Error::config(format!(
-                    "plugin `{name}` ({}) has sha256 {sha256}, but the config pins {pin}",
-                    source.describe(),
-                )));
-            }
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        if let Some(pin) = pin
+            && !sha256.eq_ignore_ascii_case(pin)
+        {
+            return Err(Error::config(format!(
+                "plugin `{name}` ({}) has sha256 {sha256}, but the config pins {pin}",
+                source.describe(),
+            )));
         }
-        runtime.load_plugin(name, &bytes, &source.describe())
+        runtime.load_hashed_plugin(name, &bytes, sha256, &source.describe())
     }
 }

@@ -105,22 +105,9 @@ impl Fixture {
         assert_eq!((meta.path.as_str(), meta.size), ("ok", 42));
 
         let dir = tempfile::tempdir().unwrap();
-        let local = WasmAdapter::new(
-            &self.runtime,
-            &self.local,
-            BackendSpec {
-                name: "local_filesystem".into(),
-                config: vec![("root".into(), "/data".into())],
-                grants: Grants {
-                    dirs: vec![DirGrant::new(dir.path(), "/data")],
-                    ..Default::default()
-                },
-                limits: Limits::default(),
-                secrets: Redactor::default(),
-            },
-        )
-        .await
-        .expect("local_filesystem opens on the same runtime");
+        let local = WasmAdapter::new(&self.runtime, &self.local, local_spec(dir.path()))
+            .await
+            .expect("local_filesystem opens on the same runtime");
         roundtrip(&local).await;
 
         let dir = tempfile::tempdir().unwrap();
@@ -137,6 +124,20 @@ fn secrets_of(config: &[(&str, &str)]) -> Vec<String> {
         .filter(|(k, _)| *k == "secret")
         .map(|(_, v)| v.to_string())
         .collect()
+}
+
+/// The built-in `local_filesystem` backend storing in `dir`.
+fn local_spec(dir: &Path) -> BackendSpec {
+    BackendSpec {
+        name: "local_filesystem".into(),
+        config: vec![("root".into(), "/data".into())],
+        grants: Grants {
+            dirs: vec![DirGrant::new(dir, "/data")],
+            ..Default::default()
+        },
+        limits: Limits::default(),
+        secrets: Redactor::default(),
+    }
 }
 
 fn path(s: &str) -> ObjectPath {
@@ -594,22 +595,9 @@ async fn a_full_instance_pool_waits_then_fails_clearly() {
     })
     .unwrap();
     let local = PluginSet::builtin().load(&runtime, "local_filesystem", None).unwrap();
-    let adapter = WasmAdapter::new(
-        &runtime,
-        &local,
-        BackendSpec {
-            name: "local_filesystem".into(),
-            config: vec![("root".into(), "/data".into())],
-            grants: Grants {
-                dirs: vec![DirGrant::new(dir.path(), "/data")],
-                ..Default::default()
-            },
-            limits: Limits::default(),
-            secrets: Redactor::default(),
-        },
-    )
-    .await
-    .unwrap();
+    let adapter = WasmAdapter::new(&runtime, &local, local_spec(dir.path()))
+        .await
+        .unwrap();
     let adapter = Arc::new(adapter);
     roundtrip(&*adapter).await;
     // Two open readers hold both instances.

@@ -78,16 +78,8 @@ fn update<T>(file: &Path, f: impl FnOnce(&mut Snapshot) -> T) -> wharf::Result<T
         Err(e) => return Err(io("reading", e)),
     };
     let out = f(&mut total);
-    let tmp = file.with_extension(format!("json.tmp-{}", std::process::id()));
-    let written = create_new_file(&tmp).and_then(|mut f| {
-        use std::io::Write;
-        f.write_all(&serde_json::to_vec(&total).expect("serializable"))
-    });
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io("writing", e));
-    }
-    std::fs::rename(&tmp, file).map_err(|e| io("replacing", e))?;
+    wharf::ownership::write_private(file, &[&serde_json::to_vec(&total).expect("serializable")])
+        .map_err(|e| io("writing", e))?;
     Ok(out)
 }
 
@@ -103,15 +95,4 @@ fn no_follow(o: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
 /// The lock file, as it is (never truncated), or a new one; not a link.
 fn open_new_or_existing(path: &Path) -> std::io::Result<std::fs::File> {
     no_follow(std::fs::OpenOptions::new().write(true).create(true)).open(path)
-}
-
-/// A file that did not exist (a stale temp file of a killed run is replaced).
-fn create_new_file(path: &Path) -> std::io::Result<std::fs::File> {
-    match no_follow(std::fs::OpenOptions::new().write(true).create_new(true)).open(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::remove_file(path)?;
-            no_follow(std::fs::OpenOptions::new().write(true).create_new(true)).open(path)
-        }
-        r => r,
-    }
 }

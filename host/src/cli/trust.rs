@@ -17,7 +17,6 @@
 use super::exit;
 use clap::Subcommand;
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use wharf::{Error, ErrorKind};
 
@@ -151,19 +150,7 @@ fn read_store(file: &Path) -> wharf::Result<Vec<(String, PathBuf)>> {
 fn write_store(file: &Path, lines: &[String]) -> wharf::Result<()> {
     let dir = file.parent().expect("state dir");
     wharf::ownership::private_dir(dir).map_err(|why| Error::new(ErrorKind::Config, why))?;
-    let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-    }
-    let io = |e| Error::io(format!("writing `{}`", file.display()), e);
-    let mut f = o.open(&tmp).map_err(io)?;
-    for l in lines {
-        writeln!(f, "{l}").map_err(io)?;
-    }
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, file).map_err(io)
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    wharf::ownership::write_private(file, &[text.as_bytes()])
+        .map_err(|e| Error::io(format!("writing `{}`", file.display()), e))
 }

@@ -12,7 +12,7 @@
 //! memory, checked, and deserialized from that same memory, so nothing can
 //! change between the check and the use.
 
-use crate::ownership::{open_nofollow, owned_and_private, private_dir};
+use crate::ownership::{open_nofollow, owned_and_private, private_dir, write_private};
 use ring::hmac;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -117,7 +117,7 @@ impl CompileCache {
     pub(crate) fn store(&self, wasm_sha256: &str, engine_hash: u64, bytes: &[u8]) {
         let file = self.file(wasm_sha256, engine_hash);
         let tag = self.tag(wasm_sha256, engine_hash, bytes);
-        if let Err(e) = write_private(&self.dir, &file, &[MAGIC, tag.as_ref(), bytes]) {
+        if let Err(e) = write_private(&file, &[MAGIC, tag.as_ref(), bytes]) {
             tracing::warn!(dir = %self.dir.display(), "cannot cache compiled component: {e}");
         }
     }
@@ -200,29 +200,4 @@ fn load_or_create_key(file: &Path) -> Result<[u8; 32], String> {
         }
         Err(e) => Err(format!("cannot open the key ({e})")),
     }
-}
-
-/// Writes `parts` to a new 0600 temporary file in `dir`, then renames it
-/// over `file`.
-fn write_private(dir: &Path, file: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".tmp-{}-{:x}", std::process::id(), super::rand_u64()));
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-    }
-    let result = (|| {
-        let mut f = o.open(&tmp)?;
-        for p in parts {
-            f.write_all(p)?;
-        }
-        f.sync_all()?;
-        std::fs::rename(&tmp, file)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }

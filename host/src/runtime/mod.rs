@@ -182,7 +182,11 @@ impl Runtime {
     /// it exports the contract and that the host can satisfy its imports.
     /// `origin` names the file (or `built-in`) in errors.
     pub fn load_plugin(&self, name: &str, wasm: &[u8], origin: &str) -> Result<Plugin> {
-        let sha256 = hex::encode(Sha256::digest(wasm));
+        self.load_hashed_plugin(name, wasm, hex::encode(Sha256::digest(wasm)), origin)
+    }
+
+    /// [`Runtime::load_plugin`] for bytes whose sha256 the caller computed.
+    pub(crate) fn load_hashed_plugin(&self, name: &str, wasm: &[u8], sha256: String, origin: &str) -> Result<Plugin> {
         let fail = |what: String| Error::config(format!("plugin `{name}` ({origin}): {what}"));
         check_component_header(wasm).map_err(fail)?;
         let component = self.compile_cached(wasm, &sha256).map_err(|e| fail(format!("{e:#}")))?;
