@@ -18,4 +18,4 @@ redis | database)
     eval "$exports"
     ;;
 esac
-cargo bench -p wharf-tests --bench "$bench"
+cargo bench -p wharf-bench --bench "$bench"

@@ -17,7 +17,8 @@ trap './scripts/servers.sh stop; rm -f "$log"' EXIT
 exports=$(./scripts/servers.sh start)
 eval "$exports"
 set +e
-cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
+# The benchmarks (wharf-bench) are not tests: scripts/bench.sh runs them.
+cargo test --workspace --exclude wharf-bench --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i-1); if ($i == "failed;") f += $(i-1) } }

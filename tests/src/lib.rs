@@ -10,7 +10,6 @@ use tokio::net::{TcpListener, TcpStream};
 use wharf::conformance::DataStream;
 use wharf::{Adapter, Config, Host, ObjectMeta, ObjectPath, PutMode};
 
-pub mod bench;
 pub mod fault_proxy;
 
 /// Paths of the guest fixtures, built by build.rs.

@@ -112,13 +112,21 @@ fn path(p: &str) -> ObjectPath {
     ObjectPath::parse(p).unwrap()
 }
 
-/// The whole suite, 1 GiB case included. Every case applies: the adapter
-/// claims ranges, create, update and copy, as GCS has them.
+/// The whole suite. Every case applies: the adapter claims ranges, create,
+/// update and copy, as GCS has them. The large streamed case is 256 MiB,
+/// not the default 1 GiB: the emulator (Python) is the slowest server
+/// here, and with 1 GiB this file took six minutes of CI (365 s; 169 s now,
+/// on a busy machine). The adapter's side of a large upload (chunks,
+/// session resumption, bounded memory) is the same at 256 MiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance() {
     let adapter = adapter(&unique("conformance"), "").await;
     let start = Instant::now();
-    let report = conformance::run(adapter, SuiteOptions::default()).await.unwrap();
+    let options = SuiteOptions {
+        large_object: 256 << 20,
+        ..SuiteOptions::default()
+    };
+    let report = conformance::run(adapter, options).await.unwrap();
     println!("{report}\n(whole suite: {:.1?})", start.elapsed());
     assert!(report.failures().is_empty(), "{report}");
     let not_applicable: Vec<&str> = report

@@ -5,14 +5,14 @@
 //! Prints a Markdown report (ratios: the machine is noisy) and writes it to
 //! `WHARF_BENCH_REPORT` if set.
 //!
-//! `eval "$(./scripts/servers.sh start postgres)"; cargo bench -p wharf-tests --bench database`
+//! `eval "$(./scripts/servers.sh start postgres)"; cargo bench -p wharf-bench --bench database`
 //! Size: `WHARF_BENCH_BYTES` (default 2 GiB).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wharf::conformance::DataStream;
 use wharf::{Adapter, ObjectPath, PutMode};
-use wharf_tests::bench::{median, peak_rss_mib, peak_rss_reset};
+use wharf_bench::{median, peak_rss_mib, peak_rss_reset};
 use wharf_tests::server_env;
 
 /// Chunk row size on both sides: the adapter's default, or

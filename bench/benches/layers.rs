@@ -2,7 +2,7 @@
 //! in the same run: put and get throughput of each layer alone and of all
 //! three stacked, and compression's ratio on generated model files.
 //! Prints a Markdown section and writes it to `/tmp/wharf-bench-layers.md`.
-//! `cargo bench -p wharf-tests --bench layers`
+//! `cargo bench -p wharf-bench --bench layers`
 //! Size: `WHARF_BENCH_BYTES` (default 1 GiB); `WHARF_BENCH_ONLY=checksum`
 //! runs only the stacks whose name contains it (and no layers).
 
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use wharf::conformance::DataStream;
 use wharf::layers::{Checksum, Compression, Encryption, Keyring, Stack};
 use wharf::{Adapter, ObjectPath, PutMode};
-use wharf_tests::bench::{median, peak_rss_mib, peak_rss_reset};
+use wharf_bench::{median, peak_rss_mib, peak_rss_reset};
 
 const CHUNK: usize = 4 << 20;
 const ROUNDS: usize = 5;
@@ -28,7 +28,7 @@ fn stacks() -> Vec<(&'static str, Stack)> {
     let mut keys = Keyring::new();
     keys.insert("bench", &"5a".repeat(32)).unwrap();
     let enc = Encryption::new(keys, "bench").unwrap();
-    let zstd = Compression::new(3).unwrap();
+    let zstd = Compression::new();
     vec![
         ("no layers", Stack::new()),
         ("checksum", Stack::new().layer(Checksum::new())),
@@ -195,7 +195,7 @@ async fn main() {
     writeln!(md, "## Transform layers over local_filesystem\n").unwrap();
     writeln!(
         md,
-        "`cargo bench -p wharf-tests --bench layers` (release). {gib:.2} GiB of random (incompressible) \
+        "`cargo bench -p wharf-bench --bench layers` (release). {gib:.2} GiB of random (incompressible) \
          bytes put (adapter write from a file in 4 MiB appends, fsync) and got (adapter read to the end) \
          through each stack; {ROUNDS} rounds, the order of the stacks rotating each round; medians. \
          Ratios are to the no-layer row of the same run.\n"

@@ -1,6 +1,6 @@
 //! local_filesystem through the Wasm adapter vs native Rust file I/O on the
 //! same disk, in the same run. Prints a Markdown report (ratios, since the
-//! machine is noisy). `cargo bench -p wharf-tests --bench local_filesystem`
+//! machine is noisy). `cargo bench -p wharf-bench --bench local_filesystem`
 //! Size: `WHARF_BENCH_BYTES` (default 1 GiB).
 
 use bytes::Bytes;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use wharf::conformance::DataStream;
 use wharf::plugins::PluginSet;
 use wharf::{Adapter, Config, ObjectPath, PutMode, Runtime, RuntimeConfig, SaveOptions, StorageService, WasmAdapter};
-use wharf_tests::bench::{peak_rss_mib, peak_rss_reset};
+use wharf_bench::{peak_rss_mib, peak_rss_reset};
 
 const CHUNK: usize = 4 << 20;
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wharf::conformance::DataStream;
 use wharf::{Adapter, ObjectPath, PutMode};
-use wharf_tests::bench::{median, peak_rss_mib, peak_rss_reset};
+use wharf_bench::{median, peak_rss_mib, peak_rss_reset};
 use wharf_tests::server_env;
 
 const PART: usize = 8 << 20;

@@ -1,4 +1,8 @@
-//! What every benchmark in `benches/` measures the same way.
+//! wharf's benchmarks (`benches/`), each comparing wharf with a native
+//! baseline or the client users would pick instead, in the same run; this
+//! library is what they all measure the same way. Run by `scripts/bench.sh`;
+//! kept out of `scripts/test.sh`'s build, as the baselines' clients
+//! (object_store, postgres, redis) are large.
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! Prints a Markdown report and writes it to /tmp/wharf-bench-redis.md.
 //!
 //! `eval "$(./scripts/servers.sh start redis)"` then
-//! `cargo bench -p wharf-tests --bench redis`.
+//! `cargo bench -p wharf-bench --bench redis`.
 //! Size: `WHARF_BENCH_BYTES` (default 2 GiB); small objects: 1,000 × 4 KiB.
 
 use bytes::Bytes;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wharf::conformance::DataStream;
 use wharf::{Adapter, ObjectPath, PutMode};
-use wharf_tests::bench::{median, peak_rss_mib, peak_rss_reset};
+use wharf_bench::{median, peak_rss_mib, peak_rss_reset};
 use wharf_tests::server_env;
 
 const CHUNK: usize = 8 << 20;
