@@ -40,7 +40,11 @@ async fn main() -> wharf::Result<()> {
     // silent for more than 30 s.
     let adapter = Stack::new()
         .layer(ConcurrencyLimit::new(8))
-        .layer(Timeout::new(Duration::from_secs(120), Duration::from_secs(30)))
+        .layer(
+            Timeout::new()
+                .with_operation(Duration::from_secs(120))
+                .with_idle(Duration::from_secs(30)),
+        )
         .apply(host.adapter("models").await?);
     let service = StorageService::new(adapter);
 

@@ -62,9 +62,9 @@ async fn main() {
         write(
             "checksum_layer",
             name,
-            &stored_by(&Checksum::with_chunk_size(1024).unwrap(), p).await,
+            &stored_by(&Checksum::new().with_chunk_size(1024).unwrap(), p).await,
         );
-        let c = Compression::new(3).unwrap().with_frame_size(1024).unwrap();
+        let c = Compression::new().with_frame_size(1024).unwrap();
         write("compression_layer", name, &stored_by(&c, p).await);
         write("encryption_layer", name, &stored_by(&encryption(), p).await);
     }

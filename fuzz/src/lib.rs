@@ -65,14 +65,15 @@ pub fn format_detection(data: &[u8]) {
 
 /// Objects of the checksum layer (small chunks, so inputs span several).
 pub fn checksum_layer(data: &[u8]) {
-    read_through(&Checksum::with_chunk_size(1024).expect("a valid chunk size"), data);
+    read_through(
+        &Checksum::new().with_chunk_size(1024).expect("a valid chunk size"),
+        data,
+    );
 }
 
 /// Objects of the compression layer (small frames).
 pub fn compression_layer(data: &[u8]) {
-    let layer = Compression::new(3)
-        .and_then(|c| c.with_frame_size(1024))
-        .expect("valid settings");
+    let layer = Compression::new().with_frame_size(1024).expect("valid settings");
     read_through(&layer, data);
 }
 

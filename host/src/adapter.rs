@@ -123,8 +123,9 @@ pub struct Capabilities {
 pub trait Adapter: Send + Sync {
     /// The backend's name (`local_filesystem`, `aws_s3`, ...).
     fn name(&self) -> &str;
-    /// What the backend can do.
-    async fn capabilities(&self) -> Result<Capabilities>;
+    /// What the backend can do. Known once the backend is open, so this
+    /// never waits and never fails.
+    fn capabilities(&self) -> Capabilities;
     /// Metadata of one object.
     async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta>;
     /// Whether an object exists.
@@ -141,12 +142,11 @@ pub trait Adapter: Send + Sync {
     async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>>;
     /// Starts writing an object; nothing is visible until `finish`.
     async fn write(&self, path: &ObjectPath, mode: PutMode, size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>>;
-    /// What layers do to the stored bytes, outermost first. A layer that
-    /// changes bytes puts itself before its inner adapter's list; every
-    /// other layer must return its inner adapter's list unchanged.
-    fn encodings(&self) -> Vec<Encoding> {
-        Vec::new()
-    }
+    /// What layers do to the stored bytes, outermost first: empty for a
+    /// backend itself. A layer written as a
+    /// [`LayeredAdapter`](crate::layers::LayeredAdapter) forwards its inner
+    /// adapter's list unless it changes bytes, when it puts itself first.
+    fn encodings(&self) -> Vec<Encoding>;
 }
 
 /// An object being read.

@@ -43,7 +43,8 @@ pub struct Config {
     pub backends: BTreeMap<String, BackendConfig>,
 }
 
-/// `[runtime]`.
+/// `[runtime]`; a key left out keeps its value in
+/// [`RuntimeConfig::default`](crate::RuntimeConfig).
 #[derive(Deserialize, Default, Debug, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeSection {
@@ -170,16 +171,19 @@ pub struct LimitsConfig {
 #[derive(Deserialize, Debug, Clone)]
 #[serde(tag = "layer", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LayerConfig {
-    /// Operations in flight at once (default 16).
+    /// Operations in flight at once (default
+    /// [`ConcurrencyLimit::DEFAULT_MAX`]).
     ConcurrencyLimit {
         /// The bound.
         max: Option<u32>,
     },
     /// Per-operation and per-idle-stream timeouts.
     Timeout {
-        /// Any call but a stream step (default `"300s"`).
+        /// Any call but a stream step (default
+        /// [`Timeout::DEFAULT_OPERATION`]).
         operation: Option<String>,
-        /// One stream step: a chunk read or written (default `"60s"`).
+        /// One stream step: a chunk read or written (default
+        /// [`Timeout::DEFAULT_IDLE`]).
         idle: Option<String>,
     },
     /// A read-through cache in a local directory.
@@ -191,27 +195,31 @@ pub enum LayerConfig {
     },
     /// Retries of transient failures, with exponential backoff and jitter.
     Retry {
-        /// Attempts in all, the first included (default 4).
+        /// Attempts in all, the first included (default: see
+        /// [`RetryPolicy::default`], as for the next three).
         max_attempts: Option<u32>,
-        /// Upper bound of the first wait (default `"100ms"`).
+        /// Upper bound of the first wait.
         initial_backoff: Option<String>,
-        /// Upper bound of any wait (default `"5s"`).
+        /// Upper bound of any wait.
         max_backoff: Option<String>,
-        /// No new attempt after this long (default `"60s"`).
+        /// No new attempt after this long.
         max_elapsed: Option<String>,
-        /// A write up to this size is kept to be replayed (default `"8MiB"`).
+        /// A write up to this size is kept to be replayed (default
+        /// [`DEFAULT_WRITE_BUFFER`]).
         write_buffer: Option<String>,
     },
     /// Per-chunk sha256 stored with the data, checked on every read.
     Checksum {
-        /// Bytes per digest (default `"1MiB"`).
+        /// Bytes per digest (default
+        /// [`Checksum::DEFAULT_CHUNK_SIZE`]).
         chunk_size: Option<String>,
     },
     /// zstd in independently readable frames.
     Compression {
-        /// zstd level, 1-22 (default 3).
+        /// zstd level (default [`Compression::DEFAULT_LEVEL`]).
         level: Option<i32>,
-        /// Bytes of input per frame (default `"1MiB"`).
+        /// Bytes of input per frame (default
+        /// [`Compression::DEFAULT_FRAME_SIZE`]).
         frame_size: Option<String>,
     },
     /// AES-256-GCM in the STREAM construction.
@@ -337,17 +345,18 @@ impl BackendConfig {
                 move |e: Error| at(&key, e.message().to_string())
             };
             stack = match layer {
-                LayerConfig::ConcurrencyLimit { max } => {
-                    let max = max.unwrap_or(16);
-                    if max == 0 {
-                        return Err(at("max", "must be at least 1".into()));
-                    }
-                    stack.layer(ConcurrencyLimit::new(max as usize))
+                LayerConfig::ConcurrencyLimit { max } => match max {
+                    None => stack.layer(ConcurrencyLimit::default()),
+                    Some(0) => return Err(at("max", "must be at least 1".into())),
+                    Some(n) => stack.layer(ConcurrencyLimit::new(*n as usize)),
+                },
+                LayerConfig::Timeout { operation, idle } => {
+                    let d = Timeout::default();
+                    stack.layer(
+                        d.with_operation(duration("operation", operation, d.operation())?)
+                            .with_idle(duration("idle", idle, d.idle())?),
+                    )
                 }
-                LayerConfig::Timeout { operation, idle } => stack.layer(Timeout::new(
-                    duration("operation", operation, Duration::from_secs(300))?,
-                    duration("idle", idle, Duration::from_secs(60))?,
-                )),
                 LayerConfig::Cache { dir, max_size } => {
                     let max = parse_size(max_size).map_err(|why| at("max_size", why))?;
                     let dir = if dir.is_absolute() { dir.clone() } else { base.join(dir) };
@@ -372,21 +381,20 @@ impl BackendConfig {
                         return Err(at("max_attempts", "must be at least 1".into()));
                     }
                     let buffer = size("write_buffer", write_buffer, DEFAULT_WRITE_BUFFER)?;
-                    stack.layer(Retry::new(policy).write_buffer(buffer))
+                    stack.layer(Retry::new().with_policy(policy).with_write_buffer(buffer))
                 }
-                LayerConfig::Checksum { chunk_size } => match chunk_size {
-                    None => stack.layer(Checksum::new()),
-                    Some(_) => {
-                        let n = size("chunk_size", chunk_size, 0)?;
-                        stack.layer(Checksum::with_chunk_size(n).map_err(named("chunk_size"))?)
-                    }
-                },
+                LayerConfig::Checksum { chunk_size } => {
+                    let d = Checksum::default();
+                    let n = size("chunk_size", chunk_size, d.chunk_size())?;
+                    stack.layer(d.with_chunk_size(n).map_err(named("chunk_size"))?)
+                }
                 LayerConfig::Compression { level, frame_size } => {
-                    let mut c = Compression::new(level.unwrap_or(3)).map_err(named("level"))?;
-                    if frame_size.is_some() {
-                        let n = size("frame_size", frame_size, 0)?;
-                        c = c.with_frame_size(n).map_err(named("frame_size"))?;
-                    }
+                    let d = Compression::default();
+                    let c = d
+                        .with_level(level.unwrap_or(d.level()))
+                        .map_err(named("level"))?
+                        .with_frame_size(size("frame_size", frame_size, d.frame_size())?)
+                        .map_err(named("frame_size"))?;
                     stack.layer(c)
                 }
                 LayerConfig::Encryption { key_id, keys } => {

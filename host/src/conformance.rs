@@ -170,7 +170,7 @@ fn cases() -> Vec<Case> {
 /// Runs the suite against `adapter`, under a fresh prefix that is removed
 /// afterwards.
 pub async fn run(adapter: Arc<dyn Adapter>, opts: SuiteOptions) -> Result<Report> {
-    let caps = adapter.capabilities().await?;
+    let caps = adapter.capabilities();
     let prefix = format!("wharf-conformance/{:016x}/", crate::runtime::rand_u64());
     let ctx = Ctx {
         adapter: adapter.clone(),

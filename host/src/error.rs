@@ -2,6 +2,7 @@
 //! whether trying again can help.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What kind of failure an [`Error`] is. Mirrors the contract's `error`
 /// variant, plus the failures only the host can see.
@@ -22,6 +23,10 @@ pub enum ErrorKind {
     Unsupported,
     /// Temporary: trying again may succeed.
     Transient,
+    /// No connection to the storage could be made (refused, no route, name
+    /// not found): nothing was sent, so trying again may succeed and cannot
+    /// repeat an effect, even for a `create` write or copy.
+    Unreachable,
     /// Any other failure reported by the storage.
     Backend,
     /// The adapter broke its contract: it trapped, hit a limit, or returned
@@ -38,7 +43,14 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Whether retrying the same operation may succeed.
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorKind::Transient)
+        matches!(self, ErrorKind::Transient | ErrorKind::Unreachable)
+    }
+
+    /// Whether the failure is known to have happened before anything
+    /// reached the storage, so that even a non-idempotent request may be
+    /// sent again.
+    pub fn never_reached_storage(self) -> bool {
+        self == ErrorKind::Unreachable
     }
 
     /// The contract's name of this kind (`not-found`, ...).
@@ -51,6 +63,7 @@ impl ErrorKind {
             ErrorKind::Invalid => "invalid",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Transient => "transient",
+            ErrorKind::Unreachable => "unreachable",
             ErrorKind::Backend => "backend",
             ErrorKind::Adapter => "adapter",
             ErrorKind::Integrity => "integrity",
@@ -75,6 +88,7 @@ pub struct Error {
     operation: Option<&'static str>,
     path: Option<String>,
     message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 /// `Result<T, wharf::Error>`.
@@ -89,7 +103,15 @@ impl Error {
             operation: None,
             path: None,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The same error, caused by `source` (returned by
+    /// [`std::error::Error::source`]).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// Sets the backend, operation and path the error happened in, keeping
@@ -151,14 +173,15 @@ impl Error {
         Error::new(ErrorKind::Adapter, message)
     }
 
-    /// A local I/O failure with what was being done.
+    /// A local I/O failure with what was being done; `e` stays its
+    /// [`source`](std::error::Error::source).
     pub fn io(context: impl fmt::Display, e: std::io::Error) -> Self {
         let kind = match e.kind() {
             std::io::ErrorKind::NotFound => ErrorKind::NotFound,
             std::io::ErrorKind::PermissionDenied => ErrorKind::Denied,
             _ => ErrorKind::Io,
         };
-        Error::new(kind, format!("{context}: {e}"))
+        Error::new(kind, format!("{context}: {e}")).with_source(e)
     }
 }
 
@@ -178,4 +201,31 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_keep_their_source() {
+        let e = Error::io("reading `x`", std::io::Error::other("disk on fire"));
+        assert_eq!(e.kind(), ErrorKind::Io);
+        let source = std::error::Error::source(&e).expect("the io error is the source");
+        assert_eq!(source.to_string(), "disk on fire");
+    }
+
+    #[test]
+    fn only_unreachable_never_reached_storage() {
+        for kind in [ErrorKind::Transient, ErrorKind::Unreachable] {
+            assert!(kind.is_retryable(), "{kind}");
+        }
+        assert!(ErrorKind::Unreachable.never_reached_storage());
+        assert!(!ErrorKind::Transient.never_reached_storage());
+        assert!(!ErrorKind::Backend.is_retryable());
+    }
+}

@@ -6,7 +6,9 @@
 //! every capability. Objects live whole in memory, so it is not for models
 //! larger than the memory at hand.
 
-use crate::adapter::{Adapter, ByteRange, Capabilities, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
+use crate::adapter::{
+    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::{ObjectPath, check_prefix};
 use async_trait::async_trait;
@@ -122,8 +124,8 @@ impl Adapter for InMemory {
         "memory"
     }
 
-    async fn capabilities(&self) -> Result<Capabilities> {
-        Ok(Capabilities {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
             read_range: true,
             write_create: true,
             write_update: true,
@@ -132,7 +134,11 @@ impl Adapter for InMemory {
             write_min_chunk: 0,
             write_max_chunk: MAX_CHUNK,
             max_object_size: None,
-        })
+        }
+    }
+
+    fn encodings(&self) -> Vec<Encoding> {
+        Vec::new()
     }
 
     async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {

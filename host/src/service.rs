@@ -235,7 +235,7 @@ impl StorageService {
         // check then an overwrite: a version that exists is still refused,
         // but two saves racing on the same version are not told apart.
         let commit = async {
-            let mode = if self.adapter.capabilities().await?.write_create {
+            let mode = if self.adapter.capabilities().write_create {
                 PutMode::Create
             } else if self.adapter.exists(&manifest_path).await? {
                 return Err(

@@ -166,9 +166,10 @@ async fn address_not_granted_is_denied() {
     assert!(e.to_string().contains(&s.addr), "{e}");
 }
 
-/// A server that is not there is `transient` and named.
+/// A server that is not there is `unreachable` (nothing was sent, so any
+/// operation may be retried) and named.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_connection_is_transient() {
+async fn refused_connection_is_unreachable() {
     let s = pg();
     // A port that was free a moment ago: nothing listens there.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -183,7 +184,7 @@ async fn refused_connection_is_transient() {
     );
     let adapter = host_with(&cfg, &addr).adapter("pg").await.unwrap();
     let e = adapter.health().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
     assert!(e.to_string().contains(&addr), "{e}");
     assert!(!e.to_string().contains(&s.password), "the password leaked: {e}");
 }

@@ -91,7 +91,7 @@ fn policy() -> RetryPolicy {
 }
 
 fn retrying(adapter: Arc<dyn Adapter>) -> Arc<dyn Adapter> {
-    Stack::new().layer(Retry::new(policy())).apply(adapter)
+    Stack::new().layer(Retry::new().with_policy(policy())).apply(adapter)
 }
 
 /// A host talking through a new proxy with `plan`; wrapped in `Retry` when asked.
@@ -498,7 +498,8 @@ async fn burst_of_503() {
 
 /// The other operations through `Retry`: list, delete and an overwriting
 /// copy are retried; a `Create` copy is not (it may have happened), except
-/// when the connection was refused, which is retried to the limit.
+/// when the storage was `unreachable` (the connection was refused, nothing
+/// was sent), which is retried to the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_operations() {
     let server = s3s();
@@ -546,7 +547,7 @@ async fn metadata_operations() {
         .unwrap();
     let a = retrying(s3_at(&server, &format!("http://{dead}"), &prefix).await);
     let e = a.copy(&src, &fresh, PutMode::Create).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
     assert!(e.message().contains("gave up after 5 attempts"), "{e}");
     assert!(e.to_string().contains("copy `src.bin`"), "{e}");
 }
@@ -567,13 +568,15 @@ async fn stall_is_cut_by_timeout_and_retried() {
         after: 2 << 20,
         pause,
     };
-    let timeout = Timeout::new(Duration::from_secs(20), Duration::from_millis(700));
+    let timeout = Timeout::new()
+        .with_operation(Duration::from_secs(20))
+        .with_idle(Duration::from_millis(700));
 
     for retry in [false, true] {
         let proxy = FaultProxy::start(&server.url, [stall.clone()]).await.unwrap();
         let inner = s3_at(&server, &proxy.url(), &prefix).await;
         let stack = if retry {
-            Stack::new().layer(Retry::new(policy())).layer(timeout)
+            Stack::new().layer(Retry::new().with_policy(policy())).layer(timeout)
         } else {
             Stack::new().layer(timeout)
         };

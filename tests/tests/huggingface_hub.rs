@@ -311,7 +311,7 @@ async fn spooling_needs_scratch_and_cleans_up() {
         .adapter("hub")
         .await
         .unwrap();
-    assert_eq!(no_scratch.capabilities().await.unwrap().max_object_size, Some(1 << 20));
+    assert_eq!(no_scratch.capabilities().max_object_size, Some(1 << 20));
     let path = ObjectPath::parse("big.bin").unwrap();
     let mut w = no_scratch.write(&path, PutMode::Overwrite, None).await.unwrap();
     let mut data = DataStream::new(1, 3 << 20);

@@ -14,7 +14,11 @@ async fn conformance_through_a_stack() {
     let host = wharf_tests::local_host(dir.path());
     let adapter = Stack::new()
         .layer(ConcurrencyLimit::new(4))
-        .layer(Timeout::new(Duration::from_secs(60), Duration::from_secs(30)))
+        .layer(
+            Timeout::new()
+                .with_operation(Duration::from_secs(60))
+                .with_idle(Duration::from_secs(30)),
+        )
         .apply(host.adapter("local_filesystem").await.unwrap());
     let opts = SuiteOptions {
         large_object: 64 << 20,
@@ -41,7 +45,11 @@ async fn timeout_cuts_a_hanging_call() {
     let toml = "plugin_dir = \"plugins\"\n[backends.misbehave]\n[[backends.misbehave.grants.dirs]]\nhost = \".\"\nguest = \"/data\"\n";
     let host = wharf_tests::host_from_toml(toml, dir.path());
     let adapter = Stack::new()
-        .layer(Timeout::new(Duration::from_millis(300), Duration::from_millis(300)))
+        .layer(
+            Timeout::new()
+                .with_operation(Duration::from_millis(300))
+                .with_idle(Duration::from_millis(300)),
+        )
         .apply(host.adapter("misbehave").await.unwrap());
     let e = adapter.stat(&ObjectPath::parse("sleep").unwrap()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transient, "{e}");

@@ -373,9 +373,10 @@ async fn address_not_granted_is_denied() {
     assert!(e.to_string().contains(&addr()), "{e}");
 }
 
-/// A server that is not there is `transient`, naming the address.
+/// A server that is not there is `unreachable` (nothing was sent, so any
+/// operation may be retried), naming the address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_connection_is_transient() {
+async fn refused_connection_is_unreachable() {
     // A port that was free a moment ago: nothing listens there.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -386,7 +387,7 @@ async fn refused_connection_is_transient() {
         .await
         .unwrap();
     let e = adapter.exists(&path("x")).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
     assert!(e.to_string().contains(&closed), "{e}");
 }
 

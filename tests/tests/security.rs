@@ -515,7 +515,7 @@ async fn loading_something_that_is_not_an_adapter_is_refused() {
     let e = load_fails(&fx.runtime, dir.path(), "exports-nothing.wasm", b"\0asm\x0d\0\x01\0");
     assert!(
         e.to_string()
-            .contains("does not export `wharf:storage/adapter@0.1.0` (it exports: nothing)"),
+            .contains("does not export `wharf:storage/adapter@0.2.0` (it exports: nothing)"),
         "{e}"
     );
 

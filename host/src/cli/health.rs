@@ -83,7 +83,7 @@ async fn check(ctx: &Ctx, name: String) -> Row {
             capabilities: None,
         },
         Ok(a) => {
-            let caps = a.capabilities().await.ok();
+            let caps = Some(a.capabilities());
             let start = Instant::now();
             let r = a.health().await;
             let latency_ms = start.elapsed().as_secs_f64() * 1e3;

@@ -21,10 +21,8 @@
 //! Put it inside encryption in a stack (after it in `wharf.toml`) to keep
 //! only ciphertext on the local disk.
 
-use super::Layer;
-use crate::adapter::{
-    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
-};
+use super::{Layer, LayeredAdapter};
+use crate::adapter::{Adapter, ByteRange, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::ObjectPath;
 use async_trait::async_trait;
@@ -229,21 +227,9 @@ impl CacheAdapter {
 }
 
 #[async_trait]
-impl Adapter for CacheAdapter {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn capabilities(&self) -> Result<Capabilities> {
-        self.inner.capabilities().await
-    }
-
-    async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
-        self.inner.stat(path).await
-    }
-
-    async fn exists(&self, path: &ObjectPath) -> Result<bool> {
-        self.inner.exists(path).await
+impl LayeredAdapter for CacheAdapter {
+    fn inner(&self) -> &dyn Adapter {
+        &*self.inner
     }
 
     async fn delete(&self, path: &ObjectPath) -> Result<()> {
@@ -253,19 +239,11 @@ impl Adapter for CacheAdapter {
         r
     }
 
-    async fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage> {
-        self.inner.list(prefix, cursor, limit).await
-    }
-
     async fn copy(&self, from: &ObjectPath, to: &ObjectPath, mode: PutMode) -> Result<ObjectMeta> {
         self.invalidate(to);
         let r = self.inner.copy(from, to, mode).await;
         self.invalidate(to);
         r
-    }
-
-    async fn health(&self) -> Result<String> {
-        self.inner.health().await
     }
 
     async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>> {
@@ -294,7 +272,6 @@ impl Adapter for CacheAdapter {
                     inner: self.inner.clone(),
                     shared: self.shared.clone(),
                     path: path.clone(),
-                    range_capable: None,
                 }));
             }
         }
@@ -334,10 +311,6 @@ impl Adapter for CacheAdapter {
             shared: self.shared.clone(),
         }))
     }
-
-    fn encodings(&self) -> Vec<Encoding> {
-        self.inner.encodings()
-    }
 }
 
 /// A range's `[start, end)` within an object of `size` bytes.
@@ -375,7 +348,6 @@ struct CachedReader {
     inner: Arc<dyn Adapter>,
     shared: Arc<Shared>,
     path: ObjectPath,
-    range_capable: Option<bool>,
 }
 
 impl CachedReader {
@@ -411,10 +383,7 @@ impl CachedReader {
             self.pos
         );
         self.shared.remove(&self.key);
-        let ranged = match self.range_capable {
-            Some(b) => b,
-            None => self.inner.capabilities().await?.read_range,
-        };
+        let ranged = self.inner.capabilities().read_range;
         let range = ByteRange {
             start: self.pos,
             end: Some(self.end),
@@ -617,5 +586,18 @@ impl ObjectWriter for InvalidatingWriter {
 
     async fn abort(self: Box<Self>) -> Result<()> {
         self.inner.abort().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The conformance suite, through this layer over `InMemory`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_suite_passes_through_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = crate::layers::Stack::new().layer(Cache::new(dir.path().to_path_buf(), 256 << 20).unwrap());
+        crate::layers::testing::conformance_over_memory(stack).await;
     }
 }

@@ -26,14 +26,12 @@
 //! use [`super::Encryption`] for that.
 
 use super::Layer;
-use super::frame::{
-    Chunked, ChunkedRead, MAX_CHUNK, Opener, Sink, Site, WholeHash, cpu, impossible_size, logical_meta, read_chunked,
+use super::transform::{
+    Chunked, Codec, MAX_CHUNK, Opener, ReadRequest, Sink, Site, Transform, WholeHash, cpu, impossible_size,
+    read_chunked,
 };
-use crate::adapter::{
-    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
-};
+use crate::adapter::{Adapter, Encoding, ObjectMeta, ObjectReader, ObjectWriter};
 use crate::error::{Error, Result};
-use crate::path::ObjectPath;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
@@ -45,12 +43,8 @@ const SHA256: u8 = 1;
 const HEADER_LEN: usize = 16;
 const DIGEST_LEN: u64 = 32;
 const TRAILER_LEN: u64 = 8 + 32;
-const LAYER: &str = "checksum";
 
-/// Default logical bytes per digest.
-pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
-/// Smallest chunk size [`Checksum::with_chunk_size`] accepts.
-pub const MIN_CHUNK_SIZE: u64 = 1024;
+const MIN_CHUNK_SIZE: u64 = Checksum::MIN_CHUNK_SIZE;
 
 /// Stores a sha256 with every chunk of an object and a sha256 of the whole
 /// object at its end; every read verifies each chunk before returning it,
@@ -79,16 +73,21 @@ impl Default for Checksum {
 }
 
 impl Checksum {
-    /// A digest per 1 MiB.
+    /// Default logical bytes per digest: 1 MiB.
+    pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
+    /// Smallest chunk size [`Checksum::with_chunk_size`] accepts: 1 KiB.
+    pub const MIN_CHUNK_SIZE: u64 = 1024;
+
+    /// A digest per [`Checksum::DEFAULT_CHUNK_SIZE`].
     pub fn new() -> Self {
         Checksum {
-            chunk_size: DEFAULT_CHUNK_SIZE,
+            chunk_size: Self::DEFAULT_CHUNK_SIZE,
         }
     }
 
     /// A digest per `chunk_size` bytes (1 KiB to 64 MiB); a `config` error
     /// naming `chunk_size` otherwise.
-    pub fn with_chunk_size(chunk_size: u64) -> Result<Self> {
+    pub fn with_chunk_size(self, chunk_size: u64) -> Result<Self> {
         if !(MIN_CHUNK_SIZE..=MAX_CHUNK).contains(&chunk_size) {
             return Err(Error::config(format!(
                 "checksum layer: `chunk_size` = {chunk_size} is out of range ({MIN_CHUNK_SIZE} to {MAX_CHUNK} bytes)"
@@ -105,10 +104,12 @@ impl Checksum {
 
 impl Layer for Checksum {
     fn wrap(&self, inner: Arc<dyn Adapter>) -> Arc<dyn Adapter> {
-        Arc::new(ChecksumAdapter {
+        Transform::wrap(
             inner,
-            geo: geometry(self.chunk_size),
-        })
+            ChecksumCodec {
+                geo: geometry(self.chunk_size),
+            },
+        )
     }
 }
 
@@ -138,82 +139,38 @@ fn chunk_digest(index: u64, last: bool, data: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
-struct ChecksumAdapter {
-    inner: Arc<dyn Adapter>,
+struct ChecksumCodec {
     geo: Chunked,
 }
 
-impl ChecksumAdapter {
-    fn site(&self, op: &'static str, path: &str) -> Site {
-        Site::new(LAYER, self.inner.name(), op, path)
-    }
-
-    fn to_logical(&self, meta: ObjectMeta, op: &'static str) -> Result<ObjectMeta> {
-        let n = self
-            .geo
-            .logical_size(meta.size)
-            .ok_or_else(|| impossible_size(&self.site(op, &meta.path), meta.size))?;
-        Ok(logical_meta(meta, n))
-    }
-}
-
 #[async_trait]
-impl Adapter for ChecksumAdapter {
-    fn name(&self) -> &str {
-        self.inner.name()
+impl Codec for ChecksumCodec {
+    const LAYER: &'static str = "checksum";
+
+    fn encoding(&self) -> Encoding {
+        Encoding::Checksum {
+            algorithm: "sha256".into(),
+            chunk_size: self.geo.chunk,
+        }
     }
 
-    async fn capabilities(&self) -> Result<Capabilities> {
-        let c = self.inner.capabilities().await?;
-        Ok(Capabilities {
-            write_min_chunk: 0,
-            max_object_size: c.max_object_size.map(|m| self.geo.max_logical(m)),
-            ..c
-        })
+    fn max_object_size(&self, inner: Option<u64>) -> Option<u64> {
+        inner.map(|m| self.geo.max_logical(m))
     }
 
-    async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
-        self.to_logical(self.inner.stat(path).await?, "stat")
+    fn stored_size(&self, logical: u64) -> Option<u64> {
+        Some(self.geo.stored_size(logical))
     }
 
-    async fn exists(&self, path: &ObjectPath) -> Result<bool> {
-        self.inner.exists(path).await
+    async fn logical_size(&self, _inner: &dyn Adapter, meta: &ObjectMeta, site: &Site) -> Result<u64> {
+        self.geo
+            .logical_size(meta.size)
+            .ok_or_else(|| impossible_size(site, meta.size))
     }
 
-    async fn delete(&self, path: &ObjectPath) -> Result<()> {
-        self.inner.delete(path).await
-    }
-
-    async fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage> {
-        let page = self.inner.list(prefix, cursor, limit).await?;
-        Ok(ListPage {
-            entries: page
-                .entries
-                .into_iter()
-                .map(|m| self.to_logical(m, "list"))
-                .collect::<Result<_>>()?,
-            next_cursor: page.next_cursor,
-        })
-    }
-
-    async fn copy(&self, from: &ObjectPath, to: &ObjectPath, mode: PutMode) -> Result<ObjectMeta> {
-        self.to_logical(self.inner.copy(from, to, mode).await?, "copy")
-    }
-
-    async fn health(&self) -> Result<String> {
-        self.inner.health().await
-    }
-
-    async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>> {
-        let site = self.site("read", path.as_str());
-        let req = ChunkedRead {
-            inner: self.inner.as_ref(),
-            path,
-            range,
-            site: site.clone(),
-            header_len: HEADER_LEN,
-        };
-        read_chunked(req, |h, full| {
+    async fn read(&self, req: ReadRequest<'_>) -> Result<Box<dyn ObjectReader>> {
+        let site = req.site.clone();
+        read_chunked(req, HEADER_LEN, |h, full| {
             let chunk = parse_header(h).map_err(|why| site.integrity(why))?;
             let whole = full.then(WholeHash::new);
             Ok((geometry(chunk), Verifier { whole }))
@@ -221,11 +178,7 @@ impl Adapter for ChecksumAdapter {
         .await
     }
 
-    async fn write(&self, path: &ObjectPath, mode: PutMode, size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>> {
-        let caps = self.inner.capabilities().await?;
-        let hint = size_hint.map(|n| self.geo.stored_size(n));
-        let inner = self.inner.write(path, mode, hint).await?;
-        let mut sink = Sink::spawn(inner, &caps);
+    async fn write(&self, mut sink: Sink, _site: Site) -> Result<Box<dyn ObjectWriter>> {
         sink.send(Bytes::copy_from_slice(&header(self.geo.chunk))).await?;
         Ok(Box::new(ChecksumWriter {
             sink,
@@ -235,15 +188,6 @@ impl Adapter for ChecksumAdapter {
             index: 0,
             total: 0,
         }))
-    }
-
-    fn encodings(&self) -> Vec<Encoding> {
-        let mut e = vec![Encoding::Checksum {
-            algorithm: "sha256".into(),
-            chunk_size: self.geo.chunk,
-        }];
-        e.extend(self.inner.encodings());
-        e
     }
 }
 
@@ -382,8 +326,7 @@ impl ObjectWriter for ChecksumWriter {
         trailer.extend_from_slice(&digest);
         let ChecksumWriter { mut sink, total, .. } = *self;
         sink.send(Bytes::from(trailer)).await?;
-        let meta = sink.finish().await?;
-        Ok(logical_meta(meta, total))
+        sink.finish_logical(total).await
     }
 
     async fn abort(self: Box<Self>) -> Result<()> {
@@ -395,12 +338,19 @@ impl ObjectWriter for ChecksumWriter {
 mod tests {
     use super::*;
 
+    /// The conformance suite, through this layer over `InMemory`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_suite_passes_through_checksum() {
+        let stack = crate::layers::Stack::new().layer(Checksum::new());
+        crate::layers::testing::conformance_over_memory(stack).await;
+    }
+
     #[test]
     fn chunk_size_is_validated() {
         assert_eq!(Checksum::new().chunk_size(), 1 << 20);
-        assert_eq!(Checksum::with_chunk_size(4096).unwrap().chunk_size(), 4096);
+        assert_eq!(Checksum::new().with_chunk_size(4096).unwrap().chunk_size(), 4096);
         for bad in [0, 1023, (64 << 20) + 1] {
-            let e = Checksum::with_chunk_size(bad).unwrap_err();
+            let e = Checksum::new().with_chunk_size(bad).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::Config);
             assert!(e.to_string().contains("`chunk_size`"), "{e}");
         }

@@ -28,15 +28,14 @@
 //! per frame for the table (8 KiB per GiB at the default frame size).
 
 use super::Layer;
-use super::frame::{EmptyReader, MAX_CHUNK, Prefetch, Sink, Site, clamp_range, cpu, logical_meta, read_stored};
-use crate::adapter::{
-    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
+use super::transform::{
+    Codec, EmptyReader, MAX_CHUNK, Prefetch, ReadRequest, Sink, Site, Transform, clamp_range, cpu, read_stored,
 };
+use crate::adapter::{Adapter, ByteRange, Encoding, ObjectMeta, ObjectReader, ObjectWriter};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::ObjectPath;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -47,12 +46,8 @@ const HEADER_LEN: u64 = 16;
 const PREFIX_LEN: u64 = 8;
 const FOOTER_LEN: u64 = 28;
 const FOOTER_MAGIC: &[u8; 8] = b"WHFZSEEK";
-const LAYER: &str = "compression";
 
-/// Default logical bytes per zstd frame.
-pub const DEFAULT_FRAME_SIZE: u64 = 1 << 20;
-/// Smallest frame size [`Compression::with_frame_size`] accepts.
-pub const MIN_FRAME_SIZE: u64 = 1024;
+const MIN_FRAME_SIZE: u64 = Compression::MIN_FRAME_SIZE;
 
 /// Compresses with zstd at `level`, in independent frames of a fixed
 /// logical size followed by a seek table, so a ranged read decompresses
@@ -65,7 +60,7 @@ pub const MIN_FRAME_SIZE: u64 = 1024;
 /// # async fn demo(host: &wharf::Host) -> wharf::Result<()> {
 /// use wharf::layers::{Compression, Stack};
 /// let adapter = Stack::new()
-///     .layer(Compression::new(3)?)
+///     .layer(Compression::new().with_level(9)?)
 ///     .apply(host.adapter("local_filesystem").await?);
 /// # Ok(()) }
 /// ```
@@ -76,10 +71,25 @@ pub struct Compression {
 }
 
 impl Compression {
+    /// zstd's own default level, 3.
+    pub const DEFAULT_LEVEL: i32 = 3;
+    /// Default logical bytes per zstd frame: 1 MiB.
+    pub const DEFAULT_FRAME_SIZE: u64 = 1 << 20;
+    /// Smallest frame size [`Compression::with_frame_size`] accepts: 1 KiB.
+    pub const MIN_FRAME_SIZE: u64 = 1024;
+
+    /// zstd at [`Compression::DEFAULT_LEVEL`], frames of
+    /// [`Compression::DEFAULT_FRAME_SIZE`].
+    pub fn new() -> Self {
+        Compression {
+            level: Self::DEFAULT_LEVEL,
+            frame_size: Self::DEFAULT_FRAME_SIZE,
+        }
+    }
+
     /// zstd at `level` (zstd's range, `-131072..=22` with the bundled
-    /// libzstd; 3 is zstd's default), frames of 1 MiB. A `config` error
-    /// naming `level` otherwise.
-    pub fn new(level: i32) -> Result<Self> {
+    /// libzstd); a `config` error naming `level` otherwise.
+    pub fn with_level(self, level: i32) -> Result<Self> {
         let range = zstd::compression_level_range();
         if !range.contains(&level) {
             return Err(Error::config(format!(
@@ -88,10 +98,7 @@ impl Compression {
                 range.end()
             )));
         }
-        Ok(Compression {
-            level,
-            frame_size: DEFAULT_FRAME_SIZE,
-        })
+        Ok(Compression { level, ..self })
     }
 
     /// Frames of `frame_size` logical bytes (1 KiB to 64 MiB); a `config`
@@ -117,9 +124,15 @@ impl Compression {
     }
 }
 
+impl Default for Compression {
+    fn default() -> Self {
+        Compression::new()
+    }
+}
+
 impl Layer for Compression {
     fn wrap(&self, inner: Arc<dyn Adapter>) -> Arc<dyn Adapter> {
-        Arc::new(CompressAdapter { inner, cfg: *self })
+        Transform::wrap(inner, CompressionCodec { cfg: *self })
     }
 }
 
@@ -182,39 +195,33 @@ fn entry(b: &[u8]) -> (u64, u64) {
     )
 }
 
-struct CompressAdapter {
-    inner: Arc<dyn Adapter>,
+struct CompressionCodec {
     cfg: Compression,
 }
 
-impl CompressAdapter {
-    fn site(&self, op: &'static str, path: &str) -> Site {
-        Site::new(LAYER, self.inner.name(), op, path)
+/// The footer of the stored object `path` of `stored` bytes.
+async fn footer(inner: &dyn Adapter, path: &ObjectPath, stored: u64, site: &Site) -> Result<Footer> {
+    if stored < HEADER_LEN + PREFIX_LEN + FOOTER_LEN {
+        return Err(site.integrity(format!(
+            "a stored size of {stored} bytes is too small for this layer's format: the object was not written through it, or is truncated"
+        )));
     }
+    let b = read_stored(inner, path, stored - FOOTER_LEN, stored, site).await?;
+    Footer::parse(&b, stored).map_err(|why| site.integrity(why))
+}
 
-    async fn footer(&self, path: &ObjectPath, stored: u64, caps: &Capabilities, site: &Site) -> Result<Footer> {
-        if stored < HEADER_LEN + PREFIX_LEN + FOOTER_LEN {
-            return Err(site.integrity(format!(
-                "a stored size of {stored} bytes is too small for this layer's format: the object was not written through it, or is truncated"
-            )));
-        }
-        let b = read_stored(self.inner.as_ref(), caps, path, stored - FOOTER_LEN, stored, site).await?;
-        Footer::parse(&b, stored).map_err(|why| site.integrity(why))
-    }
-
-    async fn to_logical(&self, meta: ObjectMeta, caps: &Capabilities, op: &'static str) -> Result<ObjectMeta> {
-        let site = self.site(op, &meta.path);
-        let path = ObjectPath::parse(&meta.path).map_err(|e| site.locate(e))?;
-        let footer = self.footer(&path, meta.size, caps, &site).await?;
-        Ok(logical_meta(meta, footer.logical))
-    }
-
+impl CompressionCodec {
     /// A ranged read over an inner adapter with ranged reads.
-    async fn read_range(&self, path: &ObjectPath, range: ByteRange, site: Site) -> Result<Box<dyn ObjectReader>> {
-        let caps = self.inner.capabilities().await?;
+    async fn read_range(
+        &self,
+        inner: &dyn Adapter,
+        path: &ObjectPath,
+        range: ByteRange,
+        site: Site,
+    ) -> Result<Box<dyn ObjectReader>> {
         clamp_range(range, u64::MAX, &site)?;
-        let stored = self.inner.stat(path).await.map_err(|e| site.locate(e))?.size;
-        let footer = self.footer(path, stored, &caps, &site).await?;
+        let stored = inner.stat(path).await.map_err(|e| site.locate(e))?.size;
+        let footer = footer(inner, path, stored, &site).await?;
         let (start, end) = clamp_range(range, footer.logical, &site)?;
         if start == end {
             return Ok(Box::new(EmptyReader));
@@ -226,7 +233,7 @@ impl CompressAdapter {
             start: table,
             end: Some(table + PREFIX_LEN * stop),
         };
-        let mut entries = Prefetch::spawn(self.inner.read(path, Some(r)).await.map_err(|e| site.locate(e))?);
+        let mut entries = Prefetch::spawn(inner.read(path, Some(r)).await.map_err(|e| site.locate(e))?);
         let max_c = max_compressed(footer.frame_size);
         let (mut off, mut lo) = (HEADER_LEN, HEADER_LEN);
         for i in 0..stop {
@@ -250,7 +257,7 @@ impl CompressAdapter {
             start: lo,
             end: Some(off),
         };
-        let src = Prefetch::spawn(self.inner.read(path, Some(r)).await.map_err(|e| site.locate(e))?);
+        let src = Prefetch::spawn(inner.read(path, Some(r)).await.map_err(|e| site.locate(e))?);
         Ok(Box::new(FrameReader::new(
             src,
             site,
@@ -264,74 +271,40 @@ impl CompressAdapter {
 }
 
 #[async_trait]
-impl Adapter for CompressAdapter {
-    fn name(&self) -> &str {
-        self.inner.name()
+impl Codec for CompressionCodec {
+    const LAYER: &'static str = "compression";
+
+    fn encoding(&self) -> Encoding {
+        Encoding::Compression {
+            algorithm: "zstd".into(),
+            level: self.cfg.level,
+        }
     }
 
-    async fn capabilities(&self) -> Result<Capabilities> {
-        let c = self.inner.capabilities().await?;
+    fn max_object_size(&self, inner: Option<u64>) -> Option<u64> {
         let per_frame = 2 * PREFIX_LEN + max_compressed(self.cfg.frame_size);
-        let max = c
-            .max_object_size
-            .map(|m| m.saturating_sub(HEADER_LEN + PREFIX_LEN + FOOTER_LEN) / per_frame * self.cfg.frame_size);
-        Ok(Capabilities {
-            write_min_chunk: 0,
-            max_object_size: max,
-            ..c
-        })
+        inner.map(|m| m.saturating_sub(HEADER_LEN + PREFIX_LEN + FOOTER_LEN) / per_frame * self.cfg.frame_size)
     }
 
-    async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
-        let caps = self.inner.capabilities().await?;
-        let meta = self.inner.stat(path).await?;
-        self.to_logical(meta, &caps, "stat").await
+    fn stored_size(&self, _logical: u64) -> Option<u64> {
+        // Unknown until the data is compressed.
+        None
     }
 
-    async fn exists(&self, path: &ObjectPath) -> Result<bool> {
-        self.inner.exists(path).await
+    async fn logical_size(&self, inner: &dyn Adapter, meta: &ObjectMeta, site: &Site) -> Result<u64> {
+        let path = ObjectPath::parse(&meta.path).map_err(|e| site.locate(e))?;
+        Ok(footer(inner, &path, meta.size, site).await?.logical)
     }
 
-    async fn delete(&self, path: &ObjectPath) -> Result<()> {
-        self.inner.delete(path).await
-    }
-
-    async fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage> {
-        let caps = self.inner.capabilities().await?;
-        let page = self.inner.list(prefix, cursor, limit).await?;
-        let entries: Vec<Option<ObjectMeta>> = futures::stream::iter(page.entries)
-            .map(|m| async {
-                match self.to_logical(m, &caps, "list").await {
-                    Ok(m) => Ok(Some(m)),
-                    // Deleted since it was listed.
-                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(e),
-                }
-            })
-            .buffered(8)
-            .try_collect()
-            .await?;
-        Ok(ListPage {
-            entries: entries.into_iter().flatten().collect(),
-            next_cursor: page.next_cursor,
-        })
-    }
-
-    async fn copy(&self, from: &ObjectPath, to: &ObjectPath, mode: PutMode) -> Result<ObjectMeta> {
-        let caps = self.inner.capabilities().await?;
-        let meta = self.inner.copy(from, to, mode).await?;
-        self.to_logical(meta, &caps, "copy").await
-    }
-
-    async fn health(&self) -> Result<String> {
-        self.inner.health().await
-    }
-
-    async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>> {
-        let site = self.site("read", path.as_str());
-        let caps = self.inner.capabilities().await?;
+    async fn read(&self, req: ReadRequest<'_>) -> Result<Box<dyn ObjectReader>> {
+        let ReadRequest {
+            inner,
+            path,
+            range,
+            site,
+        } = req;
         let (skip, left) = match range {
-            Some(r) if caps.read_range => return self.read_range(path, r, site).await,
+            Some(r) if inner.capabilities().read_range => return self.read_range(inner, path, r, site).await,
             Some(r) => {
                 let (start, end) = clamp_range(r, u64::MAX, &site)?;
                 (start, if r.end.is_some() { end - start } else { u64::MAX })
@@ -340,7 +313,7 @@ impl Adapter for CompressAdapter {
         };
         // One streamed read; without ranged reads, frames before the range
         // are skipped undecompressed.
-        let mut src = Prefetch::spawn(self.inner.read(path, None).await.map_err(|e| site.locate(e))?);
+        let mut src = Prefetch::spawn(inner.read(path, None).await.map_err(|e| site.locate(e))?);
         let header = src.exact(HEADER_LEN as usize).await?.ok_or_else(|| {
             site.integrity(
                 "the object has no compression header: it was not written through this layer, or is truncated",
@@ -355,15 +328,10 @@ impl Adapter for CompressAdapter {
         Ok(Box::new(FrameReader::new(src, site, frame_size, 0, mode, skip, left)?))
     }
 
-    async fn write(&self, path: &ObjectPath, mode: PutMode, _size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>> {
-        let site = self.site("write", path.as_str());
+    async fn write(&self, mut sink: Sink, site: Site) -> Result<Box<dyn ObjectWriter>> {
         let mut comp = zstd::bulk::Compressor::new(self.cfg.level).map_err(|e| zstd_error(&site, e))?;
         comp.include_checksum(true).map_err(|e| zstd_error(&site, e))?;
         comp.include_contentsize(true).map_err(|e| zstd_error(&site, e))?;
-        let caps = self.inner.capabilities().await?;
-        // The stored size is unknown until the data is compressed.
-        let inner = self.inner.write(path, mode, None).await?;
-        let mut sink = Sink::spawn(inner, &caps);
         let mut header = Vec::with_capacity(HEADER_LEN as usize);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&[VERSION, ZSTD]);
@@ -379,15 +347,6 @@ impl Adapter for CompressAdapter {
             table: Vec::new(),
             total: 0,
         }))
-    }
-
-    fn encodings(&self) -> Vec<Encoding> {
-        let mut e = vec![Encoding::Compression {
-            algorithm: "zstd".into(),
-            level: self.cfg.level,
-        }];
-        e.extend(self.inner.encodings());
-        e
     }
 }
 
@@ -698,8 +657,7 @@ impl ObjectWriter for CompressWriter {
         tail.extend_from_slice(&(frame as u32).to_le_bytes());
         tail.extend_from_slice(FOOTER_MAGIC);
         sink.send(Bytes::from(tail)).await?;
-        let meta = sink.finish().await?;
-        Ok(logical_meta(meta, total))
+        sink.finish_logical(total).await
     }
 
     async fn abort(self: Box<Self>) -> Result<()> {
@@ -711,19 +669,23 @@ impl ObjectWriter for CompressWriter {
 mod tests {
     use super::*;
 
+    /// The conformance suite, through this layer over `InMemory`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_suite_passes_through_compression() {
+        let stack = crate::layers::Stack::new().layer(Compression::new());
+        crate::layers::testing::conformance_over_memory(stack).await;
+    }
+
     #[test]
     fn level_and_frame_size_are_validated() {
-        assert_eq!(Compression::new(3).unwrap().level(), 3);
+        assert_eq!(Compression::new().level(), 3);
         for bad in [23, 1000, i32::MIN] {
-            let e = Compression::new(bad).unwrap_err();
+            let e = Compression::new().with_level(bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config);
             assert!(e.to_string().contains("`level`"), "{e}");
         }
-        let e = Compression::new(3).unwrap().with_frame_size(10).unwrap_err();
+        let e = Compression::new().with_frame_size(10).unwrap_err();
         assert!(e.to_string().contains("`frame_size`"), "{e}");
-        assert_eq!(
-            Compression::new(1).unwrap().with_frame_size(4096).unwrap().frame_size(),
-            4096
-        );
+        assert_eq!(Compression::new().with_frame_size(4096).unwrap().frame_size(), 4096);
     }
 }

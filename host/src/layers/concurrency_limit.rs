@@ -1,9 +1,7 @@
 //! A bound on operations in flight per backend.
 
-use super::Layer;
-use crate::adapter::{
-    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
-};
+use super::{Layer, LayeredAdapter};
+use crate::adapter::{Adapter, ByteRange, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
 use crate::error::Result;
 use crate::path::ObjectPath;
 use async_trait::async_trait;
@@ -21,11 +19,21 @@ pub struct ConcurrencyLimit {
 }
 
 impl ConcurrencyLimit {
+    /// The default bound: 16.
+    pub const DEFAULT_MAX: usize = 16;
+
     /// A limit of `n` (at least 1).
     pub fn new(n: usize) -> Self {
         ConcurrencyLimit {
             permits: Arc::new(Semaphore::new(n.max(1))),
         }
+    }
+}
+
+impl Default for ConcurrencyLimit {
+    /// A limit of [`ConcurrencyLimit::DEFAULT_MAX`].
+    fn default() -> Self {
+        ConcurrencyLimit::new(Self::DEFAULT_MAX)
     }
 }
 
@@ -54,13 +62,9 @@ impl LimitAdapter {
 }
 
 #[async_trait]
-impl Adapter for LimitAdapter {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn capabilities(&self) -> Result<Capabilities> {
-        self.inner.capabilities().await
+impl LayeredAdapter for LimitAdapter {
+    fn inner(&self) -> &dyn Adapter {
+        &*self.inner
     }
 
     async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
@@ -104,10 +108,6 @@ impl Adapter for LimitAdapter {
         let inner = self.inner.write(path, mode, size_hint).await?;
         Ok(Box::new(Held { inner, _permit: permit }))
     }
-
-    fn encodings(&self) -> Vec<Encoding> {
-        self.inner.encodings()
-    }
 }
 
 /// A stream and the permit it holds.
@@ -135,5 +135,17 @@ impl ObjectWriter for Held<Box<dyn ObjectWriter>> {
 
     async fn abort(self: Box<Self>) -> Result<()> {
         self.inner.abort().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The conformance suite, through this layer over `InMemory`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_suite_passes_through_a_concurrency_limit() {
+        let stack = crate::layers::Stack::new().layer(ConcurrencyLimit::new(2));
+        crate::layers::testing::conformance_over_memory(stack).await;
     }
 }

@@ -41,12 +41,11 @@
 //! key, nonce prefix and AAD.
 
 use super::Layer;
-use super::frame::{Chunked, ChunkedRead, Opener, Sink, Site, cpu, impossible_size, logical_meta, read_chunked};
-use crate::adapter::{
-    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
+use super::transform::{
+    Chunked, Codec, Opener, ReadRequest, Sink, Site, Transform, cpu, impossible_size, read_chunked,
 };
+use crate::adapter::{Adapter, Encoding, ObjectMeta, ObjectReader, ObjectWriter};
 use crate::error::{Error, ErrorKind, Result};
-use crate::path::ObjectPath;
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
@@ -66,7 +65,6 @@ const TAG_LEN: u64 = 16;
 pub const CHUNK_SIZE: u64 = 64 << 10;
 /// The `algorithm` of [`Encoding::Encryption`].
 pub const ALGORITHM: &str = "aes-256-gcm-stream-be32";
-const LAYER: &str = "encryption";
 
 const GEOMETRY: Chunked = Chunked {
     header: HEADER_LEN as u64,
@@ -218,29 +216,12 @@ impl Encryption {
 
 impl Layer for Encryption {
     fn wrap(&self, inner: Arc<dyn Adapter>) -> Arc<dyn Adapter> {
-        Arc::new(EncryptAdapter {
-            inner,
-            cfg: self.clone(),
-        })
+        Transform::wrap(inner, EncryptionCodec { cfg: self.clone() })
     }
 }
 
-struct EncryptAdapter {
-    inner: Arc<dyn Adapter>,
+struct EncryptionCodec {
     cfg: Encryption,
-}
-
-impl EncryptAdapter {
-    fn site(&self, op: &'static str, path: &str) -> Site {
-        Site::new(LAYER, self.inner.name(), op, path)
-    }
-
-    fn to_logical(&self, meta: ObjectMeta, op: &'static str) -> Result<ObjectMeta> {
-        let n = GEOMETRY
-            .logical_size(meta.size)
-            .ok_or_else(|| impossible_size(&self.site(op, &meta.path), meta.size))?;
-        Ok(logical_meta(meta, n))
-    }
 }
 
 fn nonce(prefix: &[u8; NONCE_PREFIX_LEN], index: u64, last: bool) -> Nonce {
@@ -252,68 +233,36 @@ fn nonce(prefix: &[u8; NONCE_PREFIX_LEN], index: u64, last: bool) -> Nonce {
 }
 
 #[async_trait]
-impl Adapter for EncryptAdapter {
-    fn name(&self) -> &str {
-        self.inner.name()
+impl Codec for EncryptionCodec {
+    const LAYER: &'static str = "encryption";
+
+    fn encoding(&self) -> Encoding {
+        Encoding::Encryption {
+            algorithm: ALGORITHM.into(),
+            key_id: self.cfg.write_key_id.clone(),
+        }
     }
 
-    async fn capabilities(&self) -> Result<Capabilities> {
-        let c = self.inner.capabilities().await?;
+    fn max_object_size(&self, inner: Option<u64>) -> Option<u64> {
         // The chunk counter is 32 bits.
         let counter_max = CHUNK_SIZE << 32;
-        Ok(Capabilities {
-            write_min_chunk: 0,
-            max_object_size: Some(
-                c.max_object_size
-                    .map_or(counter_max, |m| GEOMETRY.max_logical(m).min(counter_max)),
-            ),
-            ..c
-        })
+        Some(inner.map_or(counter_max, |m| GEOMETRY.max_logical(m).min(counter_max)))
     }
 
-    async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
-        self.to_logical(self.inner.stat(path).await?, "stat")
+    fn stored_size(&self, logical: u64) -> Option<u64> {
+        Some(GEOMETRY.stored_size(logical))
     }
 
-    async fn exists(&self, path: &ObjectPath) -> Result<bool> {
-        self.inner.exists(path).await
+    async fn logical_size(&self, _inner: &dyn Adapter, meta: &ObjectMeta, site: &Site) -> Result<u64> {
+        GEOMETRY
+            .logical_size(meta.size)
+            .ok_or_else(|| impossible_size(site, meta.size))
     }
 
-    async fn delete(&self, path: &ObjectPath) -> Result<()> {
-        self.inner.delete(path).await
-    }
-
-    async fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage> {
-        let page = self.inner.list(prefix, cursor, limit).await?;
-        Ok(ListPage {
-            entries: page
-                .entries
-                .into_iter()
-                .map(|m| self.to_logical(m, "list"))
-                .collect::<Result<_>>()?,
-            next_cursor: page.next_cursor,
-        })
-    }
-
-    async fn copy(&self, from: &ObjectPath, to: &ObjectPath, mode: PutMode) -> Result<ObjectMeta> {
-        self.to_logical(self.inner.copy(from, to, mode).await?, "copy")
-    }
-
-    async fn health(&self) -> Result<String> {
-        self.inner.health().await
-    }
-
-    async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>> {
-        let site = self.site("read", path.as_str());
-        let req = ChunkedRead {
-            inner: self.inner.as_ref(),
-            path,
-            range,
-            site: site.clone(),
-            header_len: HEADER_LEN,
-        };
+    async fn read(&self, req: ReadRequest<'_>) -> Result<Box<dyn ObjectReader>> {
+        let site = req.site.clone();
         let keys = self.cfg.keys.clone();
-        read_chunked(req, |h, _full| {
+        read_chunked(req, HEADER_LEN, |h, _full| {
             let (id, prefix) = parse_header(h).map_err(|why| site.integrity(why))?;
             let key = keys.keys.get(id).cloned().ok_or_else(|| {
                 site.error(
@@ -332,8 +281,7 @@ impl Adapter for EncryptAdapter {
         .await
     }
 
-    async fn write(&self, path: &ObjectPath, mode: PutMode, size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>> {
-        let site = self.site("write", path.as_str());
+    async fn write(&self, mut sink: Sink, site: Site) -> Result<Box<dyn ObjectWriter>> {
         let id = &self.cfg.write_key_id;
         let key = self
             .cfg
@@ -353,11 +301,6 @@ impl Adapter for EncryptAdapter {
         header.push(id.len() as u8);
         header.extend_from_slice(id.as_bytes());
         header.resize(HEADER_LEN, 0);
-
-        let caps = self.inner.capabilities().await?;
-        let hint = size_hint.map(|n| GEOMETRY.stored_size(n));
-        let inner = self.inner.write(path, mode, hint).await?;
-        let mut sink = Sink::spawn(inner, &caps);
         let header = Bytes::from(header);
         sink.send(header.clone()).await?;
         Ok(Box::new(EncryptWriter {
@@ -372,15 +315,6 @@ impl Adapter for EncryptAdapter {
             pending: BytesMut::new(),
             total: 0,
         }))
-    }
-
-    fn encodings(&self) -> Vec<Encoding> {
-        let mut e = vec![Encoding::Encryption {
-            algorithm: ALGORITHM.into(),
-            key_id: self.cfg.write_key_id.clone(),
-        }];
-        e.extend(self.inner.encodings());
-        e
     }
 }
 
@@ -537,8 +471,7 @@ impl ObjectWriter for EncryptWriter {
         let last = self.pending.split().freeze();
         self.emit(vec![last], true).await?;
         let EncryptWriter { sink, total, .. } = *self;
-        let meta = sink.finish().await?;
-        Ok(logical_meta(meta, total))
+        sink.finish_logical(total).await
     }
 
     async fn abort(self: Box<Self>) -> Result<()> {
@@ -549,6 +482,17 @@ impl ObjectWriter for EncryptWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The conformance suite, through this layer over `InMemory`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_suite_passes_through_encryption() {
+        let stack = crate::layers::Stack::new().layer({
+            let mut keys = Keyring::new();
+            keys.insert("k1", &"ab".repeat(32)).unwrap();
+            Encryption::new(keys, "k1").unwrap()
+        });
+        crate::layers::testing::conformance_over_memory(stack).await;
+    }
 
     #[test]
     fn keys_parse_from_hex_or_base64_and_errors_never_show_them() {

@@ -5,13 +5,23 @@
 //! A [`Stack`] applies layers in the order they were added: the first is the
 //! outermost, the one a caller meets first.
 //!
+//! Every layer is built the same way: `new` takes what the layer cannot do
+//! without (`ConcurrencyLimit::new(8)`, `Cache::new(dir, max)`,
+//! `Encryption::new(keys, id)`) or nothing, and `with_*` methods set the
+//! rest, returning `Result` where a value is checked. Defaults are the
+//! layers' `DEFAULT_*` constants and `Default` impls; `wharf.toml` uses them
+//! for any key left out. A layer of your own is a [`Layer`] (its settings)
+//! and a [`LayeredAdapter`] (the wrapper, which shows only what it changes).
+//! The three that change the stored bytes (checksum, compression,
+//! encryption) share one adapter, generic over the codec each one is.
+//!
 //! ```no_run
 //! # async fn demo(host: &wharf::Host) -> wharf::Result<()> {
 //! use std::time::Duration;
 //! use wharf::layers::{ConcurrencyLimit, Stack, Timeout};
 //! let adapter = Stack::new()
 //!     .layer(ConcurrencyLimit::new(8))
-//!     .layer(Timeout::new(Duration::from_secs(300), Duration::from_secs(30)))
+//!     .layer(Timeout::new().with_idle(Duration::from_secs(30)))
 //!     .apply(host.adapter("local_filesystem").await?);
 //! let service = wharf::StorageService::new(adapter);
 //! # Ok(()) }
@@ -19,25 +29,181 @@
 
 mod cache;
 mod checksum;
-mod compress;
-mod encrypt;
-mod frame;
-mod limit;
+mod compression;
+mod concurrency_limit;
+mod encryption;
 mod observe;
 mod retry;
 mod timeout;
+mod transform;
 
 pub use cache::Cache;
 pub use checksum::Checksum;
-pub use compress::Compression;
-pub use encrypt::{Encryption, Keyring};
-pub use limit::ConcurrencyLimit;
+pub use compression::Compression;
+pub use concurrency_limit::ConcurrencyLimit;
+pub use encryption::{Encryption, Keyring};
 pub use observe::{LATENCY_BUCKETS, Metrics, OpStats, Registry, Snapshot, Tracing};
 pub use retry::{DEFAULT_WRITE_BUFFER, Retry, RetryPolicy};
 pub use timeout::Timeout;
 
-use crate::adapter::Adapter;
+use crate::adapter::{
+    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
+};
+use crate::error::Result;
+use crate::path::ObjectPath;
+use async_trait::async_trait;
 use std::sync::Arc;
+
+/// An adapter around an adapter, written as only what it changes: every
+/// method forwards to [`inner`](LayeredAdapter::inner) unless the layer
+/// overrides it, the way OpenDAL's `LayeredAccess` does. Every
+/// `LayeredAdapter` is an [`Adapter`].
+///
+/// Forwarding by default is what keeps a layer honest about
+/// [`Adapter::encodings`]: a layer that does not touch the stored bytes
+/// never mentions it, and the record of a model still lists what the layers
+/// under it did.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use wharf::layers::LayeredAdapter;
+/// use wharf::{Adapter, ObjectMeta, ObjectPath};
+///
+/// /// Counts `stat` calls; everything else passes through untouched.
+/// struct CountStats {
+///     inner: Arc<dyn Adapter>,
+///     stats: std::sync::atomic::AtomicU64,
+/// }
+///
+/// #[async_trait::async_trait]
+/// impl LayeredAdapter for CountStats {
+///     fn inner(&self) -> &dyn Adapter {
+///         &*self.inner
+///     }
+///
+///     async fn stat(&self, path: &ObjectPath) -> wharf::Result<ObjectMeta> {
+///         self.stats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+///         self.inner.stat(path).await
+///     }
+/// }
+///
+/// let counted: Arc<dyn Adapter> = Arc::new(CountStats {
+///     inner: Arc::new(wharf::InMemory::new()),
+///     stats: Default::default(),
+/// });
+/// assert_eq!(counted.name(), "memory");
+/// assert!(counted.encodings().is_empty());
+/// ```
+#[async_trait]
+pub trait LayeredAdapter: Send + Sync {
+    /// The adapter this one wraps.
+    fn inner(&self) -> &dyn Adapter;
+
+    /// See [`Adapter::name`].
+    fn name(&self) -> &str {
+        self.inner().name()
+    }
+
+    /// See [`Adapter::capabilities`].
+    fn capabilities(&self) -> Capabilities {
+        self.inner().capabilities()
+    }
+
+    /// See [`Adapter::stat`].
+    async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
+        self.inner().stat(path).await
+    }
+
+    /// See [`Adapter::exists`].
+    async fn exists(&self, path: &ObjectPath) -> Result<bool> {
+        self.inner().exists(path).await
+    }
+
+    /// See [`Adapter::delete`].
+    async fn delete(&self, path: &ObjectPath) -> Result<()> {
+        self.inner().delete(path).await
+    }
+
+    /// See [`Adapter::list`].
+    async fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage> {
+        self.inner().list(prefix, cursor, limit).await
+    }
+
+    /// See [`Adapter::copy`].
+    async fn copy(&self, from: &ObjectPath, to: &ObjectPath, mode: PutMode) -> Result<ObjectMeta> {
+        self.inner().copy(from, to, mode).await
+    }
+
+    /// See [`Adapter::health`].
+    async fn health(&self) -> Result<String> {
+        self.inner().health().await
+    }
+
+    /// See [`Adapter::read`].
+    async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>> {
+        self.inner().read(path, range).await
+    }
+
+    /// See [`Adapter::write`].
+    async fn write(&self, path: &ObjectPath, mode: PutMode, size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>> {
+        self.inner().write(path, mode, size_hint).await
+    }
+
+    /// See [`Adapter::encodings`]. A layer that changes the stored bytes
+    /// returns its own [`Encoding`] followed by the inner adapter's list.
+    fn encodings(&self) -> Vec<Encoding> {
+        self.inner().encodings()
+    }
+}
+
+#[async_trait]
+impl<L: LayeredAdapter> Adapter for L {
+    fn name(&self) -> &str {
+        LayeredAdapter::name(self)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        LayeredAdapter::capabilities(self)
+    }
+
+    async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
+        LayeredAdapter::stat(self, path).await
+    }
+
+    async fn exists(&self, path: &ObjectPath) -> Result<bool> {
+        LayeredAdapter::exists(self, path).await
+    }
+
+    async fn delete(&self, path: &ObjectPath) -> Result<()> {
+        LayeredAdapter::delete(self, path).await
+    }
+
+    async fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage> {
+        LayeredAdapter::list(self, prefix, cursor, limit).await
+    }
+
+    async fn copy(&self, from: &ObjectPath, to: &ObjectPath, mode: PutMode) -> Result<ObjectMeta> {
+        LayeredAdapter::copy(self, from, to, mode).await
+    }
+
+    async fn health(&self) -> Result<String> {
+        LayeredAdapter::health(self).await
+    }
+
+    async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>> {
+        LayeredAdapter::read(self, path, range).await
+    }
+
+    async fn write(&self, path: &ObjectPath, mode: PutMode, size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>> {
+        LayeredAdapter::write(self, path, mode, size_hint).await
+    }
+
+    fn encodings(&self) -> Vec<Encoding> {
+        LayeredAdapter::encodings(self)
+    }
+}
 
 /// Wraps an adapter in another.
 pub trait Layer: Send + Sync {
@@ -82,5 +248,27 @@ impl Stack {
     /// Wraps `adapter` in every layer.
     pub fn apply(&self, adapter: Arc<dyn Adapter>) -> Arc<dyn Adapter> {
         self.layers.iter().rev().fold(adapter, |inner, layer| layer.wrap(inner))
+    }
+}
+
+/// What every layer's unit tests share: the conformance suite through a
+/// stack over [`InMemory`](crate::InMemory), with no runtime and no guest.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Stack;
+    use crate::conformance::{self, SuiteOptions};
+    use std::sync::Arc;
+
+    /// Runs the whole suite through `stack` over a fresh `InMemory`
+    /// (64 MiB for the large streamed case); every case must pass.
+    pub(crate) async fn conformance_over_memory(stack: Stack) {
+        let adapter = stack.apply(Arc::new(crate::InMemory::new()));
+        let options = SuiteOptions {
+            large_object: 64 << 20,
+            ..SuiteOptions::default()
+        };
+        let report = conformance::run(adapter, options).await.expect("the suite runs");
+        assert!(report.failures().is_empty(), "{report}");
+        assert_eq!(report.passed(), report.cases.len(), "{report}");
     }
 }

@@ -4,10 +4,8 @@
 //! sink, so they see operations identically: a stream (`read`, `write`) is
 //! one operation from its opening to its end, finish, abort or drop.
 
-use super::Layer;
-use crate::adapter::{
-    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
-};
+use super::{Layer, LayeredAdapter};
+use crate::adapter::{Adapter, ByteRange, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
 use crate::error::Result;
 use crate::path::ObjectPath;
 use async_trait::async_trait;
@@ -342,13 +340,9 @@ impl Observed {
 }
 
 #[async_trait]
-impl Adapter for Observed {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn capabilities(&self) -> Result<Capabilities> {
-        self.inner.capabilities().await
+impl LayeredAdapter for Observed {
+    fn inner(&self) -> &dyn Adapter {
+        &*self.inner
     }
 
     async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
@@ -399,10 +393,6 @@ impl Adapter for Observed {
                 Err(e)
             }
         }
-    }
-
-    fn encodings(&self) -> Vec<Encoding> {
-        self.inner.encodings()
     }
 }
 
@@ -459,6 +449,22 @@ impl ObjectWriter for ObservedWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The conformance suite, through both layers over `InMemory`; every
+    /// operation it made is counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_suite_passes_through_metrics_and_tracing() {
+        let registry = Registry::new();
+        let stack = crate::layers::Stack::new()
+            .layer(Metrics::new(registry.clone()))
+            .layer(Tracing::new());
+        crate::layers::testing::conformance_over_memory(stack).await;
+        let text = registry.snapshot().render();
+        assert!(
+            text.contains("backend=\"memory\",operation=\"write\",outcome=\"ok\""),
+            "{text}"
+        );
+    }
 
     #[test]
     fn render_is_cumulative_and_merge_adds() {

@@ -1,10 +1,8 @@
 //! Retries of transient failures, with exponential backoff and full
 //! jitter, that never re-send data the layer no longer holds.
 
-use super::Layer;
-use crate::adapter::{
-    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
-};
+use super::{Layer, LayeredAdapter};
+use crate::adapter::{Adapter, ByteRange, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::ObjectPath;
 use async_trait::async_trait;
@@ -12,7 +10,6 @@ use bytes::Bytes;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::OnceCell;
 
 /// Bytes of a write the layer holds so it can replay it: 8 MiB.
 pub const DEFAULT_WRITE_BUFFER: u64 = 8 << 20;
@@ -51,11 +48,11 @@ impl Default for RetryPolicy {
 /// Tries again what failed with a `transient` error ([`Error::is_retryable`]);
 /// every other error passes through at once.
 ///
-/// - `stat`, `exists`, `list`, `health`, `capabilities`, `delete`, and
+/// - `stat`, `exists`, `list`, `health`, `delete`, and
 ///   `copy` in `Overwrite` mode are retried as they are (all idempotent).
 ///   A `Create` or `Update` copy is retried only when the failure is known
-///   to have happened before the request reached the storage (the
-///   connection was refused); after any other failure the copy may have
+///   to have happened before the request reached the storage (an
+///   `unreachable` error: no connection was made); after any other failure the copy may have
 ///   happened, and a second one would fail for having succeeded.
 /// - Reads: opening is retried. Before it, a `stat` pins the object's
 ///   version (etag, else modification time). A reader that fails mid-stream
@@ -89,8 +86,8 @@ impl Default for RetryPolicy {
 /// use std::time::Duration;
 /// use wharf::layers::{Retry, RetryPolicy, Stack, Timeout};
 /// let adapter = Stack::new()
-///     .layer(Retry::new(RetryPolicy::default()).write_buffer(16 << 20))
-///     .layer(Timeout::new(Duration::from_secs(300), Duration::from_secs(30)))
+///     .layer(Retry::new().with_policy(RetryPolicy { max_attempts: 6, ..Default::default() }))
+///     .layer(Timeout::new().with_idle(Duration::from_secs(30)))
 ///     .apply(host.adapter("local_filesystem").await?);
 /// # Ok(()) }
 /// ```
@@ -101,30 +98,43 @@ pub struct Retry {
 }
 
 impl Retry {
-    /// Retries per `policy`, with a write buffer of [`DEFAULT_WRITE_BUFFER`].
-    pub fn new(policy: RetryPolicy) -> Self {
+    /// Retries per [`RetryPolicy::default`], with a write buffer of
+    /// [`DEFAULT_WRITE_BUFFER`].
+    pub fn new() -> Self {
         Retry {
-            policy,
+            policy: RetryPolicy::default(),
             write_buffer: DEFAULT_WRITE_BUFFER,
         }
     }
 
+    /// Retries per `policy`.
+    pub fn with_policy(self, policy: RetryPolicy) -> Self {
+        Retry { policy, ..self }
+    }
+
     /// How many bytes of a write are held for a replay (0: writes are never
     /// replayed, only opened again).
-    pub fn write_buffer(mut self, bytes: u64) -> Self {
-        self.write_buffer = bytes;
-        self
+    pub fn with_write_buffer(self, bytes: u64) -> Self {
+        Retry {
+            write_buffer: bytes,
+            ..self
+        }
     }
 
     /// The policy.
     pub fn policy(&self) -> RetryPolicy {
         self.policy
     }
+
+    /// Bytes of a write held for a replay.
+    pub fn write_buffer(&self) -> u64 {
+        self.write_buffer
+    }
 }
 
 impl Default for Retry {
     fn default() -> Self {
-        Retry::new(RetryPolicy::default())
+        Retry::new()
     }
 }
 
@@ -134,7 +144,6 @@ impl Layer for Retry {
             core: Arc::new(Core {
                 inner,
                 policy: self.policy,
-                caps: OnceCell::new(),
             }),
             write_buffer: self.write_buffer,
         })
@@ -145,7 +154,6 @@ impl Layer for Retry {
 struct Core {
     inner: Arc<dyn Adapter>,
     policy: RetryPolicy,
-    caps: OnceCell<Capabilities>,
 }
 
 impl Core {
@@ -182,10 +190,6 @@ impl Core {
                 Err(e) => return Err(attempts.give_up(e, self.name(), op, path)),
             }
         }
-    }
-
-    async fn capabilities(&self) -> Result<Capabilities> {
-        self.caps.get_or_try_init(|| self.inner.capabilities()).await.copied()
     }
 }
 
@@ -269,11 +273,10 @@ fn jitter(cap: Duration) -> Duration {
 }
 
 /// Whether `e` is known to have happened before the request reached the
-/// storage, so that even a non-idempotent request can be sent again. The
-/// contract's error has no such flag; adapters say "connection refused"
-/// (the host reports every failure to connect so).
+/// storage (the contract's `unreachable`), so that even a non-idempotent
+/// request can be sent again.
 fn never_reached_storage(e: &Error) -> bool {
-    e.is_retryable() && e.message().to_ascii_lowercase().contains("connection refused")
+    e.kind().never_reached_storage()
 }
 
 struct RetryAdapter {
@@ -282,14 +285,9 @@ struct RetryAdapter {
 }
 
 #[async_trait]
-impl Adapter for RetryAdapter {
-    fn name(&self) -> &str {
-        self.core.name()
-    }
-
-    async fn capabilities(&self) -> Result<Capabilities> {
-        let inner = &self.core.inner;
-        self.core.retry("capabilities", None, || inner.capabilities()).await
+impl LayeredAdapter for RetryAdapter {
+    fn inner(&self) -> &dyn Adapter {
+        &*self.core.inner
     }
 
     async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
@@ -337,7 +335,7 @@ impl Adapter for RetryAdapter {
                 "{} (not retried: a conditional copy may have happened; check `{to}`)",
                 e.message()
             );
-            relabel(&e, message, self.name(), "copy", Some(from.as_str()))
+            relabel(&e, message, self.core.name(), "copy", Some(from.as_str()))
         })
     }
 
@@ -385,10 +383,6 @@ impl Adapter for RetryAdapter {
             held_bytes: 0,
             limit: self.write_buffer,
         }))
-    }
-
-    fn encodings(&self) -> Vec<Encoding> {
-        self.core.inner.encodings()
     }
 }
 
@@ -461,7 +455,7 @@ impl RetryReader {
             self.check_version().await?;
         }
         let next = self.start() + self.delivered;
-        if self.delivered > 0 && self.core.capabilities().await?.read_range {
+        if self.delivered > 0 && self.core.inner.capabilities().read_range {
             self.skip = 0;
             let end = self.range.and_then(|r| r.end);
             return self
@@ -704,6 +698,80 @@ impl ObjectWriter for RetryWriter {
         match self.writer {
             Some(w) => w.abort().await,
             None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The conformance suite, through this layer over `InMemory`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_suite_passes_through_retry() {
+        let stack = crate::layers::Stack::new().layer(Retry::new());
+        crate::layers::testing::conformance_over_memory(stack).await;
+    }
+
+    /// Fails the first `failures` copies with `kind`, then forwards.
+    struct FailingCopies {
+        inner: Arc<dyn Adapter>,
+        kind: ErrorKind,
+        failures: std::sync::atomic::AtomicU32,
+        calls: std::sync::atomic::AtomicU32,
+    }
+
+    #[async_trait]
+    impl LayeredAdapter for FailingCopies {
+        fn inner(&self) -> &dyn Adapter {
+            &*self.inner
+        }
+
+        async fn copy(&self, from: &ObjectPath, to: &ObjectPath, mode: PutMode) -> Result<ObjectMeta> {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.calls.fetch_add(1, SeqCst);
+            if self.failures.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok() {
+                return Err(Error::new(self.kind, "injected"));
+            }
+            self.inner.copy(from, to, mode).await
+        }
+    }
+
+    /// A `create` copy is retried after `unreachable` (nothing was sent)
+    /// but not after `transient` (it may have happened): the decision is
+    /// the error's kind, not its text.
+    #[tokio::test]
+    async fn create_copy_is_retried_only_when_nothing_was_sent() {
+        let store = Arc::new(crate::InMemory::new());
+        let (src, dst) = (ObjectPath::parse("a").unwrap(), ObjectPath::parse("b").unwrap());
+        let mut w = store.write(&src, PutMode::Create, None).await.unwrap();
+        w.append(Bytes::from_static(b"weights")).await.unwrap();
+        w.finish().await.unwrap();
+        let fast = RetryPolicy {
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+            ..RetryPolicy::default()
+        };
+        for (kind, retried) in [(ErrorKind::Unreachable, true), (ErrorKind::Transient, false)] {
+            store.delete(&dst).await.unwrap();
+            let failing = Arc::new(FailingCopies {
+                inner: store.clone(),
+                kind,
+                failures: 1.into(),
+                calls: 0.into(),
+            });
+            let a = Retry::new().with_policy(fast).wrap(failing.clone());
+            let r = a.copy(&src, &dst, PutMode::Create).await;
+            let calls = failing.calls.load(std::sync::atomic::Ordering::SeqCst);
+            if retried {
+                assert_eq!(r.unwrap().size, 7, "{kind}");
+                assert_eq!(calls, 2, "{kind}");
+            } else {
+                let e = r.unwrap_err();
+                assert_eq!(e.kind(), kind);
+                assert!(e.message().contains("not retried"), "{e}");
+                assert_eq!(calls, 1, "{kind}");
+            }
         }
     }
 }

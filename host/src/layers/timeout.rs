@@ -1,9 +1,7 @@
 //! Per-operation and per-idle-stream timeouts.
 
-use super::Layer;
-use crate::adapter::{
-    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
-};
+use super::{Layer, LayeredAdapter};
+use crate::adapter::{Adapter, ByteRange, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::ObjectPath;
 use async_trait::async_trait;
@@ -16,17 +14,58 @@ use std::time::Duration;
 /// write stream that makes no progress for `idle`, as `transient` (a retry
 /// layer outside this one may try again). A stream's total time is not
 /// bounded: a large model may take hours; only stalls are.
-#[derive(Clone, Copy, Debug)]
+///
+/// ```
+/// use std::time::Duration;
+/// use wharf::layers::Timeout;
+/// let t = Timeout::new().with_idle(Duration::from_secs(10));
+/// assert_eq!(t.operation(), Timeout::DEFAULT_OPERATION);
+/// assert_eq!(t.idle(), Duration::from_secs(10));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeout {
     operation: Duration,
     idle: Duration,
 }
 
 impl Timeout {
-    /// `operation` bounds every call that is not a stream step; `idle`
-    /// bounds each `next_chunk`, `append` and `finish`.
-    pub fn new(operation: Duration, idle: Duration) -> Self {
-        Timeout { operation, idle }
+    /// Default bound of a call that is not a stream step: 300 s.
+    pub const DEFAULT_OPERATION: Duration = Duration::from_secs(300);
+    /// Default bound of one stream step: 60 s.
+    pub const DEFAULT_IDLE: Duration = Duration::from_secs(60);
+
+    /// The defaults: [`Timeout::DEFAULT_OPERATION`], [`Timeout::DEFAULT_IDLE`].
+    pub fn new() -> Self {
+        Timeout {
+            operation: Self::DEFAULT_OPERATION,
+            idle: Self::DEFAULT_IDLE,
+        }
+    }
+
+    /// Bounds every call that is not a stream step.
+    pub fn with_operation(self, operation: Duration) -> Self {
+        Timeout { operation, ..self }
+    }
+
+    /// Bounds each `next_chunk`, `append` and `finish`.
+    pub fn with_idle(self, idle: Duration) -> Self {
+        Timeout { idle, ..self }
+    }
+
+    /// The bound of a call that is not a stream step.
+    pub fn operation(&self) -> Duration {
+        self.operation
+    }
+
+    /// The bound of one stream step.
+    pub fn idle(&self) -> Duration {
+        self.idle
+    }
+}
+
+impl Default for Timeout {
+    fn default() -> Self {
+        Timeout::new()
     }
 }
 
@@ -55,26 +94,15 @@ async fn bounded<T>(
 }
 
 #[async_trait]
-impl Adapter for TimeoutAdapter {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn capabilities(&self) -> Result<Capabilities> {
-        bounded(
-            self.cfg.operation,
-            self.name(),
-            "capabilities",
-            None,
-            self.inner.capabilities(),
-        )
-        .await
+impl LayeredAdapter for TimeoutAdapter {
+    fn inner(&self) -> &dyn Adapter {
+        &*self.inner
     }
 
     async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
         bounded(
             self.cfg.operation,
-            self.name(),
+            self.inner.name(),
             "stat",
             Some(path.as_str()),
             self.inner.stat(path),
@@ -85,7 +113,7 @@ impl Adapter for TimeoutAdapter {
     async fn exists(&self, path: &ObjectPath) -> Result<bool> {
         bounded(
             self.cfg.operation,
-            self.name(),
+            self.inner.name(),
             "exists",
             Some(path.as_str()),
             self.inner.exists(path),
@@ -96,7 +124,7 @@ impl Adapter for TimeoutAdapter {
     async fn delete(&self, path: &ObjectPath) -> Result<()> {
         bounded(
             self.cfg.operation,
-            self.name(),
+            self.inner.name(),
             "delete",
             Some(path.as_str()),
             self.inner.delete(path),
@@ -106,42 +134,45 @@ impl Adapter for TimeoutAdapter {
 
     async fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage> {
         let fut = self.inner.list(prefix, cursor, limit);
-        bounded(self.cfg.operation, self.name(), "list", Some(prefix), fut).await
+        bounded(self.cfg.operation, self.inner.name(), "list", Some(prefix), fut).await
     }
 
     async fn copy(&self, from: &ObjectPath, to: &ObjectPath, mode: PutMode) -> Result<ObjectMeta> {
         let fut = self.inner.copy(from, to, mode);
-        bounded(self.cfg.operation, self.name(), "copy", Some(to.as_str()), fut).await
+        bounded(self.cfg.operation, self.inner.name(), "copy", Some(to.as_str()), fut).await
     }
 
     async fn health(&self) -> Result<String> {
-        bounded(self.cfg.operation, self.name(), "health", None, self.inner.health()).await
+        bounded(
+            self.cfg.operation,
+            self.inner.name(),
+            "health",
+            None,
+            self.inner.health(),
+        )
+        .await
     }
 
     async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>> {
         let fut = self.inner.read(path, range);
-        let inner = bounded(self.cfg.operation, self.name(), "read", Some(path.as_str()), fut).await?;
+        let inner = bounded(self.cfg.operation, self.inner.name(), "read", Some(path.as_str()), fut).await?;
         Ok(Box::new(TimeoutReader {
             inner,
             idle: self.cfg.idle,
-            backend: self.name().to_string(),
+            backend: self.inner.name().to_string(),
             path: path.as_str().to_string(),
         }))
     }
 
     async fn write(&self, path: &ObjectPath, mode: PutMode, size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>> {
         let fut = self.inner.write(path, mode, size_hint);
-        let inner = bounded(self.cfg.operation, self.name(), "write", Some(path.as_str()), fut).await?;
+        let inner = bounded(self.cfg.operation, self.inner.name(), "write", Some(path.as_str()), fut).await?;
         Ok(Box::new(TimeoutWriter {
             inner,
             idle: self.cfg.idle,
-            backend: self.name().to_string(),
+            backend: self.inner.name().to_string(),
             path: path.as_str().to_string(),
         }))
-    }
-
-    fn encodings(&self) -> Vec<Encoding> {
-        self.inner.encodings()
     }
 }
 
@@ -204,5 +235,17 @@ impl ObjectWriter for TimeoutWriter {
             path,
         } = *self;
         bounded(idle, &backend, "abort", Some(&path), inner.abort()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The conformance suite, through this layer over `InMemory`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_suite_passes_through_timeout() {
+        let stack = crate::layers::Stack::new().layer(Timeout::new());
+        crate::layers::testing::conformance_over_memory(stack).await;
     }
 }

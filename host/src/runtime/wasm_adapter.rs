@@ -5,7 +5,9 @@ use super::bindings::StorageAdapter;
 use super::bindings::wharf::storage::types as wit;
 use super::state::GuestState;
 use super::{EPOCH_TICK, Plugin, Runtime};
-use crate::adapter::{Adapter, ByteRange, Capabilities, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
+use crate::adapter::{
+    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
+};
 use crate::capabilities::{Grants, HttpGrant, Redactor};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::{ObjectPath, check_prefix};
@@ -291,6 +293,7 @@ pub(crate) fn from_wit(e: wit::Error) -> Error {
         wit::Error::Invalid(m) => (ErrorKind::Invalid, m),
         wit::Error::Unsupported(m) => (ErrorKind::Unsupported, m),
         wit::Error::Transient(m) => (ErrorKind::Transient, m),
+        wit::Error::Unreachable(m) => (ErrorKind::Unreachable, m),
         wit::Error::Backend(m) => (ErrorKind::Backend, m),
     };
     // A guest controls this text: keep it to a sane size.
@@ -351,8 +354,12 @@ impl Adapter for WasmAdapter {
         &self.shared.name
     }
 
-    async fn capabilities(&self) -> Result<Capabilities> {
-        Ok(self.capabilities)
+    fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    fn encodings(&self) -> Vec<Encoding> {
+        Vec::new()
     }
 
     async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
