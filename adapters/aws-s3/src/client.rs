@@ -1,10 +1,11 @@
 //! The S3 client: configuration, signed requests, error mapping and the
 //! single-request operations.
 
-use crate::bindings::exports::wharf::storage::adapter::{ByteRange, Error, ObjectMeta, Page, PutMode};
 use crate::sigv4::{self, Credentials, Signable, UNSIGNED_PAYLOAD};
+use wharf_guest::config::Table;
+use wharf_guest::{ByteRange, Error, ObjectMeta, Page, PutMode};
 use wharf_guest_http::encode::{hex, sha256, uri_decode, uri_encode};
-use wharf_guest_http::{Endpoint, FailKind, HttpError, Request, Response, is_transient_status, time, xml};
+use wharf_guest_http::{Endpoint, Request, Response, is_transient_status, time, xml};
 
 const MIN_PART: u64 = 5 << 20;
 const MAX_PART: u64 = 5 << 30;
@@ -27,28 +28,33 @@ pub struct S3 {
     pub max_in_flight: usize,
 }
 
-const KEYS: &str = "bucket, region, endpoint, path_style, access_key_id, secret_access_key, session_token, \
-                    prefix, part_size, max_in_flight, payload_signing";
+const KEYS: &[&str] = &[
+    "bucket",
+    "region",
+    "endpoint",
+    "path_style",
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "prefix",
+    "part_size",
+    "max_in_flight",
+    "payload_signing",
+];
 
 impl S3 {
     /// Reads the `config` table; every problem is `invalid`, naming the key.
     pub fn open(config: Vec<(String, String)>) -> Result<S3, Error> {
-        let mut get = std::collections::BTreeMap::new();
-        for (k, v) in config {
-            if !KEYS.split(", ").any(|known| known.trim() == k) {
-                return Err(Error::Invalid(format!("unknown config key `{k}` (known: {KEYS})")));
-            }
-            get.insert(k, v);
-        }
+        let mut get = Table::parse(config, KEYS)?;
         let bucket = get
-            .remove("bucket")
+            .take("bucket")
             .filter(|b| !b.is_empty())
             .ok_or_else(|| Error::Invalid("config key `bucket` is required".into()))?;
         if bucket.contains('/') {
             return Err(Error::Invalid(format!("`bucket` `{bucket}` must not contain `/`")));
         }
-        let region = get.remove("region").unwrap_or_else(|| "us-east-1".into());
-        let (endpoint, custom) = match get.remove("endpoint") {
+        let region = get.take("region").unwrap_or_else(|| "us-east-1".into());
+        let (endpoint, custom) = match get.take("endpoint") {
             Some(url) => (
                 Endpoint::parse(&url).map_err(|e| Error::Invalid(format!("`endpoint`: {e}")))?,
                 true,
@@ -58,15 +64,12 @@ impl S3 {
                 false,
             ),
         };
-        let path_style = match get.remove("path_style") {
-            Some(v) => parse_bool("path_style", &v)?,
-            None => custom,
-        };
-        let creds = match (get.remove("access_key_id"), get.remove("secret_access_key")) {
+        let path_style = get.take_bool("path_style")?.unwrap_or(custom);
+        let creds = match (get.take("access_key_id"), get.take("secret_access_key")) {
             (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => Some(Credentials {
                 access_key_id: id,
                 secret_access_key: secret,
-                session_token: get.remove("session_token").filter(|t| !t.is_empty()),
+                session_token: get.take("session_token").filter(|t| !t.is_empty()),
             }),
             (None, None) => None,
             _ => {
@@ -75,29 +78,24 @@ impl S3 {
                 ));
             }
         };
-        if creds.is_none() && get.contains_key("session_token") {
+        if creds.is_none() && get.contains("session_token") {
             return Err(Error::Invalid(
                 "`session_token` needs `access_key_id` and `secret_access_key`".into(),
             ));
         }
-        let prefix = get.remove("prefix").unwrap_or_default();
+        let prefix = get.take("prefix").unwrap_or_default();
         if prefix.starts_with('/') || prefix.split('/').any(|s| s == "..") {
             return Err(Error::Invalid(format!(
                 "`prefix` `{prefix}` must be relative, without `..`"
             )));
         }
-        let part_size = match get.remove("part_size") {
-            Some(v) => {
-                wharf_guest_http::size::parse_size(&v).map_err(|e| Error::Invalid(format!("`part_size`: {e}")))?
-            }
-            None => 8 << 20,
-        };
+        let part_size = get.take_size("part_size")?.unwrap_or(8 << 20);
         if !(MIN_PART..=MAX_PART).contains(&part_size) {
             return Err(Error::Invalid(format!(
                 "`part_size` {part_size} is outside S3's 5 MiB to 5 GiB"
             )));
         }
-        let max_in_flight = match get.remove("max_in_flight") {
+        let max_in_flight = match get.take("max_in_flight") {
             Some(v) => v
                 .parse::<usize>()
                 .ok()
@@ -105,7 +103,7 @@ impl S3 {
                 .ok_or_else(|| Error::Invalid(format!("`max_in_flight` `{v}` is not a number from 1 to 64")))?,
             None => 4,
         };
-        let sign_payload = match get.remove("payload_signing").as_deref() {
+        let sign_payload = match get.take("payload_signing").as_deref() {
             None | Some("auto") => !endpoint.https,
             Some("signed") => true,
             Some("unsigned") => false,
@@ -227,13 +225,13 @@ impl S3 {
 
     /// Sends a request and returns the response if its status is 2xx.
     pub fn send(&self, request: &Request, body: &[u8], mode: Option<&PutMode>) -> Result<Response, Error> {
-        let response = request.send(body).map_err(transport)?;
+        let response = request.send(body)?;
         ok_or(self, response, mode)
     }
 
     /// Waits for a request started earlier; its response if the status is 2xx.
     pub fn send_pending(&self, pending: wharf_guest_http::Pending) -> Result<Response, Error> {
-        let response = pending.wait().map_err(transport)?;
+        let response = pending.wait()?;
         ok_or(self, response, None)
     }
 
@@ -307,7 +305,7 @@ impl S3 {
         let request = self.request("GET", None, &query, Vec::new(), &[]);
         let response = self.send(&request, &[], None)?;
         let what = response.what().to_string();
-        let doc = response.text(16 << 20).map_err(transport)?;
+        let doc = response.text(16 << 20)?;
         let url_encoded = xml::text(&doc, "EncodingType").is_some_and(|e| e.eq_ignore_ascii_case("url"));
         let bad = |why: &str| Error::Backend(format!("{what}: malformed ListObjectsV2 answer: {why}"));
         let mut entries = Vec::new();
@@ -366,7 +364,7 @@ impl S3 {
         let response = self.send(&request, &[], Some(mode))?;
         let what = response.what().to_string();
         // CopyObject can answer 200 and put the error in the body.
-        let doc = response.text(1 << 20).map_err(transport)?;
+        let doc = response.text(1 << 20)?;
         if let Some(code) = xml::text(&doc, "Code") {
             let message = xml::text(&doc, "Message").unwrap_or_default();
             return Err(Error::Backend(format!("{what}: {code}: {message}")));
@@ -394,7 +392,7 @@ impl S3 {
     }
 
     /// `GET` an object, or a range of it.
-    pub fn get_object(&self, path: &str, range: Option<ByteRange>) -> Result<crate::Reader, Error> {
+    pub fn get_object(&self, path: &str, range: Option<ByteRange>) -> Result<Body, Error> {
         let (start, end) = match range {
             Some(r) => (r.start, r.end),
             None => (0, None),
@@ -402,7 +400,7 @@ impl S3 {
         if end.is_some_and(|e| e <= start) {
             // An empty range: nothing to read, but the object must exist.
             self.head(path)?;
-            return Ok(crate::Reader(Body::empty().into()));
+            return Ok(Body::empty());
         }
         let mut headers = Vec::new();
         if start > 0 || end.is_some() {
@@ -410,7 +408,7 @@ impl S3 {
             headers.push(("range".to_string(), format!("bytes={start}-{last}")));
         }
         let request = self.request("GET", Some(&self.key(path)), &[], headers, &[]);
-        let response = request.send(&[]).map_err(transport)?;
+        let response = request.send(&[])?;
         let body = match response.status {
             206 => Body::new(response, 0, None),
             // A server that ignores Range sends it all: skip to the range.
@@ -422,7 +420,7 @@ impl S3 {
             }
             _ => return Err(self.fail(response, None)),
         };
-        Ok(crate::Reader(body.into()))
+        Ok(body)
     }
 }
 
@@ -440,24 +438,6 @@ pub fn condition_headers(mode: &PutMode) -> Vec<(String, String)> {
         PutMode::Overwrite => Vec::new(),
         PutMode::Create => vec![("if-none-match".into(), "*".into())],
         PutMode::Update(etag) => vec![("if-match".into(), etag.clone())],
-    }
-}
-
-/// A transport failure as the contract's error.
-pub fn transport(e: HttpError) -> Error {
-    match e.kind {
-        FailKind::Transient => Error::Transient(e.message),
-        FailKind::Denied => Error::Denied(e.message),
-        FailKind::Invalid => Error::Invalid(e.message),
-        FailKind::Backend => Error::Backend(e.message),
-    }
-}
-
-fn parse_bool(key: &str, v: &str) -> Result<bool, Error> {
-    match v {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(Error::Invalid(format!("`{key}` `{v}` is not true or false"))),
     }
 }
 

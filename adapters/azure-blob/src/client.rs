@@ -1,13 +1,13 @@
 //! The Blob service client: URLs, authorized requests, error mapping and the
 //! single-request operations (stat, delete, list, read, health).
 
-use crate::bindings::exports::wharf::storage::adapter::{ByteRange, Error, ObjectMeta, Page, PutMode};
 use crate::config::{Auth, Config};
 use crate::listing;
 use crate::shared_key::{self, Signable};
 use std::rc::Rc;
+use wharf_guest::{ByteRange, Error, ObjectMeta, Page, PutMode};
 use wharf_guest_http::encode::uri_encode;
-use wharf_guest_http::{Endpoint, FailKind, HttpError, Pending, Request, Response, is_transient_status, time, xml};
+use wharf_guest_http::{Endpoint, Pending, Request, Response, is_transient_status, time, xml};
 
 /// The REST API version every request asks for.
 pub const API_VERSION: &str = "2021-08-06";
@@ -132,13 +132,13 @@ impl Azure {
     /// `mode` is the put-mode of a write, which decides what 404, 409 and
     /// 412 mean.
     pub fn send(&self, request: &Request, body: &[u8], mode: Option<&PutMode>) -> Result<Response, Error> {
-        let response = request.send(body).map_err(transport)?;
+        let response = request.send(body)?;
         self.success(response, mode)
     }
 
     /// Waits for a request started earlier; the response if its status is 2xx.
     pub fn wait(&self, pending: Pending) -> Result<Response, Error> {
-        let response = pending.wait().map_err(transport)?;
+        let response = pending.wait()?;
         self.success(response, None)
     }
 
@@ -272,7 +272,7 @@ impl Azure {
         let request = self.request("GET", None, &query, Vec::new(), 0);
         let response = self.send(&request, &[], None)?;
         let what = response.what().to_string();
-        let doc = response.text(32 << 20).map_err(transport)?;
+        let doc = response.text(32 << 20)?;
         listing::parse(&doc, &self.cfg.prefix)
             .map_err(|why| Error::Backend(format!("{what}: malformed List Blobs answer: {why}")))
     }
@@ -305,7 +305,7 @@ impl Azure {
             Vec::new()
         };
         let request = self.request("GET", Some(&self.blob_name(path)), &[], headers, 0);
-        let response = request.send(&[]).map_err(transport)?;
+        let response = request.send(&[])?;
         match response.status {
             206 => Ok(Body(Some(response))),
             200 if !ranged || response.content_length() == Some(0) => Ok(Body(Some(response))),
@@ -326,14 +326,16 @@ impl Azure {
 /// A blob's body being read; `None` once there is nothing (more) to read.
 pub struct Body(Option<Response>);
 
-impl Body {
+impl Body {}
+
+impl wharf_guest::Download for Body {
     /// Up to `max` bytes; empty at the end. A body shorter than its
     /// `Content-Length` is a transient error, never a short object.
-    pub fn next(&mut self, max: usize) -> Result<Vec<u8>, Error> {
+    fn next(&mut self, max: usize) -> Result<Vec<u8>, Error> {
         let Some(response) = self.0.as_mut() else {
             return Ok(Vec::new());
         };
-        match response.read(max.max(1)).map_err(transport)? {
+        match response.read(max.max(1))? {
             Some(chunk) => Ok(chunk),
             None => {
                 self.0 = None;
@@ -384,16 +386,6 @@ pub fn copy_state(response: &Response) -> Option<CopyState> {
             .unwrap_or_default()
             .to_string(),
     })
-}
-
-/// A transport failure as the contract's error.
-pub fn transport(e: HttpError) -> Error {
-    match e.kind {
-        FailKind::Transient => Error::Transient(e.message),
-        FailKind::Denied => Error::Denied(e.message),
-        FailKind::Invalid => Error::Invalid(e.message),
-        FailKind::Backend => Error::Backend(e.message),
-    }
 }
 
 /// The first line of an error message, at most 200 characters: Azure's

@@ -1,6 +1,6 @@
 //! Reading a List Blobs answer (`EnumerationResults`) into a page.
 
-use crate::bindings::exports::wharf::storage::adapter::{ObjectMeta, Page};
+use wharf_guest::{ObjectMeta, Page};
 use wharf_guest_http::encode::uri_decode;
 use wharf_guest_http::{time, xml};
 

@@ -1,12 +1,12 @@
 //! The backend: configuration, connections, the schema, error mapping and
 //! the operations that are one statement or one short transaction.
 
-use crate::bindings::exports::wharf::storage::adapter::{Error, ObjectMeta, Page, PutMode};
 use crate::config::Config;
 use crate::wire::{Conn, DbError, Login, Param};
 use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
+use wharf_guest::{Error, ObjectMeta, Page, PutMode};
 
 /// The server's clock in milliseconds since the Unix epoch, at the moment
 /// the statement runs (not the transaction start: a write can take minutes).

@@ -4,7 +4,7 @@
 use crate::client::{Client, Condition, ObjectResource, json};
 use crate::config::Config;
 use crate::reader::Reader;
-use crate::writer::Writer;
+use crate::writer::Upload;
 use crate::{ByteRange, Capabilities, Error, ObjectMeta, Page, PutMode};
 use serde::Deserialize;
 use std::rc::Rc;
@@ -80,11 +80,7 @@ impl Store {
 
     /// Whether the object exists.
     pub fn exists(&self, path: &str) -> Result<bool, Error> {
-        match self.stat(path) {
-            Ok(_) => Ok(true),
-            Err(Error::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        wharf_guest::exists(self.stat(path))
     }
 
     /// Deletes the object; a missing one is no error.
@@ -224,10 +220,10 @@ impl Store {
     }
 
     /// Starts writing; a `create`/`update` destination is checked first.
-    pub fn write(&self, path: &str, mode: PutMode) -> Result<Writer, Error> {
+    pub fn write(&self, path: &str, mode: PutMode) -> Result<Upload, Error> {
         let condition = Condition::of(mode);
         self.check(path, &condition)?;
-        Ok(Writer::new(self.client.clone(), path, condition))
+        Ok(Upload::new(self.client.clone(), path, condition))
     }
 
     /// The early check of a write's or copy's condition: it fails a

@@ -5,14 +5,13 @@
 //! every cloud API needs: percent-encoding, HMAC/SHA-256, dates, base64 and
 //! a tiny XML reader for the flat documents S3 and Azure answer with.
 //!
-//! Nothing here knows the adapter contract: each adapter maps [`HttpError`]
-//! into its own `error` variant.
+//! Nothing here knows the adapter contract: `wharf-guest` (feature `http`)
+//! maps [`HttpError`] into the contract's `error`.
 
 mod body;
 pub mod encode;
 pub mod random;
 mod ranged;
-pub mod size;
 pub mod time;
 pub mod xml;
 

@@ -1,11 +1,11 @@
 //! The Hub client: URLs, the token, error mapping, `HEAD`/`GET` of files
 //! (following the redirect to the LFS CDN) and commits.
 
-use crate::bindings::exports::wharf::storage::adapter::{ByteRange, Error, ObjectMeta, PutMode};
 use crate::config::Config;
 use serde_json::{Value, json};
+use wharf_guest::{ByteRange, Error, ObjectMeta, PutMode};
 use wharf_guest_http::encode::uri_encode;
-use wharf_guest_http::{Endpoint, FailKind, HttpError, Request, Response, is_transient_status};
+use wharf_guest_http::{Endpoint, Request, Response, is_transient_status};
 
 /// Redirects followed for one request (the Hub sends one: to its CDN).
 const MAX_REDIRECTS: usize = 5;
@@ -149,7 +149,7 @@ impl Hub {
 
     /// Sends a request; the response if its status is 2xx.
     pub fn send(&self, request: &Request, body: &[u8], mode: Option<&PutMode>) -> Result<Response, Error> {
-        let response = request.send(body).map_err(transport)?;
+        let response = request.send(body)?;
         if (200..300).contains(&response.status) {
             Ok(response)
         } else {
@@ -160,7 +160,7 @@ impl Hub {
     /// A response's JSON body.
     pub fn json(&self, response: Response) -> Result<Value, Error> {
         let what = response.what().to_string();
-        let bytes = response.bytes(JSON_LIMIT).map_err(transport)?;
+        let bytes = response.bytes(JSON_LIMIT)?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Backend(format!("{what}: the answer is not JSON: {e}")))
     }
 
@@ -178,7 +178,7 @@ impl Hub {
         let mut target = self.resolve_url(rev, &self.repo_path(path));
         for _ in 0..=MAX_REDIRECTS {
             let request = self.request_to("HEAD", &endpoint, target.clone());
-            let response = request.send(&[]).map_err(transport)?;
+            let response = request.send(&[])?;
             let commit = response.header("x-repo-commit").map(str::to_string);
             let linked_size = response.header("x-linked-size").and_then(|s| s.trim().parse().ok());
             match response.status {
@@ -287,7 +287,7 @@ impl Hub {
                 let last = end.map(|e| (e - 1).to_string()).unwrap_or_default();
                 request.set_header("range", format!("bytes={start}-{last}"));
             }
-            let response = request.send(&[]).map_err(transport)?;
+            let response = request.send(&[])?;
             match response.status {
                 206 => return Ok(Body::new(response, 0, None)),
                 // A server that ignores Range sends it all: skip to the range.
@@ -376,16 +376,6 @@ pub fn split_url(base: &Endpoint, url: &str) -> Result<(Endpoint, String), Strin
 /// An etag as the Hub sends it (`"…"` or `W/"…"`), bare.
 pub fn normalize_etag(etag: &str) -> String {
     etag.trim().trim_start_matches("W/").trim_matches('"').to_string()
-}
-
-/// A transport failure as the contract's error.
-pub fn transport(e: HttpError) -> Error {
-    match e.kind {
-        FailKind::Transient => Error::Transient(e.message),
-        FailKind::Denied => Error::Denied(e.message),
-        FailKind::Invalid => Error::Invalid(e.message),
-        FailKind::Backend => Error::Backend(e.message),
-    }
 }
 
 /// A response body being read, trimmed to a range.

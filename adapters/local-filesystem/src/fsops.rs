@@ -1,12 +1,12 @@
 //! The filesystem work behind the adapter, kept apart from the bindings glue.
 
-use crate::bindings::exports::wharf::storage::adapter::{ByteRange, Error, ObjectMeta, Page, PutMode};
 use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use wharf_guest::{ByteRange, Error, ObjectMeta, Page, PutMode, Upload as _};
 
 const TMP_DIR: &str = ".wharf-tmp";
 /// Temporary files older than this are left-overs of a killed write.
@@ -276,7 +276,7 @@ impl Store {
             if n == 0 {
                 break;
             }
-            w.append(&buf[..n])?;
+            w.write_all(&buf[..n])?;
         }
         w.finish()
     }
@@ -341,12 +341,23 @@ pub struct ObjectWriter {
 }
 
 impl ObjectWriter {
-    pub fn append(&mut self, chunk: &[u8]) -> Result<(), Error> {
-        let file = self.file.as_mut().expect("file is present until finish");
-        file.write_all(chunk).map_err(|e| io_error("write", &self.path, e))
+    fn rename(&self) -> Result<(), Error> {
+        fs::rename(&self.tmp, &self.dest).map_err(|e| io_error("write", &self.path, e))
     }
 
-    pub fn finish(mut self) -> Result<ObjectMeta, Error> {
+    /// Appends `bytes` to the temporary file.
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let file = self.file.as_mut().expect("file is present until finish");
+        file.write_all(bytes).map_err(|e| io_error("write", &self.path, e))
+    }
+}
+
+impl wharf_guest::Upload for ObjectWriter {
+    fn append(&mut self, chunk: Vec<u8>) -> Result<(), Error> {
+        self.write_all(&chunk)
+    }
+
+    fn finish(mut self) -> Result<ObjectMeta, Error> {
         let file = self.file.take().expect("file is present until finish");
         file.sync_all().map_err(|e| io_error("write", &self.path, e))?;
         drop(file);
@@ -383,10 +394,6 @@ impl ObjectWriter {
         }
         let m = fs::metadata(&self.dest).map_err(|e| io_error("write", &self.path, e))?;
         Ok(meta_of(&self.path, &m))
-    }
-
-    fn rename(&self) -> Result<(), Error> {
-        fs::rename(&self.tmp, &self.dest).map_err(|e| io_error("write", &self.path, e))
     }
 }
 

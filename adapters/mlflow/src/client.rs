@@ -2,9 +2,10 @@
 //! and the single-request operations (list one directory, stat, delete,
 //! read, health).
 
-use crate::bindings::exports::wharf::storage::adapter::{ByteRange, Error, ObjectMeta};
 use crate::keys;
 use serde_json::Value;
+use wharf_guest::config::Table;
+use wharf_guest::{ByteRange, Error, ObjectMeta};
 use wharf_guest_http::encode::{base64, uri_encode};
 use wharf_guest_http::{Endpoint, FailKind, HttpError, Request, Response, is_transient_status};
 
@@ -60,22 +61,13 @@ pub struct Entry {
 impl Mlflow {
     /// Reads the `config` table; every problem is `invalid`, naming the key.
     pub fn open(config: Vec<(String, String)>) -> Result<Mlflow, Error> {
-        let mut get = std::collections::BTreeMap::new();
-        for (k, v) in config {
-            if !KEYS.contains(&k.as_str()) {
-                return Err(Error::Invalid(format!(
-                    "unknown config key `{k}` (known: {})",
-                    KEYS.join(", ")
-                )));
-            }
-            get.insert(k, v);
-        }
+        let mut get = Table::parse(config, KEYS)?;
         let url = get
-            .remove("endpoint")
+            .take("endpoint")
             .filter(|e| !e.is_empty())
             .ok_or_else(|| Error::Invalid("config key `endpoint` (the tracking server URL) is required".into()))?;
         let endpoint = Endpoint::parse(&url).map_err(|e| Error::Invalid(format!("`endpoint`: {e}")))?;
-        let prefix = get.remove("prefix").unwrap_or_default();
+        let prefix = get.take("prefix").unwrap_or_default();
         let trimmed = prefix.trim_matches('/');
         if !trimmed.is_empty()
             && (prefix.starts_with('/')
@@ -92,9 +84,9 @@ impl Mlflow {
         } else {
             format!("{trimmed}/")
         };
-        let token = get.remove("token").filter(|t| !t.is_empty());
-        let user = get.remove("username").filter(|u| !u.is_empty());
-        let password = get.remove("password");
+        let token = get.take("token").filter(|t| !t.is_empty());
+        let user = get.take("username").filter(|u| !u.is_empty());
+        let password = get.take("password");
         let (auth, identity) = match (token, user, password) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
                 return Err(Error::Invalid(
@@ -110,25 +102,20 @@ impl Mlflow {
             (None, None, Some(_)) => return Err(Error::Invalid("`password` needs `username`".into())),
             (None, None, None) => (None, "no credentials".to_string()),
         };
-        let multipart = match get.remove("multipart").as_deref() {
+        let multipart = match get.take("multipart").as_deref() {
             None | Some("auto") => true,
             Some("off") => false,
             Some(other) => {
                 return Err(Error::Invalid(format!("`multipart` `{other}` is not auto or off")));
             }
         };
-        let part_size = match get.remove("part_size") {
-            Some(v) => {
-                wharf_guest_http::size::parse_size(&v).map_err(|e| Error::Invalid(format!("`part_size`: {e}")))?
-            }
-            None => 8 << 20,
-        };
+        let part_size = get.take_size("part_size")?.unwrap_or(8 << 20);
         if !(MIN_PART..=MAX_PART).contains(&part_size) {
             return Err(Error::Invalid(format!(
                 "`part_size` {part_size} is outside 5 MiB to 256 MiB"
             )));
         }
-        let max_in_flight = match get.remove("max_in_flight") {
+        let max_in_flight = match get.take("max_in_flight") {
             Some(v) => v
                 .parse::<usize>()
                 .ok()
@@ -223,7 +210,7 @@ impl Mlflow {
 
     /// Sends a request with `body`; the response if its status is 2xx.
     pub fn send(&self, request: &Request, body: &[u8], missing: Missing) -> Result<Response, Error> {
-        let response = Self::transmit(request, body).map_err(transport)?;
+        let response = Self::transmit(request, body)?;
         if (200..300).contains(&response.status) {
             return Ok(response);
         }
@@ -248,7 +235,7 @@ impl Mlflow {
                 "{} (directory `{dir_key}`: a listing is read whole, at most {MAX_LISTING} bytes)",
                 e.message
             )),
-            _ => transport(e),
+            _ => Error::from(e),
         })?;
         let doc: Value = serde_json::from_str(&text)
             .map_err(|e| Error::Backend(format!("{what}: the listing is not JSON ({e})")))?;
@@ -388,7 +375,7 @@ impl Mlflow {
             let last = end.map(|e| (e - 1).to_string()).unwrap_or_default();
             request.set_header("range", format!("bytes={start}-{last}"));
         }
-        let response = Self::transmit(&request, &[]).map_err(transport)?;
+        let response = Self::transmit(&request, &[])?;
         match response.status {
             206 => {
                 let from = response
@@ -467,16 +454,6 @@ pub fn error_detail(body: &str) -> String {
         return String::new();
     }
     text.to_string()
-}
-
-/// A transport failure as the contract's error.
-pub fn transport(e: HttpError) -> Error {
-    match e.kind {
-        FailKind::Transient => Error::Transient(e.message),
-        FailKind::Denied => Error::Denied(e.message),
-        FailKind::Invalid => Error::Invalid(e.message),
-        FailKind::Backend => Error::Backend(e.message),
-    }
 }
 
 /// A response body being read, trimmed to a range.

@@ -54,33 +54,24 @@
 //! - Errors: 404 not-found, 401/403 denied, 400 invalid, 5xx and broken
 //!   connections transient; messages name the request, never credentials.
 
-mod bindings {
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "storage-adapter",
-        generate_all,
-    });
-}
-
 mod client;
 mod keys;
 mod lister;
 mod writer;
 
-use bindings::exports::wharf::storage::adapter::{
-    self, Backend as BackendHandle, ByteRange, Capabilities, Error, GuestBackend, GuestReader, GuestWriter, ObjectMeta,
-    Page, PutMode, Reader as ReaderHandle, Writer as WriterHandle,
-};
 use client::Mlflow;
-use std::cell::RefCell;
+use wharf_guest::{
+    BackendHandle, ByteRange, Capabilities, DownloadCell, Error, Guest, GuestBackend, ObjectMeta, Page, PutMode,
+    ReaderHandle, UploadSlot, WriterHandle,
+};
 
 struct Component;
-bindings::export!(Component with_types_in bindings);
+wharf_guest::export!(Component);
 
-impl adapter::Guest for Component {
+impl Guest for Component {
     type Backend = Mlflow;
-    type Reader = Reader;
-    type Writer = RefCell<Option<writer::Upload>>;
+    type Reader = DownloadCell<client::Body>;
+    type Writer = UploadSlot<writer::Upload>;
 
     fn open(config: Vec<(String, String)>) -> Result<BackendHandle, Error> {
         Ok(BackendHandle::new(Mlflow::open(config)?))
@@ -107,11 +98,7 @@ impl GuestBackend for Mlflow {
     }
 
     fn exists(&self, path: String) -> Result<bool, Error> {
-        match Mlflow::stat(self, &path) {
-            Ok(_) => Ok(true),
-            Err(Error::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        wharf_guest::exists(Mlflow::stat(self, &path))
     }
 
     fn delete(&self, path: String) -> Result<(), Error> {
@@ -133,7 +120,7 @@ impl GuestBackend for Mlflow {
     }
 
     fn read(&self, path: String, range: Option<ByteRange>) -> Result<ReaderHandle, Error> {
-        Ok(ReaderHandle::new(Reader(RefCell::new(self.get(&path, range)?))))
+        Ok(ReaderHandle::new(DownloadCell::new(self.get(&path, range)?)))
     }
 
     fn write(&self, path: String, mode: PutMode, size_hint: Option<u64>) -> Result<WriterHandle, Error> {
@@ -148,47 +135,8 @@ impl GuestBackend for Mlflow {
                  only overwrite is supported"
             )));
         }
-        Ok(WriterHandle::new(RefCell::new(Some(writer::Upload::new(
+        Ok(WriterHandle::new(UploadSlot::new(writer::Upload::new(
             self, path, size_hint,
-        )))))
-    }
-}
-
-/// An object being read: the response body, trimmed to the range asked.
-pub struct Reader(RefCell<client::Body>);
-
-impl GuestReader for Reader {
-    fn next(&self, max_bytes: u32) -> Result<Vec<u8>, Error> {
-        self.0.borrow_mut().next(max_bytes as usize).map_err(client::transport)
-    }
-}
-
-impl GuestWriter for RefCell<Option<writer::Upload>> {
-    fn append(&self, chunk: Vec<u8>) -> Result<(), Error> {
-        let mut slot = self.borrow_mut();
-        let upload = slot
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("append after finish, abort or a failed append".into()))?;
-        let result = upload.append(chunk);
-        if result.is_err() {
-            // Dropping the upload cancels the PUT or aborts the multipart upload.
-            slot.take();
-        }
-        result
-    }
-
-    fn finish(&self) -> Result<ObjectMeta, Error> {
-        let upload = self
-            .borrow_mut()
-            .take()
-            .ok_or_else(|| Error::Invalid("finish after finish, abort or a failed append".into()))?;
-        upload.finish()
-    }
-
-    fn abort(&self) -> Result<(), Error> {
-        match self.borrow_mut().take() {
-            Some(upload) => upload.abort(),
-            None => Ok(()),
-        }
+        ))))
     }
 }

@@ -5,10 +5,10 @@
 //! address: a broken connection is `transient`, a refused grant or refused
 //! credentials `denied`.
 
-use crate::bindings::exports::wharf::storage::adapter::Error;
 use crate::config::Config;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use wharf_guest::Error;
 
 /// The longest status, error or length line accepted from the server.
 const MAX_LINE: u64 = 64 << 10;

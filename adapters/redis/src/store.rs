@@ -2,7 +2,6 @@
 //! the operations that are one or two commands (stat, delete, list, copy,
 //! health).
 
-use crate::bindings::exports::wharf::storage::adapter::{ByteRange, Error, ObjectMeta, Page, PutMode};
 use crate::config::Config;
 use crate::reader::ChunkReader;
 use crate::resp::{Conn, Reply};
@@ -10,6 +9,7 @@ use crate::scripts;
 use crate::writer::{self, Upload};
 use std::cell::RefCell;
 use std::rc::Rc;
+use wharf_guest::{ByteRange, Error, ObjectMeta, Page, PutMode};
 
 /// Chunks copied per pipelined batch (each batch holds no data in the
 /// adapter: `COPY` runs inside Redis).
