@@ -67,7 +67,8 @@
 mod client;
 mod config;
 mod copy;
-mod listing;
+mod reader;
+mod list;
 mod shared_key;
 mod writer;
 
@@ -82,7 +83,7 @@ wharf_guest::export!(Component);
 
 impl Guest for Component {
     type Backend = Azure;
-    type Reader = DownloadCell<client::Body>;
+    type Reader = DownloadCell<reader::Body>;
     type Writer = UploadSlot<writer::Upload>;
 
     fn open(config: Vec<(String, String)>) -> Result<BackendHandle, Error> {

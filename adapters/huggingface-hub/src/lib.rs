@@ -47,7 +47,8 @@
 
 mod client;
 mod config;
-mod listing;
+mod list;
+mod reader;
 mod writer;
 
 use client::Hub;
@@ -67,7 +68,7 @@ wharf_guest::export!(Component);
 
 impl Guest for Component {
     type Backend = Hub;
-    type Reader = DownloadCell<client::Body>;
+    type Reader = DownloadCell<reader::Body>;
     type Writer = UploadSlot<writer::Upload>;
 
     fn open(config: Vec<(String, String)>) -> Result<BackendHandle, Error> {

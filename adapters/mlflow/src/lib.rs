@@ -44,7 +44,7 @@
 //!   answers 206; a store that streams through the server answers 200 and
 //!   the adapter skips to the range, so `read_range` is `false` (a range
 //!   may cost reading the object from its start).
-//! - `list`: built from the one-level listing, see `lister`: one request per
+//! - `list`: built from the one-level listing, see `list.rs`: one request per
 //!   directory visited, and each page re-lists the directories down to its
 //!   cursor.
 //! - Paths: the server URL-decodes artifact paths until they stop changing
@@ -55,8 +55,10 @@
 //!   connections transient; messages name the request, never credentials.
 
 mod client;
+mod config;
 mod keys;
-mod lister;
+mod list;
+mod reader;
 mod writer;
 
 use client::Mlflow;
@@ -70,7 +72,7 @@ wharf_guest::export!(Component);
 
 impl Guest for Component {
     type Backend = Mlflow;
-    type Reader = DownloadCell<client::Body>;
+    type Reader = DownloadCell<reader::Body>;
     type Writer = UploadSlot<writer::Upload>;
 
     fn open(config: Vec<(String, String)>) -> Result<BackendHandle, Error> {
@@ -87,8 +89,8 @@ impl GuestBackend for Mlflow {
             copy: false,
             list_max_limit: 1000,
             // Multipart parts must be whole; a streamed PUT takes any size.
-            write_min_chunk: if self.multipart { self.part_size } else { 0 },
-            write_max_chunk: self.part_size,
+            write_min_chunk: if self.cfg.multipart { self.cfg.part_size } else { 0 },
+            write_max_chunk: self.cfg.part_size,
             max_object_size: None,
         }
     }
@@ -106,7 +108,7 @@ impl GuestBackend for Mlflow {
     }
 
     fn list(&self, prefix: String, cursor: Option<String>, limit: u32) -> Result<Page, Error> {
-        lister::list(self, &prefix, cursor, limit)
+        list::list(self, &prefix, cursor, limit)
     }
 
     fn copy(&self, source: String, destination: String, _mode: PutMode) -> Result<ObjectMeta, Error> {

@@ -62,10 +62,10 @@ impl Upload {
     /// Multipart when the size is known to span several parts and the store
     /// supports it; one streamed `PUT` otherwise.
     fn begin(&mut self) -> Result<State, Error> {
-        let parts = self.size_hint.map_or(0, |n| n.div_ceil(self.client.part_size));
+        let parts = self.size_hint.map_or(0, |n| n.div_ceil(self.client.cfg.part_size));
         // The mpu routes take the artifact's directory in the URL: a file at
         // the root of the artifact store has none.
-        if self.client.multipart
+        if self.client.cfg.multipart
             && parts > 1
             && let Some((dir, name)) = self.key.rsplit_once('/')
         {
@@ -172,7 +172,7 @@ impl Upload {
     }
 
     fn send_part(&mut self, data: Vec<u8>) -> Result<(), Error> {
-        let window = self.client.max_in_flight;
+        let window = self.client.cfg.max_in_flight;
         let State::Multipart(mp) = &mut self.state else {
             unreachable!("multipart started")
         };
