@@ -35,6 +35,9 @@
 //!   continuation token.
 
 mod client;
+mod config;
+mod list;
+mod reader;
 mod sigv4;
 mod writer;
 
@@ -49,7 +52,7 @@ wharf_guest::export!(Component);
 
 impl Guest for Component {
     type Backend = S3;
-    type Reader = DownloadCell<client::Body>;
+    type Reader = DownloadCell<reader::Body>;
     type Writer = UploadSlot<writer::Upload>;
 
     fn open(config: Vec<(String, String)>) -> Result<BackendHandle, Error> {
@@ -65,9 +68,9 @@ impl GuestBackend for S3 {
             write_update: true,
             copy: true,
             list_max_limit: 1000,
-            write_min_chunk: self.part_size,
-            write_max_chunk: self.part_size,
-            max_object_size: Some(self.part_size * 10_000),
+            write_min_chunk: self.cfg.part_size,
+            write_max_chunk: self.cfg.part_size,
+            max_object_size: Some(self.cfg.part_size * 10_000),
         }
     }
 

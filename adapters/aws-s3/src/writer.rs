@@ -62,7 +62,7 @@ impl Upload {
     }
 
     fn send_part(&mut self, data: Vec<u8>) -> Result<(), Error> {
-        let window = self.s3.max_in_flight;
+        let window = self.s3.cfg.max_in_flight;
         let mp = self.multipart.as_mut().expect("multipart started");
         while mp.in_flight.len() >= window {
             collect_oldest(&self.s3, mp)?;

@@ -273,8 +273,6 @@ impl Azure {
     }
 }
 
-
-
 /// `x-ms-range` for `[start, end)`: `bytes=<start>-<end - 1>`, or
 /// `bytes=<start>-` to the end.
 pub fn range_header(start: u64, end: Option<u64>) -> String {

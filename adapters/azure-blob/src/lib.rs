@@ -67,8 +67,8 @@
 mod client;
 mod config;
 mod copy;
-mod reader;
 mod list;
+mod reader;
 mod shared_key;
 mod writer;
 

@@ -67,7 +67,11 @@ impl Mlflow {
 
     /// A request for `route` (already encoded, starting with `/`).
     pub fn request(&self, method: &'static str, route: &str) -> Request {
-        let mut request = Request::new(method, &self.cfg.endpoint, format!("{}{route}", self.cfg.endpoint.base_path));
+        let mut request = Request::new(
+            method,
+            &self.cfg.endpoint,
+            format!("{}{route}", self.cfg.endpoint.base_path),
+        );
         request.headers = self.headers();
         request
     }
