@@ -74,14 +74,15 @@
 //! a whole chunk, so guest memory stays near two chunks whatever the object
 //! size.
 
+mod client;
 mod config;
+mod list;
 mod reader;
 mod resp;
 mod scripts;
-mod store;
 mod writer;
 
-use store::Store;
+use client::Store;
 use wharf_guest::{
     BackendHandle, ByteRange, Capabilities, DownloadCell, Error, Guest, GuestBackend, ObjectMeta, Page, PutMode,
     ReaderHandle, UploadSlot, WriterHandle,

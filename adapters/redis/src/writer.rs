@@ -3,10 +3,11 @@
 //! failed or dropped write unlinks its chunks (which also expire by
 //! themselves after `upload_ttl`, should even that fail).
 
+use crate::client::Store;
+use crate::client::{eval, store_chunk};
 use crate::config::Config;
 use crate::resp::{Conn, Reply};
 use crate::scripts;
-use crate::store::{eval, store_chunk};
 use std::rc::Rc;
 use wharf_guest::{Error, ObjectMeta, PutMode};
 
@@ -314,4 +315,12 @@ pub fn discard(c: &mut Conn, cfg: &Config, path: &str, id: &str, chunks: u64) ->
 pub fn discard_fresh(cfg: &Config, path: &str, id: &str, chunks: u64) -> Result<Option<u64>, Error> {
     let mut c = Conn::connect(cfg)?;
     discard(&mut c, cfg, path, id, chunks)
+}
+
+impl Store {
+    /// `write`: fails early if `mode` already fails; the commit checks again.
+    pub fn write(&self, path: &str, mode: PutMode) -> Result<Upload, Error> {
+        self.with_conn(|c| check_mode(c, &self.cfg, path, &mode))?;
+        Ok(Upload::new(self.cfg.clone(), self.take_conn()?, path, mode))
+    }
 }
