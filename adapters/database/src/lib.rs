@@ -94,13 +94,14 @@
 //!   user and never the password; serialization failures, deadlocks and
 //!   shutdowns are `transient`.
 
+mod client;
 mod config;
+mod list;
 mod reader;
-mod store;
 mod wire;
 mod writer;
 
-use store::Db;
+use client::Db;
 use wharf_guest::{
     BackendHandle, ByteRange, Capabilities, DownloadCell, Error, Guest, GuestBackend, ObjectMeta, Page, PutMode,
     ReaderHandle, UploadSlot, WriterHandle,

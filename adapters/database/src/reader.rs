@@ -9,7 +9,7 @@
 /// How many bytes of rows to keep requested ahead of the reader.
 const AHEAD: u64 = 4 << 20;
 
-use crate::store::Shared;
+use crate::client::Shared;
 use crate::wire::{Conn, Param};
 use bytes::Bytes;
 use std::collections::VecDeque;

@@ -3,7 +3,7 @@
 //! `COMMIT` in `finish`. Until then nothing is visible; `abort` rolls back,
 //! and a writer dropped or a connection lost rolls back on the server.
 
-use crate::store::{Shared, new_upload_id};
+use crate::client::{Shared, new_upload_id};
 use crate::wire::{Conn, Param};
 use std::rc::Rc;
 use wharf_guest::{Error, ObjectMeta, PutMode};
