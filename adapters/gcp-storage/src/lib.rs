@@ -82,6 +82,7 @@
 mod auth;
 mod client;
 mod config;
+mod list;
 mod reader;
 mod store;
 mod writer;
