@@ -14,10 +14,12 @@
 //! two hosts updating the same object in the same instant can both succeed
 //! (the last one wins). `create` has no such window.
 
-mod fsops;
+mod client;
+mod config;
+mod list;
+mod reader;
+mod writer;
 
-use std::path::PathBuf;
-use wharf_guest::config::Table;
 use wharf_guest::{
     BackendHandle, ByteRange, Capabilities, Error, Guest, GuestBackend, GuestReader, ObjectMeta, Page, PutMode,
     ReaderHandle, UploadSlot, WriterHandle,
@@ -27,18 +29,18 @@ struct Component;
 wharf_guest::export!(Component);
 
 impl Guest for Component {
-    type Backend = fsops::Store;
-    type Reader = fsops::ObjectReader;
-    type Writer = UploadSlot<fsops::ObjectWriter>;
+    type Backend = client::Store;
+    type Reader = reader::ObjectReader;
+    type Writer = UploadSlot<writer::ObjectWriter>;
 
     fn open(config: Vec<(String, String)>) -> Result<BackendHandle, Error> {
-        let mut config = Table::parse(config, &["root"])?;
-        let root = PathBuf::from(config.take("root").unwrap_or_else(|| "/data".into()));
-        Ok(BackendHandle::new(fsops::Store::open(root)?))
+        Ok(BackendHandle::new(client::Store::open(
+            config::Config::parse(config)?.root,
+        )?))
     }
 }
 
-impl GuestBackend for fsops::Store {
+impl GuestBackend for client::Store {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             read_range: true,
@@ -85,7 +87,7 @@ impl GuestBackend for fsops::Store {
     }
 }
 
-impl GuestReader for fsops::ObjectReader {
+impl GuestReader for reader::ObjectReader {
     fn next(&self, max_bytes: u32) -> Result<Vec<u8>, Error> {
         self.next(max_bytes as usize)
     }
