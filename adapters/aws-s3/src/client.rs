@@ -1,136 +1,33 @@
-//! The S3 client: configuration, signed requests, error mapping and the
-//! single-request operations.
+//! The S3 client: signed requests, error mapping and the single-request
+//! operations (`list.rs` lists, `reader.rs` reads).
 
-use crate::bindings::exports::wharf::storage::adapter::{ByteRange, Error, ObjectMeta, Page, PutMode};
-use crate::sigv4::{self, Credentials, Signable, UNSIGNED_PAYLOAD};
-use wharf_guest_http::encode::{hex, sha256, uri_decode, uri_encode};
-use wharf_guest_http::{Endpoint, FailKind, HttpError, Request, Response, is_transient_status, time, xml};
+use crate::config::Config;
+use crate::sigv4::{self, Signable, UNSIGNED_PAYLOAD};
+use wharf_guest::{Error, ObjectMeta, PutMode};
+use wharf_guest_http::encode::{hex, sha256, uri_encode};
+use wharf_guest_http::{Request, Response, is_transient_status, time, xml};
 
-const MIN_PART: u64 = 5 << 20;
-const MAX_PART: u64 = 5 << 30;
 /// The most `CopyObject` copies in one request.
 const MAX_COPY: u64 = 5 << 30;
 
 /// A configured bucket.
 #[derive(Clone)]
 pub struct S3 {
-    endpoint: Endpoint,
-    region: String,
-    bucket: String,
-    path_style: bool,
-    prefix: String,
-    creds: Option<Credentials>,
-    sign_payload: bool,
-    /// Multipart part size.
-    pub part_size: u64,
-    /// Parts uploading at once.
-    pub max_in_flight: usize,
+    /// The checked `config` table.
+    pub cfg: Config,
 }
-
-const KEYS: &str = "bucket, region, endpoint, path_style, access_key_id, secret_access_key, session_token, \
-                    prefix, part_size, max_in_flight, payload_signing";
 
 impl S3 {
     /// Reads the `config` table; every problem is `invalid`, naming the key.
     pub fn open(config: Vec<(String, String)>) -> Result<S3, Error> {
-        let mut get = std::collections::BTreeMap::new();
-        for (k, v) in config {
-            if !KEYS.split(", ").any(|known| known.trim() == k) {
-                return Err(Error::Invalid(format!("unknown config key `{k}` (known: {KEYS})")));
-            }
-            get.insert(k, v);
-        }
-        let bucket = get
-            .remove("bucket")
-            .filter(|b| !b.is_empty())
-            .ok_or_else(|| Error::Invalid("config key `bucket` is required".into()))?;
-        if bucket.contains('/') {
-            return Err(Error::Invalid(format!("`bucket` `{bucket}` must not contain `/`")));
-        }
-        let region = get.remove("region").unwrap_or_else(|| "us-east-1".into());
-        let (endpoint, custom) = match get.remove("endpoint") {
-            Some(url) => (
-                Endpoint::parse(&url).map_err(|e| Error::Invalid(format!("`endpoint`: {e}")))?,
-                true,
-            ),
-            None => (
-                Endpoint::parse(&format!("https://s3.{region}.amazonaws.com")).map_err(Error::Invalid)?,
-                false,
-            ),
-        };
-        let path_style = match get.remove("path_style") {
-            Some(v) => parse_bool("path_style", &v)?,
-            None => custom,
-        };
-        let creds = match (get.remove("access_key_id"), get.remove("secret_access_key")) {
-            (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => Some(Credentials {
-                access_key_id: id,
-                secret_access_key: secret,
-                session_token: get.remove("session_token").filter(|t| !t.is_empty()),
-            }),
-            (None, None) => None,
-            _ => {
-                return Err(Error::Invalid(
-                    "set both `access_key_id` and `secret_access_key`, or neither for anonymous access".into(),
-                ));
-            }
-        };
-        if creds.is_none() && get.contains_key("session_token") {
-            return Err(Error::Invalid(
-                "`session_token` needs `access_key_id` and `secret_access_key`".into(),
-            ));
-        }
-        let prefix = get.remove("prefix").unwrap_or_default();
-        if prefix.starts_with('/') || prefix.split('/').any(|s| s == "..") {
-            return Err(Error::Invalid(format!(
-                "`prefix` `{prefix}` must be relative, without `..`"
-            )));
-        }
-        let part_size = match get.remove("part_size") {
-            Some(v) => {
-                wharf_guest_http::size::parse_size(&v).map_err(|e| Error::Invalid(format!("`part_size`: {e}")))?
-            }
-            None => 8 << 20,
-        };
-        if !(MIN_PART..=MAX_PART).contains(&part_size) {
-            return Err(Error::Invalid(format!(
-                "`part_size` {part_size} is outside S3's 5 MiB to 5 GiB"
-            )));
-        }
-        let max_in_flight = match get.remove("max_in_flight") {
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=64).contains(n))
-                .ok_or_else(|| Error::Invalid(format!("`max_in_flight` `{v}` is not a number from 1 to 64")))?,
-            None => 4,
-        };
-        let sign_payload = match get.remove("payload_signing").as_deref() {
-            None | Some("auto") => !endpoint.https,
-            Some("signed") => true,
-            Some("unsigned") => false,
-            Some(other) => {
-                return Err(Error::Invalid(format!(
-                    "`payload_signing` `{other}` is not auto, signed or unsigned"
-                )));
-            }
-        };
         Ok(S3 {
-            endpoint,
-            region,
-            bucket,
-            path_style,
-            prefix,
-            creds,
-            sign_payload,
-            part_size,
-            max_in_flight,
+            cfg: Config::parse(config)?,
         })
     }
 
     /// The object key of a contract path.
     pub fn key(&self, path: &str) -> String {
-        format!("{}{path}", self.prefix)
+        format!("{}{path}", self.cfg.prefix)
     }
 
     /// A signed request for `key` (or the bucket when `None`).
@@ -142,27 +39,27 @@ impl S3 {
         mut headers: Vec<(String, String)>,
         body: &[u8],
     ) -> Request {
-        let mut endpoint = self.endpoint.clone();
+        let mut endpoint = self.cfg.endpoint.clone();
         let mut path = endpoint.base_path.clone();
-        if self.path_style {
+        if self.cfg.path_style {
             path.push('/');
-            path.push_str(&uri_encode(&self.bucket, false));
+            path.push_str(&uri_encode(&self.cfg.bucket, false));
         } else {
-            endpoint.authority = format!("{}.{}", self.bucket, endpoint.authority);
+            endpoint.authority = format!("{}.{}", self.cfg.bucket, endpoint.authority);
         }
         path.push('/');
         if let Some(key) = key {
             path.push_str(&uri_encode(key, true));
         }
-        if let Some(creds) = &self.creds {
-            let payload_hash = if self.sign_payload || body.is_empty() {
+        if let Some(creds) = &self.cfg.creds {
+            let payload_hash = if self.cfg.sign_payload || body.is_empty() {
                 hex(&sha256(body))
             } else {
                 UNSIGNED_PAYLOAD.to_string()
             };
             sigv4::sign(
                 creds,
-                &self.region,
+                &self.cfg.region,
                 time::now_secs(),
                 Signable {
                     method,
@@ -200,8 +97,8 @@ impl S3 {
         match status {
             404 if code == "NoSuchBucket" => Error::Invalid(format!(
                 "{message} (bucket `{}` does not exist at {})",
-                self.bucket,
-                self.endpoint.url()
+                self.cfg.bucket,
+                self.cfg.endpoint.url()
             )),
             404 => Error::NotFound(message),
             401 | 403 => Error::Denied(format!("{message} ({})", self.identity())),
@@ -216,7 +113,7 @@ impl S3 {
 
     /// Who the requests are signed as, for messages (never the secret).
     fn identity(&self) -> String {
-        match &self.creds {
+        match &self.cfg.creds {
             Some(c) if c.session_token.is_some() => {
                 format!("access key `{}` with a session token", c.access_key_id)
             }
@@ -227,13 +124,13 @@ impl S3 {
 
     /// Sends a request and returns the response if its status is 2xx.
     pub fn send(&self, request: &Request, body: &[u8], mode: Option<&PutMode>) -> Result<Response, Error> {
-        let response = request.send(body).map_err(transport)?;
+        let response = request.send(body)?;
         ok_or(self, response, mode)
     }
 
     /// Waits for a request started earlier; its response if the status is 2xx.
     pub fn send_pending(&self, pending: wharf_guest_http::Pending) -> Result<Response, Error> {
-        let response = pending.wait().map_err(transport)?;
+        let response = pending.wait()?;
         ok_or(self, response, None)
     }
 
@@ -293,60 +190,6 @@ impl S3 {
         }
     }
 
-    /// One `ListObjectsV2` page.
-    pub fn list_objects(&self, prefix: &str, cursor: Option<String>, limit: u32) -> Result<Page, Error> {
-        let mut query = vec![
-            ("list-type", "2".to_string()),
-            ("prefix", self.key(prefix)),
-            ("max-keys", limit.to_string()),
-            ("encoding-type", "url".to_string()),
-        ];
-        if let Some(token) = cursor {
-            query.push(("continuation-token", token));
-        }
-        let request = self.request("GET", None, &query, Vec::new(), &[]);
-        let response = self.send(&request, &[], None)?;
-        let what = response.what().to_string();
-        let doc = response.text(16 << 20).map_err(transport)?;
-        let url_encoded = xml::text(&doc, "EncodingType").is_some_and(|e| e.eq_ignore_ascii_case("url"));
-        let bad = |why: &str| Error::Backend(format!("{what}: malformed ListObjectsV2 answer: {why}"));
-        let mut entries = Vec::new();
-        for item in xml::elements(&doc, "Contents") {
-            let raw = xml::text(item, "Key").ok_or_else(|| bad("an entry has no Key"))?;
-            let key = if url_encoded {
-                uri_decode(&raw, true).map_err(|e| bad(&e))?
-            } else {
-                raw
-            };
-            let path = key
-                .strip_prefix(&self.prefix)
-                .ok_or_else(|| bad(&format!("key `{key}` is outside prefix `{}`", self.prefix)))?
-                .to_string();
-            let size = xml::text(item, "Size")
-                .and_then(|s| s.trim().parse().ok())
-                .ok_or_else(|| bad("an entry has no Size"))?;
-            entries.push(ObjectMeta {
-                path,
-                size,
-                etag: xml::text(item, "ETag"),
-                modified_ms: xml::text(item, "LastModified")
-                    .and_then(|t| time::parse_rfc3339(&t))
-                    .map(|ms| ms as u64),
-            });
-        }
-        let truncated = xml::text(&doc, "IsTruncated").is_some_and(|t| t.trim() == "true");
-        let next_cursor = if truncated {
-            Some(
-                xml::text(&doc, "NextContinuationToken")
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(|| bad("truncated without a NextContinuationToken"))?,
-            )
-        } else {
-            None
-        };
-        Ok(Page { entries, next_cursor })
-    }
-
     /// `CopyObject`, conditional on the destination per `mode`.
     pub fn copy_object(&self, source: &str, destination: &str, mode: &PutMode) -> Result<ObjectMeta, Error> {
         let src = self.head(source)?;
@@ -360,13 +203,13 @@ impl S3 {
         let mut headers = condition_headers(mode);
         headers.push((
             "x-amz-copy-source".into(),
-            format!("/{}/{}", self.bucket, uri_encode(&self.key(source), true)),
+            format!("/{}/{}", self.cfg.bucket, uri_encode(&self.key(source), true)),
         ));
         let request = self.request("PUT", Some(&self.key(destination)), &[], headers, &[]);
         let response = self.send(&request, &[], Some(mode))?;
         let what = response.what().to_string();
         // CopyObject can answer 200 and put the error in the body.
-        let doc = response.text(1 << 20).map_err(transport)?;
+        let doc = response.text(1 << 20)?;
         if let Some(code) = xml::text(&doc, "Code") {
             let message = xml::text(&doc, "Message").unwrap_or_default();
             return Err(Error::Backend(format!("{what}: {code}: {message}")));
@@ -386,43 +229,11 @@ impl S3 {
         self.list_objects("", None, 1)?;
         Ok(format!(
             "listed bucket `{}` at {} (prefix `{}`, {})",
-            self.bucket,
-            self.endpoint.url(),
-            self.prefix,
+            self.cfg.bucket,
+            self.cfg.endpoint.url(),
+            self.cfg.prefix,
             self.identity()
         ))
-    }
-
-    /// `GET` an object, or a range of it.
-    pub fn get_object(&self, path: &str, range: Option<ByteRange>) -> Result<crate::Reader, Error> {
-        let (start, end) = match range {
-            Some(r) => (r.start, r.end),
-            None => (0, None),
-        };
-        if end.is_some_and(|e| e <= start) {
-            // An empty range: nothing to read, but the object must exist.
-            self.head(path)?;
-            return Ok(crate::Reader(Body::empty().into()));
-        }
-        let mut headers = Vec::new();
-        if start > 0 || end.is_some() {
-            let last = end.map(|e| (e - 1).to_string()).unwrap_or_default();
-            headers.push(("range".to_string(), format!("bytes={start}-{last}")));
-        }
-        let request = self.request("GET", Some(&self.key(path)), &[], headers, &[]);
-        let response = request.send(&[]).map_err(transport)?;
-        let body = match response.status {
-            206 => Body::new(response, 0, None),
-            // A server that ignores Range sends it all: skip to the range.
-            200 => Body::new(response, start, end.map(|e| e - start)),
-            // The range starts at or past the end (or the object is empty).
-            416 => {
-                response.discard();
-                Body::empty()
-            }
-            _ => return Err(self.fail(response, None)),
-        };
-        Ok(crate::Reader(body.into()))
     }
 }
 
@@ -442,24 +253,3 @@ pub fn condition_headers(mode: &PutMode) -> Vec<(String, String)> {
         PutMode::Update(etag) => vec![("if-match".into(), etag.clone())],
     }
 }
-
-/// A transport failure as the contract's error.
-pub fn transport(e: HttpError) -> Error {
-    match e.kind {
-        FailKind::Transient => Error::Transient(e.message),
-        FailKind::Denied => Error::Denied(e.message),
-        FailKind::Invalid => Error::Invalid(e.message),
-        FailKind::Backend => Error::Backend(e.message),
-    }
-}
-
-fn parse_bool(key: &str, v: &str) -> Result<bool, Error> {
-    match v {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(Error::Invalid(format!("`{key}` `{v}` is not true or false"))),
-    }
-}
-
-/// A response body being read, trimmed to a range.
-pub use wharf_guest_http::RangedBody as Body;

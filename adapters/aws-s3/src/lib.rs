@@ -34,32 +34,26 @@
 //! - `list`: `ListObjectsV2` with `encoding-type=url`; the cursor is S3's
 //!   continuation token.
 
-mod bindings {
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "storage-adapter",
-        generate_all,
-    });
-}
-
 mod client;
+mod config;
+mod list;
+mod reader;
 mod sigv4;
 mod writer;
 
-use bindings::exports::wharf::storage::adapter::{
-    self, Backend as BackendHandle, ByteRange, Capabilities, Error, GuestBackend, GuestReader, GuestWriter, ObjectMeta,
-    Page, PutMode, Reader as ReaderHandle, Writer as WriterHandle,
-};
 use client::S3;
-use std::cell::RefCell;
+use wharf_guest::{
+    BackendHandle, ByteRange, Capabilities, DownloadCell, Error, Guest, GuestBackend, ObjectMeta, Page, PutMode,
+    ReaderHandle, UploadSlot, WriterHandle,
+};
 
 struct Component;
-bindings::export!(Component with_types_in bindings);
+wharf_guest::export!(Component);
 
-impl adapter::Guest for Component {
+impl Guest for Component {
     type Backend = S3;
-    type Reader = Reader;
-    type Writer = RefCell<Option<writer::Upload>>;
+    type Reader = DownloadCell<reader::Body>;
+    type Writer = UploadSlot<writer::Upload>;
 
     fn open(config: Vec<(String, String)>) -> Result<BackendHandle, Error> {
         Ok(BackendHandle::new(S3::open(config)?))
@@ -74,9 +68,9 @@ impl GuestBackend for S3 {
             write_update: true,
             copy: true,
             list_max_limit: 1000,
-            write_min_chunk: self.part_size,
-            write_max_chunk: self.part_size,
-            max_object_size: Some(self.part_size * 10_000),
+            write_min_chunk: self.cfg.part_size,
+            write_max_chunk: self.cfg.part_size,
+            max_object_size: Some(self.cfg.part_size * 10_000),
         }
     }
 
@@ -85,11 +79,7 @@ impl GuestBackend for S3 {
     }
 
     fn exists(&self, path: String) -> Result<bool, Error> {
-        match self.head(&path) {
-            Ok(_) => Ok(true),
-            Err(Error::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        wharf_guest::exists(self.head(&path))
     }
 
     fn delete(&self, path: String) -> Result<(), Error> {
@@ -109,52 +99,12 @@ impl GuestBackend for S3 {
     }
 
     fn read(&self, path: String, range: Option<ByteRange>) -> Result<ReaderHandle, Error> {
-        Ok(ReaderHandle::new(self.get_object(&path, range)?))
+        Ok(ReaderHandle::new(DownloadCell::new(self.get_object(&path, range)?)))
     }
 
     fn write(&self, path: String, mode: PutMode, _size_hint: Option<u64>) -> Result<WriterHandle, Error> {
-        Ok(WriterHandle::new(RefCell::new(Some(writer::Upload::new(
+        Ok(WriterHandle::new(UploadSlot::new(writer::Upload::new(
             self, path, mode,
-        )?))))
-    }
-}
-
-/// An object being read: the response body, less any bytes a server that
-/// ignored the `Range` header sent before the range.
-pub struct Reader(RefCell<client::Body>);
-
-impl GuestReader for Reader {
-    fn next(&self, max_bytes: u32) -> Result<Vec<u8>, Error> {
-        self.0.borrow_mut().next(max_bytes as usize).map_err(client::transport)
-    }
-}
-
-impl GuestWriter for RefCell<Option<writer::Upload>> {
-    fn append(&self, chunk: Vec<u8>) -> Result<(), Error> {
-        let mut slot = self.borrow_mut();
-        let upload = slot
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("append after finish or abort".into()))?;
-        let result = upload.append(chunk);
-        if result.is_err() {
-            // Dropping the upload aborts it.
-            slot.take();
-        }
-        result
-    }
-
-    fn finish(&self) -> Result<ObjectMeta, Error> {
-        let upload = self
-            .borrow_mut()
-            .take()
-            .ok_or_else(|| Error::Invalid("finish after finish or abort".into()))?;
-        upload.finish()
-    }
-
-    fn abort(&self) -> Result<(), Error> {
-        match self.borrow_mut().take() {
-            Some(upload) => upload.abort(),
-            None => Ok(()),
-        }
+        )?)))
     }
 }

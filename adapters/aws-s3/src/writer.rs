@@ -1,9 +1,9 @@
 //! Writes: one `PutObject` for an object that fits a part, a multipart
 //! upload with several parts in flight otherwise.
 
-use crate::bindings::exports::wharf::storage::adapter::{Error, ObjectMeta, PutMode};
-use crate::client::{S3, condition_headers, transport};
+use crate::client::{S3, condition_headers};
 use std::collections::VecDeque;
+use wharf_guest::{Error, ObjectMeta, PutMode};
 use wharf_guest_http::{Pending, xml};
 
 /// An object being written.
@@ -40,24 +40,6 @@ impl Upload {
         })
     }
 
-    /// Takes the next part (the host sends exactly `part_size` bytes but for
-    /// the last append).
-    pub fn append(&mut self, chunk: Vec<u8>) -> Result<(), Error> {
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        self.size += chunk.len() as u64;
-        if self.multipart.is_none() {
-            let Some(first) = self.first.take() else {
-                self.first = Some(chunk);
-                return Ok(());
-            };
-            self.start_multipart()?;
-            self.send_part(first)?;
-        }
-        self.send_part(chunk)
-    }
-
     fn start_multipart(&mut self) -> Result<(), Error> {
         // Fail before uploading gigabytes, not after.
         self.s3.check_precondition(&self.path, &self.mode)?;
@@ -66,7 +48,7 @@ impl Upload {
             .request("POST", Some(&self.key), &[("uploads", String::new())], Vec::new(), &[]);
         let response = self.s3.send(&request, &[], None)?;
         let what = response.what().to_string();
-        let doc = response.text(1 << 20).map_err(transport)?;
+        let doc = response.text(1 << 20)?;
         let id = xml::text(&doc, "UploadId")
             .filter(|id| !id.is_empty())
             .ok_or_else(|| Error::Backend(format!("{what}: no UploadId in the answer")))?;
@@ -80,7 +62,7 @@ impl Upload {
     }
 
     fn send_part(&mut self, data: Vec<u8>) -> Result<(), Error> {
-        let window = self.s3.max_in_flight;
+        let window = self.s3.cfg.max_in_flight;
         let mp = self.multipart.as_mut().expect("multipart started");
         while mp.in_flight.len() >= window {
             collect_oldest(&self.s3, mp)?;
@@ -94,25 +76,10 @@ impl Upload {
         }
         let query = [("partNumber", n.to_string()), ("uploadId", mp.id.clone())];
         let request = self.s3.request("PUT", Some(&self.key), &query, Vec::new(), &data);
-        let pending = request.start(&data).map_err(transport)?;
+        let pending = request.start(&data)?;
         mp.in_flight.push_back((n, pending));
         mp.next_part += 1;
         Ok(())
-    }
-
-    /// Makes the object visible. On failure nothing is visible and the
-    /// multipart upload is aborted.
-    pub fn finish(mut self) -> Result<ObjectMeta, Error> {
-        if self.multipart.is_none() {
-            return self.put_single();
-        }
-        match self.complete() {
-            Ok(meta) => Ok(meta),
-            Err(e) => {
-                self.abort_quietly();
-                Err(e)
-            }
-        }
     }
 
     fn put_single(&mut self) -> Result<ObjectMeta, Error> {
@@ -149,7 +116,7 @@ impl Upload {
         let response = self.s3.send(&request, doc.as_bytes(), Some(&self.mode))?;
         let what = response.what().to_string();
         // CompleteMultipartUpload can answer 200 and put the error in the body.
-        let answer = response.text(1 << 20).map_err(transport)?;
+        let answer = response.text(1 << 20)?;
         if let Some(code) = xml::text(&answer, "Code") {
             let message = xml::text(&answer, "Message").unwrap_or_default();
             let text = format!("{what}: {code}: {message}");
@@ -171,12 +138,6 @@ impl Upload {
             etag,
             modified_ms: None,
         }
-    }
-
-    /// Drops what was sent: parts in flight are cancelled and the multipart
-    /// upload is aborted, so no part stays behind.
-    pub fn abort(mut self) -> Result<(), Error> {
-        self.abort_multipart()
     }
 
     fn abort_quietly(&mut self) {
@@ -205,6 +166,47 @@ impl Upload {
             Err(Error::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+impl wharf_guest::Upload for Upload {
+    /// Takes the next part (the host sends exactly `part_size` bytes but for
+    /// the last append).
+    fn append(&mut self, chunk: Vec<u8>) -> Result<(), Error> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.size += chunk.len() as u64;
+        if self.multipart.is_none() {
+            let Some(first) = self.first.take() else {
+                self.first = Some(chunk);
+                return Ok(());
+            };
+            self.start_multipart()?;
+            self.send_part(first)?;
+        }
+        self.send_part(chunk)
+    }
+
+    /// Makes the object visible. On failure nothing is visible and the
+    /// multipart upload is aborted.
+    fn finish(mut self) -> Result<ObjectMeta, Error> {
+        if self.multipart.is_none() {
+            return self.put_single();
+        }
+        match self.complete() {
+            Ok(meta) => Ok(meta),
+            Err(e) => {
+                self.abort_quietly();
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops what was sent: parts in flight are cancelled and the multipart
+    /// upload is aborted, so no part stays behind.
+    fn abort(mut self) -> Result<(), Error> {
+        self.abort_multipart()
     }
 }
 

@@ -1,13 +1,14 @@
 //! The Blob service client: URLs, authorized requests, error mapping and the
-//! single-request operations (stat, delete, list, read, health).
+//! single-request operations (stat, delete, health); `list.rs` lists and
+//! `reader.rs` reads.
 
-use crate::bindings::exports::wharf::storage::adapter::{ByteRange, Error, ObjectMeta, Page, PutMode};
 use crate::config::{Auth, Config};
-use crate::listing;
+use crate::list;
 use crate::shared_key::{self, Signable};
 use std::rc::Rc;
+use wharf_guest::{Error, ObjectMeta, PutMode};
 use wharf_guest_http::encode::uri_encode;
-use wharf_guest_http::{Endpoint, FailKind, HttpError, Pending, Request, Response, is_transient_status, time, xml};
+use wharf_guest_http::{Endpoint, Pending, Request, Response, is_transient_status, time, xml};
 
 /// The REST API version every request asks for.
 pub const API_VERSION: &str = "2021-08-06";
@@ -132,13 +133,13 @@ impl Azure {
     /// `mode` is the put-mode of a write, which decides what 404, 409 and
     /// 412 mean.
     pub fn send(&self, request: &Request, body: &[u8], mode: Option<&PutMode>) -> Result<Response, Error> {
-        let response = request.send(body).map_err(transport)?;
+        let response = request.send(body)?;
         self.success(response, mode)
     }
 
     /// Waits for a request started earlier; the response if its status is 2xx.
     pub fn wait(&self, pending: Pending) -> Result<Response, Error> {
-        let response = pending.wait().map_err(transport)?;
+        let response = pending.wait()?;
         self.success(response, None)
     }
 
@@ -225,7 +226,7 @@ impl Azure {
         match (mode, current) {
             (PutMode::Create, Some(_)) => Err(Error::AlreadyExists(format!("`{path}` already exists"))),
             (PutMode::Update(_), None) => Err(Error::PreconditionFailed(format!("`{path}` does not exist"))),
-            (PutMode::Update(etag), Some(meta)) if meta.etag != Some(listing::quoted_etag(etag)) => {
+            (PutMode::Update(etag), Some(meta)) if meta.etag != Some(list::quoted_etag(etag)) => {
                 Err(Error::PreconditionFailed(format!(
                     "`{path}` has etag {}, not {etag}",
                     meta.etag.as_deref().unwrap_or("(none)")
@@ -258,25 +259,6 @@ impl Azure {
         }
     }
 
-    /// One List Blobs page of the blobs whose path starts with `prefix`.
-    pub fn list(&self, prefix: &str, cursor: Option<String>, limit: u32) -> Result<Page, Error> {
-        let mut query = vec![
-            ("restype", "container".to_string()),
-            ("comp", "list".to_string()),
-            ("prefix", self.blob_name(prefix)),
-            ("maxresults", limit.clamp(1, LIST_MAX).to_string()),
-        ];
-        if let Some(marker) = cursor {
-            query.push(("marker", marker));
-        }
-        let request = self.request("GET", None, &query, Vec::new(), 0);
-        let response = self.send(&request, &[], None)?;
-        let what = response.what().to_string();
-        let doc = response.text(32 << 20).map_err(transport)?;
-        listing::parse(&doc, &self.cfg.prefix)
-            .map_err(|why| Error::Backend(format!("{what}: malformed List Blobs answer: {why}")))
-    }
-
     /// Lists one blob under the prefix: the credentials, the container and
     /// the permission the adapter needs most all work.
     pub fn health(&self) -> Result<String, Error> {
@@ -288,58 +270,6 @@ impl Azure {
             self.cfg.prefix,
             self.cfg.identity()
         ))
-    }
-
-    /// Get Blob, or a range of it.
-    pub fn read(&self, path: &str, range: Option<ByteRange>) -> Result<Body, Error> {
-        let (start, end) = range.map_or((0, None), |r| (r.start, r.end));
-        if end.is_some_and(|e| e <= start) {
-            // An empty range: nothing to read, but the object must exist.
-            self.stat(path)?;
-            return Ok(Body(None));
-        }
-        let ranged = start > 0 || end.is_some();
-        let headers = if ranged {
-            vec![("x-ms-range".to_string(), range_header(start, end))]
-        } else {
-            Vec::new()
-        };
-        let request = self.request("GET", Some(&self.blob_name(path)), &[], headers, 0);
-        let response = request.send(&[]).map_err(transport)?;
-        match response.status {
-            206 => Ok(Body(Some(response))),
-            200 if !ranged || response.content_length() == Some(0) => Ok(Body(Some(response))),
-            200 => Err(Error::Backend(format!(
-                "{}: the server ignored the range and sent the whole blob",
-                response.what()
-            ))),
-            // The range starts at or past the end (or the blob is empty).
-            416 => {
-                response.discard();
-                Ok(Body(None))
-            }
-            _ => Err(self.fail(response, None)),
-        }
-    }
-}
-
-/// A blob's body being read; `None` once there is nothing (more) to read.
-pub struct Body(Option<Response>);
-
-impl Body {
-    /// Up to `max` bytes; empty at the end. A body shorter than its
-    /// `Content-Length` is a transient error, never a short object.
-    pub fn next(&mut self, max: usize) -> Result<Vec<u8>, Error> {
-        let Some(response) = self.0.as_mut() else {
-            return Ok(Vec::new());
-        };
-        match response.read(max.max(1)).map_err(transport)? {
-            Some(chunk) => Ok(chunk),
-            None => {
-                self.0 = None;
-                Ok(Vec::new())
-            }
-        }
     }
 }
 
@@ -357,7 +287,7 @@ pub fn condition_headers(mode: &PutMode) -> Vec<(String, String)> {
     match mode {
         PutMode::Overwrite => Vec::new(),
         PutMode::Create => vec![("if-none-match".into(), "*".into())],
-        PutMode::Update(etag) => vec![("if-match".into(), listing::quoted_etag(etag))],
+        PutMode::Update(etag) => vec![("if-match".into(), list::quoted_etag(etag))],
     }
 }
 
@@ -366,7 +296,7 @@ pub fn meta_from(path: &str, size: u64, response: &Response) -> ObjectMeta {
     ObjectMeta {
         path: path.to_string(),
         size,
-        etag: response.header("etag").map(listing::quoted_etag),
+        etag: response.header("etag").map(list::quoted_etag),
         modified_ms: response
             .header("last-modified")
             .and_then(time::parse_http_date)
@@ -384,16 +314,6 @@ pub fn copy_state(response: &Response) -> Option<CopyState> {
             .unwrap_or_default()
             .to_string(),
     })
-}
-
-/// A transport failure as the contract's error.
-pub fn transport(e: HttpError) -> Error {
-    match e.kind {
-        FailKind::Transient => Error::Transient(e.message),
-        FailKind::Denied => Error::Denied(e.message),
-        FailKind::Invalid => Error::Invalid(e.message),
-        FailKind::Backend => Error::Backend(e.message),
-    }
 }
 
 /// The first line of an error message, at most 200 characters: Azure's

@@ -1,11 +1,10 @@
 //! The backend's `config` table: parsing and validation. Every problem is
 //! `invalid` and names the key, never a secret's value.
 
-use crate::bindings::exports::wharf::storage::adapter::Error;
-use std::collections::BTreeMap;
+use wharf_guest::Error;
+use wharf_guest::config::Table;
 use wharf_guest_http::Endpoint;
 use wharf_guest_http::encode::base64_decode;
-use wharf_guest_http::size::parse_size;
 
 /// Every key the adapter reads.
 const KEYS: [&str; 8] = [
@@ -56,45 +55,33 @@ pub struct Config {
 impl Config {
     /// Reads the `config` table.
     pub fn parse(config: Vec<(String, String)>) -> Result<Config, Error> {
-        let mut get = BTreeMap::new();
-        for (key, value) in config {
-            if !KEYS.contains(&key.as_str()) {
-                return Err(invalid(format!(
-                    "unknown config key `{key}` (known: {})",
-                    KEYS.join(", ")
-                )));
-            }
-            get.insert(key, value);
-        }
+        let mut get = Table::parse(config, &KEYS)?;
         let missing: Vec<String> = ["account", "container"]
             .into_iter()
-            .filter(|k| get.get(*k).is_none_or(|v| v.trim().is_empty()))
+            .filter(|k| get.get(k).is_none_or(|v| v.trim().is_empty()))
             .map(|k| format!("`{k}`"))
             .collect();
         if !missing.is_empty() {
             return Err(invalid(format!("missing config keys: {}", missing.join(", "))));
         }
-        let account = get.remove("account").unwrap_or_default();
-        let container = get.remove("container").unwrap_or_default();
+        let account = get.take("account").unwrap_or_default();
+        let container = get.take("container").unwrap_or_default();
         check_container(&container)?;
-        let endpoint = match get.remove("endpoint") {
+        let endpoint = match get.take("endpoint") {
             Some(url) => url,
             None => format!("https://{account}.blob.core.windows.net"),
         };
         let endpoint = Endpoint::parse(&endpoint).map_err(|e| invalid(format!("`endpoint`: {e}")))?;
-        let auth = parse_auth(&account, get.remove("account_key"), get.remove("sas_token"))?;
-        let prefix = get.remove("prefix").unwrap_or_default();
+        let auth = parse_auth(&account, get.take("account_key"), get.take("sas_token"))?;
+        let prefix = get.take("prefix").unwrap_or_default();
         check_prefix(&prefix)?;
-        let block_size = match get.remove("block_size") {
-            Some(v) => parse_size(&v).map_err(|e| invalid(format!("`block_size`: {e}")))?,
-            None => DEFAULT_BLOCK,
-        };
+        let block_size = get.take_size("block_size")?.unwrap_or(DEFAULT_BLOCK);
         if !(MIN_BLOCK..=MAX_BLOCK).contains(&block_size) {
             return Err(invalid(format!(
                 "`block_size` {block_size} is outside 64 KiB to 64 MiB"
             )));
         }
-        let max_in_flight = match get.remove("max_in_flight") {
+        let max_in_flight = match get.take("max_in_flight") {
             Some(v) => v
                 .trim()
                 .parse::<usize>()

@@ -2,9 +2,9 @@
 //! the adapter then polls the destination's `x-ms-copy-status` for a bounded
 //! time, well inside the host's call timeout.
 
-use crate::bindings::exports::wharf::storage::adapter::{Error, ObjectMeta, PutMode};
 use crate::client::{Azure, CopyState, condition_headers, copy_state, meta_from};
 use std::time::{Duration, Instant};
+use wharf_guest::{Error, ObjectMeta, PutMode};
 
 /// How long a pending copy is waited for before it is aborted.
 const COPY_WAIT: Duration = Duration::from_secs(60);

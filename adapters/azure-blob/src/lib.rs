@@ -64,35 +64,27 @@
 //!   expires them (they go when the blob is next committed or deleted).
 //!   Neither reads, stats or lists them.
 
-mod bindings {
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "storage-adapter",
-        generate_all,
-    });
-}
-
 mod client;
 mod config;
 mod copy;
-mod listing;
+mod list;
+mod reader;
 mod shared_key;
 mod writer;
 
-use bindings::exports::wharf::storage::adapter::{
-    self, Backend as BackendHandle, ByteRange, Capabilities, Error, GuestBackend, GuestReader, GuestWriter, ObjectMeta,
-    Page, PutMode, Reader as ReaderHandle, Writer as WriterHandle,
-};
 use client::Azure;
-use std::cell::RefCell;
+use wharf_guest::{
+    BackendHandle, ByteRange, Capabilities, DownloadCell, Error, Guest, GuestBackend, ObjectMeta, Page, PutMode,
+    ReaderHandle, UploadSlot, WriterHandle,
+};
 
 struct Component;
-bindings::export!(Component with_types_in bindings);
+wharf_guest::export!(Component);
 
-impl adapter::Guest for Component {
+impl Guest for Component {
     type Backend = Azure;
-    type Reader = Reader;
-    type Writer = Writer;
+    type Reader = DownloadCell<reader::Body>;
+    type Writer = UploadSlot<writer::Upload>;
 
     fn open(config: Vec<(String, String)>) -> Result<BackendHandle, Error> {
         Ok(BackendHandle::new(Azure::new(config::Config::parse(config)?)))
@@ -119,11 +111,7 @@ impl GuestBackend for Azure {
     }
 
     fn exists(&self, path: String) -> Result<bool, Error> {
-        match Azure::stat(self, &path) {
-            Ok(_) => Ok(true),
-            Err(Error::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        wharf_guest::exists(Azure::stat(self, &path))
     }
 
     fn delete(&self, path: String) -> Result<(), Error> {
@@ -143,58 +131,12 @@ impl GuestBackend for Azure {
     }
 
     fn read(&self, path: String, range: Option<ByteRange>) -> Result<ReaderHandle, Error> {
-        Ok(ReaderHandle::new(Reader(RefCell::new(Azure::read(
-            self, &path, range,
-        )?))))
+        Ok(ReaderHandle::new(DownloadCell::new(Azure::read(self, &path, range)?)))
     }
 
     fn write(&self, path: String, mode: PutMode, _size_hint: Option<u64>) -> Result<WriterHandle, Error> {
-        Ok(WriterHandle::new(Writer(RefCell::new(Some(writer::Upload::new(
+        Ok(WriterHandle::new(UploadSlot::new(writer::Upload::new(
             self, path, mode,
-        ))))))
-    }
-}
-
-/// An object being read.
-pub struct Reader(RefCell<client::Body>);
-
-impl GuestReader for Reader {
-    fn next(&self, max_bytes: u32) -> Result<Vec<u8>, Error> {
-        self.0.borrow_mut().next(max_bytes as usize)
-    }
-}
-
-/// An object being written; `None` once finished, aborted or failed.
-pub struct Writer(RefCell<Option<writer::Upload>>);
-
-impl GuestWriter for Writer {
-    fn append(&self, chunk: Vec<u8>) -> Result<(), Error> {
-        let mut slot = self.0.borrow_mut();
-        let upload = slot
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("append after finish, abort or a failed append".into()))?;
-        let result = upload.append(chunk);
-        if result.is_err() {
-            // A failed upload commits nothing: a later finish must not
-            // commit what is left.
-            slot.take();
-        }
-        result
-    }
-
-    fn finish(&self) -> Result<ObjectMeta, Error> {
-        let upload = self
-            .0
-            .borrow_mut()
-            .take()
-            .ok_or_else(|| Error::Invalid("finish after finish, abort or a failed append".into()))?;
-        upload.finish()
-    }
-
-    fn abort(&self) -> Result<(), Error> {
-        // Dropping the upload cancels its blocks in flight; the blocks sent
-        // stay uncommitted, which no reader sees.
-        self.0.borrow_mut().take();
-        Ok(())
+        ))))
     }
 }

@@ -5,9 +5,9 @@
 //! upload leaves nothing to read or list; Azure discards such blocks after
 //! a week (or at the blob's next commit).
 
-use crate::bindings::exports::wharf::storage::adapter::{Error, ObjectMeta, PutMode};
-use crate::client::{Azure, condition_headers, meta_from, transport};
+use crate::client::{Azure, condition_headers, meta_from};
 use std::collections::VecDeque;
+use wharf_guest::{Error, ObjectMeta, PutMode};
 use wharf_guest_http::encode::base64;
 use wharf_guest_http::random::random_u64;
 use wharf_guest_http::{Pending, Request, xml};
@@ -52,41 +52,6 @@ impl Upload {
         }
     }
 
-    /// Takes the next block (the host sends exactly `block_size` bytes but
-    /// for the last append).
-    pub fn append(&mut self, chunk: Vec<u8>) -> Result<(), Error> {
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        self.size += chunk.len() as u64;
-        if let Some(blocks) = self.blocks.as_mut() {
-            return blocks.put(&self.azure, &self.blob, chunk);
-        }
-        let Some(first) = self.first.take() else {
-            self.first = Some(chunk);
-            return Ok(());
-        };
-        // A second block: this becomes a block upload. Fail before
-        // uploading gigabytes, not after.
-        self.azure.check_precondition(&self.path, &self.mode)?;
-        let blocks = self.blocks.insert(Blocks {
-            tag: random_u64(),
-            ids: Vec::new(),
-            in_flight: VecDeque::new(),
-        });
-        blocks.put(&self.azure, &self.blob, first)?;
-        blocks.put(&self.azure, &self.blob, chunk)
-    }
-
-    /// Makes the object visible, honouring the put-mode. On failure nothing
-    /// is visible.
-    pub fn finish(mut self) -> Result<ObjectMeta, Error> {
-        match self.blocks.take() {
-            None => self.put_blob(),
-            Some(blocks) => self.put_block_list(blocks),
-        }
-    }
-
     /// Put Blob: the whole (small) object in one request.
     fn put_blob(&mut self) -> Result<ObjectMeta, Error> {
         let body = self.first.take().unwrap_or_default();
@@ -116,6 +81,43 @@ impl Upload {
     }
 }
 
+impl wharf_guest::Upload for Upload {
+    /// Takes the next block (the host sends exactly `block_size` bytes but
+    /// for the last append).
+    fn append(&mut self, chunk: Vec<u8>) -> Result<(), Error> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.size += chunk.len() as u64;
+        if let Some(blocks) = self.blocks.as_mut() {
+            return blocks.put(&self.azure, &self.blob, chunk);
+        }
+        let Some(first) = self.first.take() else {
+            self.first = Some(chunk);
+            return Ok(());
+        };
+        // A second block: this becomes a block upload. Fail before
+        // uploading gigabytes, not after.
+        self.azure.check_precondition(&self.path, &self.mode)?;
+        let blocks = self.blocks.insert(Blocks {
+            tag: random_u64(),
+            ids: Vec::new(),
+            in_flight: VecDeque::new(),
+        });
+        blocks.put(&self.azure, &self.blob, first)?;
+        blocks.put(&self.azure, &self.blob, chunk)
+    }
+
+    /// Makes the object visible, honouring the put-mode. On failure nothing
+    /// is visible.
+    fn finish(mut self) -> Result<ObjectMeta, Error> {
+        match self.blocks.take() {
+            None => self.put_blob(),
+            Some(blocks) => self.put_block_list(blocks),
+        }
+    }
+}
+
 impl Blocks {
     /// Put Block, after waiting for the oldest block when `max_in_flight`
     /// are on their way.
@@ -132,7 +134,7 @@ impl Blocks {
         let id = block_id(self.tag, index);
         let query = [("comp", "block".to_string()), ("blockid", id.clone())];
         let request = azure.request("PUT", Some(blob), &query, Vec::new(), data.len());
-        self.in_flight.push_back(request.start(&data).map_err(transport)?);
+        self.in_flight.push_back(request.start(&data)?);
         self.ids.push(id);
         Ok(())
     }

@@ -1,9 +1,9 @@
 //! The backend's `config` table: every problem is `invalid` and names the key.
 
-use crate::bindings::exports::wharf::storage::adapter::Error;
-use std::collections::BTreeMap;
 use std::fmt;
-use wharf_guest_http::size::parse_size;
+use wharf_guest::Error;
+use wharf_guest::config::Table;
+use wharf_guest::config::parse_size;
 
 const KEYS: &[&str] = &[
     "host",
@@ -53,17 +53,8 @@ impl fmt::Debug for Config {
 impl Config {
     /// Reads the `config` table.
     pub fn parse(config: Vec<(String, String)>) -> Result<Config, Error> {
-        let mut get = BTreeMap::new();
-        for (k, v) in config {
-            if !KEYS.contains(&k.as_str()) {
-                return Err(Error::Invalid(format!(
-                    "unknown config key `{k}` (known: {})",
-                    KEYS.join(", ")
-                )));
-            }
-            get.insert(k, v);
-        }
-        let address = match (get.remove("address"), get.remove("host"), get.remove("port")) {
+        let mut get = Table::parse(config, KEYS)?;
+        let address = match (get.take("address"), get.take("host"), get.take("port")) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
                 return Err(Error::Invalid(
                     "set either `address` or `host` (and `port`), not both".into(),
@@ -95,20 +86,20 @@ impl Config {
             }
         };
         let user = get
-            .remove("user")
+            .take("user")
             .filter(|u| !u.is_empty())
             .ok_or_else(|| Error::Invalid("config key `user` is required".into()))?;
-        let password = get.remove("password").filter(|p| !p.is_empty());
-        let dbname = match get.remove("dbname") {
+        let password = get.take("password").filter(|p| !p.is_empty());
+        let dbname = match get.take("dbname") {
             Some(d) if d.is_empty() => return Err(Error::Invalid("`dbname` must not be empty".into())),
             Some(d) => d,
             None => user.clone(),
         };
-        let table_prefix = get.remove("table_prefix").unwrap_or_else(|| "wharf_".into());
+        let table_prefix = get.take("table_prefix").unwrap_or_else(|| "wharf_".into());
         check_prefix(&table_prefix)?;
-        let chunk_size = match get.remove("chunk_size") {
+        let chunk_size = match get.take("chunk_size") {
             Some(v) => {
-                let n = parse_size(&v).map_err(|e| Error::Invalid(format!("`chunk_size`: {e}")))?;
+                let n = parse_size(&v).map_err(|e| Error::Invalid(format!("config key `chunk_size`: {e}")))?;
                 if !(MIN_CHUNK..=MAX_CHUNK).contains(&n) {
                     return Err(Error::Invalid(format!(
                         "`chunk_size` `{v}` must be between 64KiB and 64MiB"

@@ -88,43 +88,35 @@
 //!   destination row as a write's `finish` would.
 //! - `delete`: one statement deleting the row and its chunks.
 //! - `health`: `SELECT version()`.
-//! - Errors: a refused or reset connection is `transient` and names the
-//!   address; a connection the host did not grant is `denied`; SQLSTATE
+//! - Errors: a refused connection is `unreachable` (nothing was sent), a
+//!   reset one `transient`, both naming the address; a connection the host did not grant is `denied`; SQLSTATE
 //!   28P01/28000 (bad password, no `pg_hba` entry) is `denied`, naming the
 //!   user and never the password; serialization failures, deadlocks and
 //!   shutdowns are `transient`.
 
-mod bindings {
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "storage-adapter",
-        generate_all,
-    });
-}
-
+mod client;
 mod config;
+mod list;
 mod reader;
-mod store;
 mod wire;
 mod writer;
 
-use bindings::exports::wharf::storage::adapter::{
-    self, Backend as BackendHandle, ByteRange, Capabilities, Error, GuestBackend, GuestReader, GuestWriter, ObjectMeta,
-    Page, PutMode, Reader as ReaderHandle, Writer as WriterHandle,
+use client::Db;
+use wharf_guest::{
+    BackendHandle, ByteRange, Capabilities, DownloadCell, Error, Guest, GuestBackend, ObjectMeta, Page, PutMode,
+    ReaderHandle, UploadSlot, WriterHandle,
 };
-use std::cell::RefCell;
-use store::Db;
 
 /// The largest `append` the host sends; the writer cuts it into rows.
 const MAX_APPEND: u64 = 16 << 20;
 
 struct Component;
-bindings::export!(Component with_types_in bindings);
+wharf_guest::export!(Component);
 
-impl adapter::Guest for Component {
+impl Guest for Component {
     type Backend = Db;
-    type Reader = RefCell<reader::ObjectReader>;
-    type Writer = RefCell<Option<writer::Upload>>;
+    type Reader = DownloadCell<reader::ObjectReader>;
+    type Writer = UploadSlot<writer::Upload>;
 
     /// Validates the config only: the connection is made by the first
     /// operation that needs it, which also creates the tables if missing.
@@ -174,48 +166,12 @@ impl GuestBackend for Db {
     fn read(&self, path: String, range: Option<ByteRange>) -> Result<ReaderHandle, Error> {
         let conn = self.take_conn()?;
         let r = reader::ObjectReader::open(self.shared.clone(), conn, path, range)?;
-        Ok(ReaderHandle::new(RefCell::new(r)))
+        Ok(ReaderHandle::new(DownloadCell::new(r)))
     }
 
     fn write(&self, path: String, mode: PutMode, _size_hint: Option<u64>) -> Result<WriterHandle, Error> {
         let conn = self.take_conn()?;
         let upload = writer::Upload::new(self.shared.clone(), conn, path, mode)?;
-        Ok(WriterHandle::new(RefCell::new(Some(upload))))
-    }
-}
-
-impl GuestReader for RefCell<reader::ObjectReader> {
-    fn next(&self, max_bytes: u32) -> Result<Vec<u8>, Error> {
-        self.borrow_mut().next(max_bytes as usize)
-    }
-}
-
-impl GuestWriter for RefCell<Option<writer::Upload>> {
-    fn append(&self, chunk: Vec<u8>) -> Result<(), Error> {
-        let mut slot = self.borrow_mut();
-        let upload = slot
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("append after finish, abort or a failed append".into()))?;
-        let result = upload.append(&chunk);
-        if result.is_err() {
-            // Dropping the upload closes its connection: the server rolls back.
-            slot.take();
-        }
-        result
-    }
-
-    fn finish(&self) -> Result<ObjectMeta, Error> {
-        let upload = self
-            .borrow_mut()
-            .take()
-            .ok_or_else(|| Error::Invalid("finish after finish, abort or a failed append".into()))?;
-        upload.finish()
-    }
-
-    fn abort(&self) -> Result<(), Error> {
-        match self.borrow_mut().take() {
-            Some(upload) => upload.abort(),
-            None => Ok(()),
-        }
+        Ok(WriterHandle::new(UploadSlot::new(upload)))
     }
 }

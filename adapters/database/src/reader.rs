@@ -9,12 +9,12 @@
 /// How many bytes of rows to keep requested ahead of the reader.
 const AHEAD: u64 = 4 << 20;
 
-use crate::bindings::exports::wharf::storage::adapter::{ByteRange, Error};
-use crate::store::Shared;
+use crate::client::Shared;
 use crate::wire::{Conn, Param};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::rc::Rc;
+use wharf_guest::{ByteRange, Error};
 
 pub struct ObjectReader {
     shared: Rc<Shared>,
@@ -146,14 +146,6 @@ impl ObjectReader {
         self.request()
     }
 
-    pub fn next(&mut self, max: usize) -> Result<Vec<u8>, Error> {
-        let r = self.next_inner(max);
-        if r.is_err() {
-            self.conn = None;
-        }
-        r
-    }
-
     fn next_inner(&mut self, max: usize) -> Result<Vec<u8>, Error> {
         if self.current.is_empty() {
             self.receive()?;
@@ -165,5 +157,15 @@ impl ObjectReader {
         }
         let n = max.max(1).min(self.current.len());
         Ok(self.current.split_to(n).to_vec())
+    }
+}
+
+impl wharf_guest::Download for ObjectReader {
+    fn next(&mut self, max: usize) -> Result<Vec<u8>, Error> {
+        let r = self.next_inner(max);
+        if r.is_err() {
+            self.conn = None;
+        }
+        r
     }
 }

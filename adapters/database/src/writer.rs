@@ -3,10 +3,10 @@
 //! `COMMIT` in `finish`. Until then nothing is visible; `abort` rolls back,
 //! and a writer dropped or a connection lost rolls back on the server.
 
-use crate::bindings::exports::wharf::storage::adapter::{Error, ObjectMeta, PutMode};
-use crate::store::{Shared, new_upload_id};
+use crate::client::{Shared, new_upload_id};
 use crate::wire::{Conn, Param};
 use std::rc::Rc;
+use wharf_guest::{Error, ObjectMeta, PutMode};
 
 pub struct Upload {
     shared: Rc<Shared>,
@@ -47,7 +47,53 @@ impl Upload {
         })
     }
 
-    pub fn append(&mut self, mut data: &[u8]) -> Result<(), Error> {
+    /// Sends one chunk row, then reads the answer to the previous one: one
+    /// insert is always in flight, so the server stores a chunk while the
+    /// next one travels.
+    fn insert(&mut self, chunk: &[u8]) -> Result<(), Error> {
+        let seq = self.seq;
+        self.seq = seq.checked_add(1).ok_or_else(|| {
+            Error::Invalid(format!(
+                "`{}` has more chunks than a PostgreSQL integer counts",
+                self.path
+            ))
+        })?;
+        self.conn
+            .send_prepared(
+                &self.insert_sql,
+                &[Param::I64(self.id), Param::I32(seq), Param::Bytes(chunk)],
+            )
+            .map_err(|e| self.shared.error(e))?;
+        if seq > 0 {
+            self.conn.recv().map_err(|e| self.shared.error(e))?;
+        }
+        Ok(())
+    }
+
+    fn finish_inner(&mut self) -> Result<ObjectMeta, Error> {
+        if !self.buf.is_empty() {
+            let last = std::mem::take(&mut self.buf);
+            self.insert(&last)?;
+        }
+        if self.seq > 0 {
+            self.conn.recv().map_err(|e| self.shared.error(e))?;
+        }
+        let meta = self.shared.commit_object(
+            &mut self.conn,
+            &self.path,
+            &self.mode,
+            self.id,
+            self.size,
+            self.chunk_size as u64,
+        )?;
+        self.shared.commit(&mut self.conn)?;
+        Ok(meta)
+    }
+}
+
+impl wharf_guest::Upload for Upload {
+    fn append(&mut self, chunk: Vec<u8>) -> Result<(), Error> {
+        let mut data: &[u8] = &chunk;
         self.size += data.len() as u64;
         if !self.buf.is_empty() {
             let take = (self.chunk_size - self.buf.len()).min(data.len());
@@ -75,30 +121,7 @@ impl Upload {
         Ok(())
     }
 
-    /// Sends one chunk row, then reads the answer to the previous one: one
-    /// insert is always in flight, so the server stores a chunk while the
-    /// next one travels.
-    fn insert(&mut self, chunk: &[u8]) -> Result<(), Error> {
-        let seq = self.seq;
-        self.seq = seq.checked_add(1).ok_or_else(|| {
-            Error::Invalid(format!(
-                "`{}` has more chunks than a PostgreSQL integer counts",
-                self.path
-            ))
-        })?;
-        self.conn
-            .send_prepared(
-                &self.insert_sql,
-                &[Param::I64(self.id), Param::I32(seq), Param::Bytes(chunk)],
-            )
-            .map_err(|e| self.shared.error(e))?;
-        if seq > 0 {
-            self.conn.recv().map_err(|e| self.shared.error(e))?;
-        }
-        Ok(())
-    }
-
-    pub fn finish(mut self) -> Result<ObjectMeta, Error> {
+    fn finish(mut self) -> Result<ObjectMeta, Error> {
         let r = self.finish_inner();
         if r.is_err() {
             Shared::rollback(&mut self.conn);
@@ -106,27 +129,7 @@ impl Upload {
         r
     }
 
-    fn finish_inner(&mut self) -> Result<ObjectMeta, Error> {
-        if !self.buf.is_empty() {
-            let last = std::mem::take(&mut self.buf);
-            self.insert(&last)?;
-        }
-        if self.seq > 0 {
-            self.conn.recv().map_err(|e| self.shared.error(e))?;
-        }
-        let meta = self.shared.commit_object(
-            &mut self.conn,
-            &self.path,
-            &self.mode,
-            self.id,
-            self.size,
-            self.chunk_size as u64,
-        )?;
-        self.shared.commit(&mut self.conn)?;
-        Ok(meta)
-    }
-
-    pub fn abort(mut self) -> Result<(), Error> {
+    fn abort(mut self) -> Result<(), Error> {
         Shared::rollback(&mut self.conn);
         Ok(())
     }

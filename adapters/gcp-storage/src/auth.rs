@@ -6,7 +6,6 @@
 //! message: errors name the kind of credential and the account's email.
 
 use crate::Error;
-use crate::client::http_error;
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
 use serde::Deserialize;
@@ -180,10 +179,10 @@ impl ServiceAccount {
         let request = Request::new("POST", &self.token_endpoint, path)
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json");
-        let response = request.send(body.as_bytes()).map_err(http_error)?;
+        let response = request.send(body.as_bytes())?;
         let status = response.status;
         let what = format!("service account `{}`: token exchange at {}", self.email, self.token_uri);
-        let text = response.text(64 << 10).map_err(http_error)?;
+        let text = response.text(64 << 10)?;
         if status != 200 {
             return Err(token_failure(&what, status, &text));
         }

@@ -7,21 +7,11 @@ use crate::{Error, ObjectMeta, PutMode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use wharf_guest_http::encode::uri_encode;
-use wharf_guest_http::{Endpoint, FailKind, HttpError, Request, Response, is_transient_status, time};
+use wharf_guest_http::{Endpoint, Request, Response, is_transient_status, time};
 
 /// The largest JSON document read (a listing page of 1,000 objects is
 /// about 1 MiB).
 const JSON_LIMIT: usize = 32 << 20;
-
-/// A transport failure as the contract's error.
-pub fn http_error(e: HttpError) -> Error {
-    match e.kind {
-        FailKind::Transient => Error::Transient(e.message),
-        FailKind::Denied => Error::Denied(e.message),
-        FailKind::Invalid => Error::Invalid(e.message),
-        FailKind::Backend => Error::Backend(e.message),
-    }
-}
 
 /// What a write or copy requires of its destination: the put-mode as a
 /// GCS precondition on the object's generation.
@@ -187,7 +177,7 @@ impl Client {
         if let Some(value) = self.auth.header()? {
             request.set_header("authorization", value);
         }
-        request.send(body).map_err(http_error)
+        request.send(body).map_err(Error::from)
     }
 
     /// Sends `request`; a status outside `ok` becomes the contract's error
@@ -242,7 +232,7 @@ impl Client {
 /// Reads a JSON body into `T`.
 pub fn json<T: DeserializeOwned>(response: Response) -> Result<T, Error> {
     let what = response.what().to_string();
-    let body = response.bytes(JSON_LIMIT).map_err(http_error)?;
+    let body = response.bytes(JSON_LIMIT)?;
     serde_json::from_slice(&body).map_err(|e| Error::Backend(format!("{what}: unexpected answer: {e}")))
 }
 

@@ -2,8 +2,8 @@
 
 use crate::Error;
 use crate::auth::{Auth, ServiceAccount};
+use wharf_guest::config::{Table, parse_size};
 use wharf_guest_http::Endpoint;
-use wharf_guest_http::size::parse_size;
 
 /// Resumable uploads move data in multiples of this (a GCS rule).
 pub const CHUNK_GRANULE: u64 = 256 << 10;
@@ -13,7 +13,15 @@ const DEFAULT_CHUNK: u64 = 8 << 20;
 /// the next) inside the instance's memory limit (256 MiB by default).
 const MAX_CHUNK: u64 = 64 << 20;
 
-const KNOWN: &str = "endpoint, bucket, prefix, token, service_account_key, anonymous, chunk_size";
+const KNOWN: &[&str] = &[
+    "endpoint",
+    "bucket",
+    "prefix",
+    "token",
+    "service_account_key",
+    "anonymous",
+    "chunk_size",
+];
 
 /// A validated configuration.
 pub struct Config {
@@ -27,25 +35,18 @@ pub struct Config {
 impl Config {
     /// Checks `pairs` (the backend's `config` table).
     pub fn parse(pairs: Vec<(String, String)>) -> Result<Config, Error> {
-        let mut endpoint = None;
-        let mut bucket = None;
-        let mut prefix = String::new();
-        let mut token = None;
-        let mut key_path = None;
-        let mut anonymous = false;
-        let mut chunk_size = DEFAULT_CHUNK;
-        for (key, value) in pairs {
-            match key.as_str() {
-                "endpoint" => endpoint = Some(value),
-                "bucket" => bucket = Some(check_bucket(&value)?),
-                "prefix" => prefix = value,
-                "token" => token = Some(value),
-                "service_account_key" => key_path = Some(value),
-                "anonymous" => anonymous = parse_bool("anonymous", &value)?,
-                "chunk_size" => chunk_size = parse_chunk_size(&value)?,
-                other => return Err(Error::Invalid(format!("unknown config key `{other}` (known: {KNOWN})"))),
-            }
-        }
+        let mut get = Table::parse(pairs, KNOWN)?;
+        let endpoint = get.take("endpoint");
+        let bucket = get.take("bucket").map(|b| check_bucket(&b)).transpose()?;
+        let prefix = get.take("prefix").unwrap_or_default();
+        let token = get.take("token");
+        let key_path = get.take("service_account_key");
+        let anonymous = get.take_bool("anonymous")?.unwrap_or(false);
+        let chunk_size = get
+            .take("chunk_size")
+            .map(|v| parse_chunk_size(&v))
+            .transpose()?
+            .unwrap_or(DEFAULT_CHUNK);
         let endpoint = endpoint.as_deref().unwrap_or("https://storage.googleapis.com");
         let endpoint =
             Endpoint::parse(endpoint).map_err(|why| Error::Invalid(format!("config key `endpoint`: {why}")))?;
@@ -94,16 +95,6 @@ fn check_bucket(name: &str) -> Result<String, Error> {
         Err(Error::Invalid(format!(
             "config key `bucket`: `{name}` is not a bucket name (3 to 222 of a-z 0-9 - _ .)"
         )))
-    }
-}
-
-fn parse_bool(key: &str, value: &str) -> Result<bool, Error> {
-    match value.trim() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        other => Err(Error::Invalid(format!(
-            "config key `{key}`: `{other}` is not `true` or `false`"
-        ))),
     }
 }
 

@@ -79,36 +79,28 @@
 //! - It echoes the request's `Host` in a session's `Location`; session URIs
 //!   are sent to the configured endpoint in any case (see `writer`).
 
-mod bindings {
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "storage-adapter",
-        generate_all,
-    });
-}
-
 mod auth;
 mod client;
 mod config;
+mod list;
 mod reader;
 mod store;
 mod writer;
 
-use bindings::exports::wharf::storage::adapter::{
-    self, Backend as BackendHandle, ByteRange, Capabilities, Error, GuestBackend, GuestReader, GuestWriter, ObjectMeta,
-    Page, PutMode, Reader as ReaderHandle, Writer as WriterHandle,
-};
 use reader::Reader;
 use store::Store;
-use writer::Writer;
+use wharf_guest::{
+    BackendHandle, ByteRange, Capabilities, Error, Guest, GuestBackend, GuestReader, ObjectMeta, Page, PutMode,
+    ReaderHandle, UploadSlot, WriterHandle,
+};
 
 struct Component;
-bindings::export!(Component with_types_in bindings);
+wharf_guest::export!(Component);
 
-impl adapter::Guest for Component {
+impl Guest for Component {
     type Backend = Store;
     type Reader = Reader;
-    type Writer = Writer;
+    type Writer = UploadSlot<writer::Upload>;
 
     fn open(config: Vec<(String, String)>) -> Result<BackendHandle, Error> {
         Ok(BackendHandle::new(Store::open(config::Config::parse(config)?)))
@@ -149,26 +141,12 @@ impl GuestBackend for Store {
     }
 
     fn write(&self, path: String, mode: PutMode, _size_hint: Option<u64>) -> Result<WriterHandle, Error> {
-        Ok(WriterHandle::new(self.write(&path, mode)?))
+        Ok(WriterHandle::new(UploadSlot::new(self.write(&path, mode)?)))
     }
 }
 
 impl GuestReader for Reader {
     fn next(&self, max_bytes: u32) -> Result<Vec<u8>, Error> {
         self.next(max_bytes)
-    }
-}
-
-impl GuestWriter for Writer {
-    fn append(&self, chunk: Vec<u8>) -> Result<(), Error> {
-        self.append(chunk)
-    }
-
-    fn finish(&self) -> Result<ObjectMeta, Error> {
-        self.finish()
-    }
-
-    fn abort(&self) -> Result<(), Error> {
-        self.abort()
     }
 }

@@ -2,7 +2,7 @@
 //! is handed out a piece at a time, never held whole.
 
 use crate::Error;
-use crate::client::{Client, Condition, http_error};
+use crate::client::{Client, Condition};
 use std::cell::{Cell, RefCell};
 use wharf_guest_http::Response;
 
@@ -90,7 +90,7 @@ impl Reader {
             }
             Err(e) => {
                 *body = Body::Failed;
-                Err(http_error(e))
+                Err(Error::from(e))
             }
         }
     }

@@ -10,7 +10,6 @@
 
 use crate::client::{Client, Condition, ObjectResource, json};
 use crate::{Error, ObjectMeta};
-use std::cell::RefCell;
 use std::rc::Rc;
 use wharf_guest_http::Response;
 
@@ -18,12 +17,9 @@ use wharf_guest_http::Response;
 /// was sent (it says how much in the `Range` of its 308 answer).
 const MAX_ATTEMPTS_PER_CHUNK: usize = 8;
 
-/// An object being written.
-pub struct Writer {
-    upload: RefCell<Upload>,
-}
-
-struct Upload {
+/// An object being written. Dropping it (after a failure, or a writer the
+/// host drops) cancels its session, if any.
+pub struct Upload {
     client: Rc<Client>,
     path: String,
     condition: Condition,
@@ -31,8 +27,6 @@ struct Upload {
     held: Option<Vec<u8>>,
     /// The resumable session, once more than one chunk was appended.
     session: Option<Session>,
-    /// Set by `finish`, `abort` or a failure: nothing more may happen.
-    closed: bool,
 }
 
 /// A resumable upload session.
@@ -43,112 +37,16 @@ struct Session {
     persisted: u64,
 }
 
-impl Writer {
-    /// A writer of `path` whose commit requires `condition`.
-    pub fn new(client: Rc<Client>, path: &str, condition: Condition) -> Writer {
-        Writer {
-            upload: RefCell::new(Upload {
-                client,
-                path: path.to_string(),
-                condition,
-                held: None,
-                session: None,
-                closed: false,
-            }),
-        }
-    }
-
-    /// Takes the next chunk; sends the one held before it.
-    pub fn append(&self, chunk: Vec<u8>) -> Result<(), Error> {
-        let mut upload = self.upload.borrow_mut();
-        upload.ensure_open("append")?;
-        let result = upload.append(chunk);
-        if result.is_err() {
-            upload.close_and_cancel();
-        }
-        result
-    }
-
-    /// Sends the held chunk as the last one and returns the new object.
-    pub fn finish(&self) -> Result<ObjectMeta, Error> {
-        let mut upload = self.upload.borrow_mut();
-        upload.ensure_open("finish")?;
-        let result = upload.finish();
-        if result.is_err() {
-            upload.close_and_cancel();
-        }
-        upload.closed = true;
-        result
-    }
-
-    /// Drops the held chunk and cancels the session, if any.
-    pub fn abort(&self) -> Result<(), Error> {
-        let mut upload = self.upload.borrow_mut();
-        upload.closed = true;
-        upload.held = None;
-        match upload.session.take() {
-            Some(session) => upload.cancel(session),
-            None => Ok(()),
-        }
-    }
-}
-
 impl Upload {
-    fn ensure_open(&self, op: &str) -> Result<(), Error> {
-        if self.closed {
-            Err(Error::Invalid(format!("{op} after finish, abort or a failed write")))
-        } else {
-            Ok(())
+    /// An upload of `path` whose commit requires `condition`.
+    pub fn new(client: Rc<Client>, path: &str, condition: Condition) -> Upload {
+        Upload {
+            client,
+            path: path.to_string(),
+            condition,
+            held: None,
+            session: None,
         }
-    }
-
-    fn append(&mut self, chunk: Vec<u8>) -> Result<(), Error> {
-        let chunk_size = self.client.chunk_size;
-        if chunk.len() as u64 > chunk_size {
-            return Err(Error::Invalid(format!(
-                "an append of {} bytes is larger than chunk_size {chunk_size}",
-                chunk.len()
-            )));
-        }
-        let Some(previous) = self.held.replace(chunk) else {
-            return Ok(());
-        };
-        // GCS takes a chunk that is not the last only in multiples of
-        // 256 KiB; the capabilities make every such append one whole chunk.
-        if previous.len() as u64 != chunk_size {
-            return Err(Error::Invalid(format!(
-                "an append of {} bytes was not the last, but only the last may be shorter than chunk_size {chunk_size}",
-                previous.len()
-            )));
-        }
-        self.put(&previous, false).map(|_| ())
-    }
-
-    fn finish(&mut self) -> Result<ObjectMeta, Error> {
-        let data = self.held.take().unwrap_or_default();
-        let (resource, total) = if self.session.is_none() && !data.is_empty() {
-            (self.media_upload(&data)?, data.len() as u64)
-        } else {
-            // A session's last chunk, or an empty object: the emulator
-            // fails an empty media upload, so that goes through a session
-            // finished with `bytes */0`, which GCS accepts too.
-            let resource = self.put(&data, true)?.ok_or_else(|| {
-                Error::Backend(format!(
-                    "writing `{}`: the last chunk did not complete the upload",
-                    self.path
-                ))
-            })?;
-            let total = self.session.take().map_or(0, |s| s.persisted);
-            (resource, total)
-        };
-        let meta = self.client.meta(&resource, &self.path)?;
-        if meta.size != total {
-            return Err(Error::Backend(format!(
-                "writing `{}`: the server stored {} bytes, {total} were sent",
-                self.path, meta.size
-            )));
-        }
-        Ok(meta)
     }
 
     /// `POST …?uploadType=media`: the whole object in one request.
@@ -247,12 +145,74 @@ impl Upload {
             _ => Err(self.client.failure(response, &Condition::None)),
         }
     }
+}
 
-    /// After a failure: no more writes, the session cancelled if possible
-    /// (the failure being reported matters more than the cancel's).
-    fn close_and_cancel(&mut self) {
-        self.closed = true;
+impl wharf_guest::Upload for Upload {
+    /// Takes the next chunk; sends the one held before it.
+    fn append(&mut self, chunk: Vec<u8>) -> Result<(), Error> {
+        let chunk_size = self.client.chunk_size;
+        if chunk.len() as u64 > chunk_size {
+            return Err(Error::Invalid(format!(
+                "an append of {} bytes is larger than chunk_size {chunk_size}",
+                chunk.len()
+            )));
+        }
+        let Some(previous) = self.held.replace(chunk) else {
+            return Ok(());
+        };
+        // GCS takes a chunk that is not the last only in multiples of
+        // 256 KiB; the capabilities make every such append one whole chunk.
+        if previous.len() as u64 != chunk_size {
+            return Err(Error::Invalid(format!(
+                "an append of {} bytes was not the last, but only the last may be shorter than chunk_size {chunk_size}",
+                previous.len()
+            )));
+        }
+        self.put(&previous, false).map(|_| ())
+    }
+
+    /// Sends the held chunk as the last one and returns the new object.
+    fn finish(mut self) -> Result<ObjectMeta, Error> {
+        let data = self.held.take().unwrap_or_default();
+        let (resource, total) = if self.session.is_none() && !data.is_empty() {
+            (self.media_upload(&data)?, data.len() as u64)
+        } else {
+            // A session's last chunk, or an empty object: the emulator
+            // fails an empty media upload, so that goes through a session
+            // finished with `bytes */0`, which GCS accepts too.
+            let resource = self.put(&data, true)?.ok_or_else(|| {
+                Error::Backend(format!(
+                    "writing `{}`: the last chunk did not complete the upload",
+                    self.path
+                ))
+            })?;
+            let total = self.session.take().map_or(0, |s| s.persisted);
+            (resource, total)
+        };
+        let meta = self.client.meta(&resource, &self.path)?;
+        if meta.size != total {
+            return Err(Error::Backend(format!(
+                "writing `{}`: the server stored {} bytes, {total} were sent",
+                self.path, meta.size
+            )));
+        }
+        Ok(meta)
+    }
+
+    /// Drops the held chunk and cancels the session, if any.
+    fn abort(mut self) -> Result<(), Error> {
         self.held = None;
+        match self.session.take() {
+            Some(session) => self.cancel(session),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Upload {
+    /// After a failure or a dropped writer: the session cancelled if
+    /// possible (the failure being reported matters more than the cancel's).
+    fn drop(&mut self) {
         if let Some(session) = self.session.take() {
             let _ = self.cancel(session);
         }

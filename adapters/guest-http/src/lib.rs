@@ -5,14 +5,13 @@
 //! every cloud API needs: percent-encoding, HMAC/SHA-256, dates, base64 and
 //! a tiny XML reader for the flat documents S3 and Azure answer with.
 //!
-//! Nothing here knows the adapter contract: each adapter maps [`HttpError`]
-//! into its own `error` variant.
+//! Nothing here knows the adapter contract: `wharf-guest` (feature `http`)
+//! maps [`HttpError`] into the contract's `error`.
 
 mod body;
 pub mod encode;
 pub mod random;
 mod ranged;
-pub mod size;
 pub mod time;
 pub mod xml;
 
@@ -30,9 +29,13 @@ use wasip2::io::streams::{InputStream, StreamError};
 /// Why a request failed before an HTTP status was available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailKind {
-    /// Worth retrying: the connection was refused, reset or timed out, or
-    /// the body ended early.
+    /// Worth retrying: the connection was reset or timed out, or the body
+    /// ended early. The request may have reached the server.
     Transient,
+    /// No connection was made (refused, name not resolved, connect timed
+    /// out): nothing was sent, so even a conditional request may be sent
+    /// again.
+    Unreachable,
     /// The host refused the destination (not in the backend's `http` grant).
     Denied,
     /// The request could not be built (bad endpoint, header value).
@@ -274,10 +277,10 @@ fn transport(what: &str, code: &ErrorCode) -> HttpError {
         ErrorCode::DnsTimeout
         | ErrorCode::DnsError(_)
         | ErrorCode::ConnectionRefused
-        | ErrorCode::ConnectionTerminated
+        | ErrorCode::ConnectionTimeout => FailKind::Unreachable,
+        ErrorCode::ConnectionTerminated
         | ErrorCode::ConnectionReadTimeout
         | ErrorCode::ConnectionWriteTimeout
-        | ErrorCode::ConnectionTimeout
         | ErrorCode::ConnectionLimitReached
         | ErrorCode::HttpResponseIncomplete
         | ErrorCode::HttpResponseTimeout
@@ -570,7 +573,11 @@ mod tests {
     fn transport_errors_are_classified() {
         let cases = [
             (ErrorCode::HttpRequestDenied, FailKind::Denied, "grants.http"),
-            (ErrorCode::ConnectionRefused, FailKind::Transient, "connection refused"),
+            (
+                ErrorCode::ConnectionRefused,
+                FailKind::Unreachable,
+                "connection refused",
+            ),
             (
                 ErrorCode::ConnectionTerminated,
                 FailKind::Transient,

@@ -1,14 +1,14 @@
-//! The Hub client: URLs, the token, error mapping, `HEAD`/`GET` of files
-//! (following the redirect to the LFS CDN) and commits.
+//! The Hub client: URLs, the token, error mapping, `HEAD` of files and
+//! commits (`reader.rs` has the `GET`).
 
-use crate::bindings::exports::wharf::storage::adapter::{ByteRange, Error, ObjectMeta, PutMode};
 use crate::config::Config;
 use serde_json::{Value, json};
+use wharf_guest::{Error, ObjectMeta, PutMode};
 use wharf_guest_http::encode::uri_encode;
-use wharf_guest_http::{Endpoint, FailKind, HttpError, Request, Response, is_transient_status};
+use wharf_guest_http::{Endpoint, Request, Response, is_transient_status};
 
 /// Redirects followed for one request (the Hub sends one: to its CDN).
-const MAX_REDIRECTS: usize = 5;
+pub const MAX_REDIRECTS: usize = 5;
 const USER_AGENT: &str = concat!("wharf-huggingface-hub/", env!("CARGO_PKG_VERSION"));
 /// The largest JSON answer read (a tree page of 1,000 entries is ~300 KB).
 const JSON_LIMIT: usize = 16 << 20;
@@ -71,7 +71,7 @@ impl Hub {
         uri_encode(&self.cfg.revision, false)
     }
 
-    fn resolve_url(&self, rev: &str, repo_path: &str) -> String {
+    pub fn resolve_url(&self, rev: &str, repo_path: &str) -> String {
         format!(
             "{}/resolve/{}/{}",
             self.files_base(),
@@ -149,7 +149,7 @@ impl Hub {
 
     /// Sends a request; the response if its status is 2xx.
     pub fn send(&self, request: &Request, body: &[u8], mode: Option<&PutMode>) -> Result<Response, Error> {
-        let response = request.send(body).map_err(transport)?;
+        let response = request.send(body)?;
         if (200..300).contains(&response.status) {
             Ok(response)
         } else {
@@ -160,7 +160,7 @@ impl Hub {
     /// A response's JSON body.
     pub fn json(&self, response: Response) -> Result<Value, Error> {
         let what = response.what().to_string();
-        let bytes = response.bytes(JSON_LIMIT).map_err(transport)?;
+        let bytes = response.bytes(JSON_LIMIT)?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Backend(format!("{what}: the answer is not JSON: {e}")))
     }
 
@@ -178,7 +178,7 @@ impl Hub {
         let mut target = self.resolve_url(rev, &self.repo_path(path));
         for _ in 0..=MAX_REDIRECTS {
             let request = self.request_to("HEAD", &endpoint, target.clone());
-            let response = request.send(&[]).map_err(transport)?;
+            let response = request.send(&[])?;
             let commit = response.header("x-repo-commit").map(str::to_string);
             let linked_size = response.header("x-linked-size").and_then(|s| s.trim().parse().ok());
             match response.status {
@@ -270,49 +270,8 @@ impl Hub {
             .ok_or_else(|| Error::Backend(format!("{what}: no `sha` in the answer")))
     }
 
-    /// `GET` a file or a range of it, following the redirect of an LFS
-    /// file to the CDN (without the token when the CDN is another host).
-    pub fn get(&self, rev: &str, path: &str, range: Option<ByteRange>) -> Result<Body, Error> {
-        let (start, end) = range.map_or((0, None), |r| (r.start, r.end));
-        if end.is_some_and(|e| e <= start) {
-            // An empty range: nothing to read, but the object must exist.
-            self.stat(path)?;
-            return Ok(Body::empty());
-        }
-        let mut endpoint = self.cfg.endpoint.clone();
-        let mut target = self.resolve_url(rev, &self.repo_path(path));
-        for _ in 0..=MAX_REDIRECTS {
-            let mut request = self.request_to("GET", &endpoint, target.clone());
-            if start > 0 || end.is_some() {
-                let last = end.map(|e| (e - 1).to_string()).unwrap_or_default();
-                request.set_header("range", format!("bytes={start}-{last}"));
-            }
-            let response = request.send(&[]).map_err(transport)?;
-            match response.status {
-                206 => return Ok(Body::new(response, 0, None)),
-                // A server that ignores Range sends it all: skip to the range.
-                200 => return Ok(Body::new(response, start, end.map(|e| e - start))),
-                // The range starts at or past the end (or the file is empty).
-                416 => {
-                    response.discard();
-                    return Ok(Body::empty());
-                }
-                300..=399 => {
-                    let (next, path) = self.redirect_target(&endpoint, &response)?;
-                    response.discard();
-                    (endpoint, target) = (next, path);
-                }
-                _ => return Err(self.fail(response, None)),
-            }
-        }
-        Err(Error::Backend(format!(
-            "GET {}: more than {MAX_REDIRECTS} redirects",
-            self.resolve_url(rev, &self.repo_path(path))
-        )))
-    }
-
     /// Where a redirect points: the endpoint and the path and query.
-    fn redirect_target(&self, from: &Endpoint, response: &Response) -> Result<(Endpoint, String), Error> {
+    pub fn redirect_target(&self, from: &Endpoint, response: &Response) -> Result<(Endpoint, String), Error> {
         let location = response
             .header("location")
             .ok_or_else(|| Error::Backend(format!("{}: a redirect without a Location", response.what())))?;
@@ -377,19 +336,6 @@ pub fn split_url(base: &Endpoint, url: &str) -> Result<(Endpoint, String), Strin
 pub fn normalize_etag(etag: &str) -> String {
     etag.trim().trim_start_matches("W/").trim_matches('"').to_string()
 }
-
-/// A transport failure as the contract's error.
-pub fn transport(e: HttpError) -> Error {
-    match e.kind {
-        FailKind::Transient => Error::Transient(e.message),
-        FailKind::Denied => Error::Denied(e.message),
-        FailKind::Invalid => Error::Invalid(e.message),
-        FailKind::Backend => Error::Backend(e.message),
-    }
-}
-
-/// A response body being read, trimmed to a range.
-pub use wharf_guest_http::RangedBody as Body;
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! The backend's `config` table: which repo, where, as whom.
 
-use crate::bindings::exports::wharf::storage::adapter::Error;
-use std::collections::BTreeMap;
+use wharf_guest::Error;
+use wharf_guest::config::Table;
 use wharf_guest_http::Endpoint;
 
 const KEYS: &[&str] = &[
@@ -80,26 +80,15 @@ pub struct Config {
 impl Config {
     /// Reads the `config` table; every problem is `invalid` and names the key.
     pub fn parse(config: Vec<(String, String)>) -> Result<Config, Error> {
-        let mut get = BTreeMap::new();
-        for (k, v) in config {
-            if !KEYS.contains(&k.as_str()) {
-                return Err(Error::Invalid(format!(
-                    "unknown config key `{k}` (known: {})",
-                    KEYS.join(", ")
-                )));
-            }
-            get.insert(k, v);
-        }
-        let endpoint = get
-            .remove("endpoint")
-            .unwrap_or_else(|| "https://huggingface.co".into());
+        let mut get = Table::parse(config, KEYS)?;
+        let endpoint = get.take("endpoint").unwrap_or_else(|| "https://huggingface.co".into());
         let endpoint = Endpoint::parse(&endpoint).map_err(|e| Error::Invalid(format!("`endpoint`: {e}")))?;
         let repo_id = get
-            .remove("repo_id")
+            .take("repo_id")
             .filter(|r| !r.is_empty())
             .ok_or_else(|| Error::Invalid("config key `repo_id` is required (`namespace/name`)".into()))?;
         check_repo_id(&repo_id)?;
-        let repo_type = match get.remove("repo_type").as_deref() {
+        let repo_type = match get.take("repo_type").as_deref() {
             None | Some("model") => RepoType::Model,
             Some("dataset") => RepoType::Dataset,
             Some("space") => RepoType::Space,
@@ -109,11 +98,11 @@ impl Config {
                 )));
             }
         };
-        let revision = get.remove("revision").unwrap_or_else(|| "main".into());
+        let revision = get.take("revision").unwrap_or_else(|| "main".into());
         if revision.is_empty() || revision.chars().any(|c| c.is_control() || c == ' ') || revision.contains("..") {
             return Err(Error::Invalid(format!("`revision` `{revision}` is not a branch name")));
         }
-        let token = get.remove("token").filter(|t| !t.is_empty());
+        let token = get.take("token").filter(|t| !t.is_empty());
         if token
             .as_deref()
             .is_some_and(|t| t.chars().any(|c| c.is_control() || c.is_whitespace()))
@@ -123,7 +112,7 @@ impl Config {
                 "`token` contains whitespace or control characters".into(),
             ));
         }
-        let prefix = get.remove("prefix").unwrap_or_default();
+        let prefix = get.take("prefix").unwrap_or_default();
         if prefix.starts_with('/')
             || prefix.contains("//")
             || prefix.split('/').any(|s| s == ".." || s == ".")
@@ -133,7 +122,7 @@ impl Config {
                 "`prefix` `{prefix}` must be a relative path without `.`, `..` or empty segments"
             )));
         }
-        let scratch = get.remove("scratch").filter(|s| !s.is_empty());
+        let scratch = get.take("scratch").filter(|s| !s.is_empty());
         if let Some(s) = &scratch
             && !s.starts_with('/')
         {
@@ -141,12 +130,7 @@ impl Config {
                 "`scratch` `{s}` must be the absolute guest path of a granted directory (e.g. `/scratch`)"
             )));
         }
-        let spool_threshold = match get.remove("spool_threshold") {
-            Some(v) => {
-                wharf_guest_http::size::parse_size(&v).map_err(|e| Error::Invalid(format!("`spool_threshold`: {e}")))?
-            }
-            None => 10 << 20,
-        };
+        let spool_threshold = get.take_size("spool_threshold")?.unwrap_or(10 << 20);
         if spool_threshold > 64 << 20 {
             return Err(Error::Invalid(format!(
                 "`spool_threshold` {spool_threshold} is over 64 MiB: a write holds that much in memory"

@@ -45,26 +45,18 @@
 //! - `copy`: a commit that adds the destination with the source's LFS
 //!   object id (no bytes move) or, for a regular file, its content.
 
-mod bindings {
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "storage-adapter",
-        generate_all,
-    });
-}
-
 mod client;
 mod config;
-mod listing;
+mod list;
+mod reader;
 mod writer;
 
-use bindings::exports::wharf::storage::adapter::{
-    self, Backend as BackendHandle, ByteRange, Capabilities, Error, GuestBackend, GuestReader, GuestWriter, ObjectMeta,
-    Page, PutMode, Reader as ReaderHandle, Writer as WriterHandle,
-};
 use client::Hub;
 use serde_json::json;
-use std::cell::RefCell;
+use wharf_guest::{
+    BackendHandle, ByteRange, Capabilities, DownloadCell, Error, Guest, GuestBackend, ObjectMeta, Page, PutMode,
+    ReaderHandle, UploadSlot, WriterHandle,
+};
 use wharf_guest_http::encode::base64;
 
 /// The largest regular file `copy` moves through memory (the Hub keeps
@@ -72,12 +64,12 @@ use wharf_guest_http::encode::base64;
 const COPY_INLINE_MAX: u64 = 64 << 20;
 
 struct Component;
-bindings::export!(Component with_types_in bindings);
+wharf_guest::export!(Component);
 
-impl adapter::Guest for Component {
+impl Guest for Component {
     type Backend = Hub;
-    type Reader = Reader;
-    type Writer = RefCell<Option<writer::Upload>>;
+    type Reader = DownloadCell<reader::Body>;
+    type Writer = UploadSlot<writer::Upload>;
 
     fn open(config: Vec<(String, String)>) -> Result<BackendHandle, Error> {
         Ok(BackendHandle::new(Hub {
@@ -161,7 +153,7 @@ impl GuestBackend for Hub {
             let mut body = self.get(&rev, &source, None)?;
             let mut bytes = Vec::with_capacity(src.size as usize);
             loop {
-                let chunk = body.next(1 << 20).map_err(client::transport)?;
+                let chunk = body.next(1 << 20)?;
                 if chunk.is_empty() {
                     break;
                 }
@@ -208,55 +200,16 @@ impl GuestBackend for Hub {
     }
 
     fn read(&self, path: String, range: Option<ByteRange>) -> Result<ReaderHandle, Error> {
-        Ok(ReaderHandle::new(Reader(RefCell::new(self.get(
+        Ok(ReaderHandle::new(DownloadCell::new(self.get(
             &self.cfg.revision,
             &path,
             range,
-        )?))))
+        )?)))
     }
 
     fn write(&self, path: String, mode: PutMode, _size_hint: Option<u64>) -> Result<WriterHandle, Error> {
-        Ok(WriterHandle::new(RefCell::new(Some(writer::Upload::new(
+        Ok(WriterHandle::new(UploadSlot::new(writer::Upload::new(
             self, path, mode,
-        )?))))
-    }
-}
-
-/// An object being read.
-pub struct Reader(RefCell<client::Body>);
-
-impl GuestReader for Reader {
-    fn next(&self, max_bytes: u32) -> Result<Vec<u8>, Error> {
-        self.0.borrow_mut().next(max_bytes as usize).map_err(client::transport)
-    }
-}
-
-impl GuestWriter for RefCell<Option<writer::Upload>> {
-    fn append(&self, chunk: Vec<u8>) -> Result<(), Error> {
-        let mut slot = self.borrow_mut();
-        let upload = slot
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("append after finish or abort".into()))?;
-        let result = upload.append(chunk);
-        if result.is_err() {
-            // Dropping the upload removes its spool file.
-            slot.take();
-        }
-        result
-    }
-
-    fn finish(&self) -> Result<ObjectMeta, Error> {
-        let upload = self
-            .borrow_mut()
-            .take()
-            .ok_or_else(|| Error::Invalid("finish after finish or abort".into()))?;
-        upload.finish()
-    }
-
-    fn abort(&self) -> Result<(), Error> {
-        match self.borrow_mut().take() {
-            Some(upload) => upload.abort(),
-            None => Ok(()),
-        }
+        )?)))
     }
 }

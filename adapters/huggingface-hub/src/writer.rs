@@ -5,12 +5,12 @@
 //! commit, or `lfs` through the LFS batch API (`basic`: one PUT;
 //! `multipart`: a PUT per part and a completion call), then commits.
 
-use crate::bindings::exports::wharf::storage::adapter::{Error, ObjectMeta, PutMode};
-use crate::client::{Head, Hub, split_url, transport};
+use crate::client::{Head, Hub, split_url};
 use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Seek, SeekFrom, Write};
+use wharf_guest::{Error, ObjectMeta, PutMode};
 use wharf_guest_http::encode::{base64, hex};
 use wharf_guest_http::{Endpoint, Pending, Request, Response};
 
@@ -80,30 +80,6 @@ impl Upload {
         })
     }
 
-    /// Takes the next bytes.
-    pub fn append(&mut self, chunk: Vec<u8>) -> Result<(), Error> {
-        self.hash.update(&chunk);
-        self.size += chunk.len() as u64;
-        if self.sample.len() < SAMPLE {
-            let take = (SAMPLE - self.sample.len()).min(chunk.len());
-            self.sample.extend_from_slice(&chunk[..take]);
-        }
-        if self.spool.is_none() && (self.memory.len() + chunk.len()) as u64 > self.hub.cfg.spool_threshold {
-            self.start_spool()?;
-        }
-        match &mut self.spool {
-            Some(spool) => {
-                let file = spool.file.as_mut().expect("open while writing");
-                file.write_all(&chunk)
-                    .map_err(|e| Error::Backend(format!("writing the spool file `{}`: {e}", spool.path)))
-            }
-            None => {
-                self.memory.extend_from_slice(&chunk);
-                Ok(())
-            }
-        }
-    }
-
     fn start_spool(&mut self) -> Result<(), Error> {
         let Some(dir) = &self.hub.cfg.scratch else {
             return Err(Error::Invalid(format!(
@@ -133,10 +109,36 @@ impl Upload {
         self.spool = Some(Spool { path, file: Some(file) });
         Ok(())
     }
+}
+
+impl wharf_guest::Upload for Upload {
+    /// Takes the next bytes.
+    fn append(&mut self, chunk: Vec<u8>) -> Result<(), Error> {
+        self.hash.update(&chunk);
+        self.size += chunk.len() as u64;
+        if self.sample.len() < SAMPLE {
+            let take = (SAMPLE - self.sample.len()).min(chunk.len());
+            self.sample.extend_from_slice(&chunk[..take]);
+        }
+        if self.spool.is_none() && (self.memory.len() + chunk.len()) as u64 > self.hub.cfg.spool_threshold {
+            self.start_spool()?;
+        }
+        match &mut self.spool {
+            Some(spool) => {
+                let file = spool.file.as_mut().expect("open while writing");
+                file.write_all(&chunk)
+                    .map_err(|e| Error::Backend(format!("writing the spool file `{}`: {e}", spool.path)))
+            }
+            None => {
+                self.memory.extend_from_slice(&chunk);
+                Ok(())
+            }
+        }
+    }
 
     /// Uploads and commits. Nothing is visible before the commit; the spool
     /// file is removed whatever happens.
-    pub fn finish(mut self) -> Result<ObjectMeta, Error> {
+    fn finish(mut self) -> Result<ObjectMeta, Error> {
         if let Some(spool) = &mut self.spool
             && let Some(mut file) = spool.file.take()
         {
@@ -180,7 +182,7 @@ impl Upload {
 
     /// Drops what was written (the spool file goes with it). Nothing was
     /// sent to the Hub before `finish`.
-    pub fn abort(self) -> Result<(), Error> {
+    fn abort(self) -> Result<(), Error> {
         Ok(())
     }
 }
@@ -404,7 +406,7 @@ fn put(hub: &Hub, request: Request, content: &Content<'_>, offset: u64, len: u64
         Content::Memory(bytes) => {
             let start = usize::try_from(offset).unwrap_or(usize::MAX);
             let end = start + usize::try_from(len).unwrap_or(usize::MAX);
-            request.send(&bytes[start..end]).map_err(transport)?
+            request.send(&bytes[start..end])?
         }
         Content::File(path) => send_file(&request, path, offset, len)?,
     };
@@ -426,18 +428,18 @@ fn send_file(request: &Request, path: &str, offset: u64, len: u64) -> Result<Res
         |doing: &str, e: std::io::Error| Error::Backend(format!("{what}: {doing} the spool file `{path}`: {e}"));
     let mut file = std::fs::File::open(path).map_err(|e| spool("opening", e))?;
     file.seek(SeekFrom::Start(offset)).map_err(|e| spool("seeking in", e))?;
-    let mut body = request.start_body(Some(len)).map_err(transport)?;
+    let mut body = request.start_body(Some(len))?;
     let mut buf = vec![0u8; usize::try_from(len).unwrap_or(PIECE).min(PIECE)];
     let mut left = len;
     while left > 0 {
         let piece = &mut buf[..usize::try_from(left).unwrap_or(PIECE).min(PIECE)];
         file.read_exact(piece).map_err(|e| spool("reading", e))?;
-        if let Some(early) = body.write(piece).map_err(transport)? {
+        if let Some(early) = body.write(piece)? {
             return Ok(early);
         }
         left -= piece.len() as u64;
     }
-    body.finish().and_then(Pending::wait).map_err(transport)
+    body.finish().and_then(Pending::wait).map_err(Error::from)
 }
 
 /// The git blob id of `data`: the id the Hub gives a regular file.

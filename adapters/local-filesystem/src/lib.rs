@@ -14,46 +14,33 @@
 //! two hosts updating the same object in the same instant can both succeed
 //! (the last one wins). `create` has no such window.
 
-mod bindings {
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "storage-adapter",
-        generate_all,
-    });
-}
+mod client;
+mod config;
+mod list;
+mod reader;
+mod writer;
 
-mod fsops;
-
-use bindings::exports::wharf::storage::adapter::{
-    self, Backend as BackendHandle, ByteRange, Capabilities, Error, GuestBackend, GuestReader, GuestWriter, ObjectMeta,
-    Page, PutMode, Reader as ReaderHandle, Writer as WriterHandle,
+use wharf_guest::{
+    BackendHandle, ByteRange, Capabilities, Error, Guest, GuestBackend, GuestReader, ObjectMeta, Page, PutMode,
+    ReaderHandle, UploadSlot, WriterHandle,
 };
-use std::cell::RefCell;
-use std::path::PathBuf;
 
 struct Component;
-bindings::export!(Component with_types_in bindings);
+wharf_guest::export!(Component);
 
-impl adapter::Guest for Component {
-    type Backend = fsops::Store;
-    type Reader = fsops::ObjectReader;
-    type Writer = RefCell<Option<fsops::ObjectWriter>>;
+impl Guest for Component {
+    type Backend = client::Store;
+    type Reader = reader::ObjectReader;
+    type Writer = UploadSlot<writer::ObjectWriter>;
 
     fn open(config: Vec<(String, String)>) -> Result<BackendHandle, Error> {
-        let mut root = PathBuf::from("/data");
-        for (key, value) in config {
-            match key.as_str() {
-                "root" => root = PathBuf::from(value),
-                other => {
-                    return Err(Error::Invalid(format!("unknown config key `{other}` (known: root)")));
-                }
-            }
-        }
-        Ok(BackendHandle::new(fsops::Store::open(root)?))
+        Ok(BackendHandle::new(client::Store::open(
+            config::Config::parse(config)?.root,
+        )?))
     }
 }
 
-impl GuestBackend for fsops::Store {
+impl GuestBackend for client::Store {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             read_range: true,
@@ -72,11 +59,7 @@ impl GuestBackend for fsops::Store {
     }
 
     fn exists(&self, path: String) -> Result<bool, Error> {
-        match self.stat(&path) {
-            Ok(_) => Ok(true),
-            Err(Error::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        wharf_guest::exists(self.stat(&path))
     }
 
     fn delete(&self, path: String) -> Result<(), Error> {
@@ -100,34 +83,12 @@ impl GuestBackend for fsops::Store {
     }
 
     fn write(&self, path: String, mode: PutMode, _size_hint: Option<u64>) -> Result<WriterHandle, Error> {
-        Ok(WriterHandle::new(RefCell::new(Some(self.write(&path, mode)?))))
+        Ok(WriterHandle::new(UploadSlot::new(self.write(&path, mode)?)))
     }
 }
 
-impl GuestReader for fsops::ObjectReader {
+impl GuestReader for reader::ObjectReader {
     fn next(&self, max_bytes: u32) -> Result<Vec<u8>, Error> {
         self.next(max_bytes as usize)
-    }
-}
-
-impl GuestWriter for RefCell<Option<fsops::ObjectWriter>> {
-    fn append(&self, chunk: Vec<u8>) -> Result<(), Error> {
-        match self.borrow_mut().as_mut() {
-            Some(w) => w.append(&chunk),
-            None => Err(Error::Invalid("append after finish or abort".into())),
-        }
-    }
-
-    fn finish(&self) -> Result<ObjectMeta, Error> {
-        match self.borrow_mut().take() {
-            Some(w) => w.finish(),
-            None => Err(Error::Invalid("finish after finish or abort".into())),
-        }
-    }
-
-    fn abort(&self) -> Result<(), Error> {
-        // Dropping the writer removes its temporary file.
-        self.borrow_mut().take();
-        Ok(())
     }
 }

@@ -1,50 +1,26 @@
-//! The MLflow artifact proxy client: configuration, requests, error mapping
-//! and the single-request operations (list one directory, stat, delete,
-//! read, health).
+//! The MLflow artifact proxy client: requests, error mapping and the
+//! single-request operations (list one directory, stat, delete, health).
 
-use crate::bindings::exports::wharf::storage::adapter::{ByteRange, Error, ObjectMeta};
+use crate::config::Config;
 use crate::keys;
 use serde_json::Value;
-use wharf_guest_http::encode::{base64, uri_encode};
-use wharf_guest_http::{Endpoint, FailKind, HttpError, Request, Response, is_transient_status};
+use wharf_guest::{Error, ObjectMeta};
+use wharf_guest_http::encode::uri_encode;
+use wharf_guest_http::{FailKind, HttpError, Request, Response, is_transient_status};
 
 /// The artifact proxy's routes, under the tracking server's URL.
 pub const ARTIFACTS: &str = "/api/2.0/mlflow-artifacts/artifacts";
 /// The multipart routes (`create`, `complete`, `abort`).
 pub const MPU: &str = "/api/2.0/mlflow-artifacts/mpu";
 
-const MIN_PART: u64 = 5 << 20;
-const MAX_PART: u64 = 256 << 20;
 /// The largest one-directory listing read (about 200,000 entries).
 const MAX_LISTING: usize = 16 << 20;
-
-const KEYS: &[&str] = &[
-    "endpoint",
-    "prefix",
-    "token",
-    "username",
-    "password",
-    "multipart",
-    "part_size",
-    "max_in_flight",
-];
 
 /// A configured artifact proxy.
 #[derive(Clone)]
 pub struct Mlflow {
-    endpoint: Endpoint,
-    /// Artifact path prefix: `""` or `dir/.../` (stored unchanged by the server).
-    prefix: String,
-    /// The `Authorization` header value; never printed.
-    auth: Option<String>,
-    /// Who the requests are sent as, for messages (never a secret).
-    identity: String,
-    /// Try the multipart routes for large writes.
-    pub multipart: bool,
-    /// Multipart part size, and the size of each append the host sends.
-    pub part_size: u64,
-    /// Parts uploading at once.
-    pub max_in_flight: usize,
+    /// The checked `config` table.
+    pub cfg: Config,
 }
 
 /// One entry of a one-level listing, as the server names it.
@@ -60,112 +36,30 @@ pub struct Entry {
 impl Mlflow {
     /// Reads the `config` table; every problem is `invalid`, naming the key.
     pub fn open(config: Vec<(String, String)>) -> Result<Mlflow, Error> {
-        let mut get = std::collections::BTreeMap::new();
-        for (k, v) in config {
-            if !KEYS.contains(&k.as_str()) {
-                return Err(Error::Invalid(format!(
-                    "unknown config key `{k}` (known: {})",
-                    KEYS.join(", ")
-                )));
-            }
-            get.insert(k, v);
-        }
-        let url = get
-            .remove("endpoint")
-            .filter(|e| !e.is_empty())
-            .ok_or_else(|| Error::Invalid("config key `endpoint` (the tracking server URL) is required".into()))?;
-        let endpoint = Endpoint::parse(&url).map_err(|e| Error::Invalid(format!("`endpoint`: {e}")))?;
-        let prefix = get.remove("prefix").unwrap_or_default();
-        let trimmed = prefix.trim_matches('/');
-        if !trimmed.is_empty()
-            && (prefix.starts_with('/')
-                || trimmed.split('/').any(|s| s.is_empty() || s == "." || s == "..")
-                || trimmed.chars().any(char::is_control)
-                || !keys::is_plain(trimmed))
-        {
-            return Err(Error::Invalid(format!(
-                "`prefix` `{prefix}` must be a relative artifact path (no `..`, empty segment, or `% # ? ; :`)"
-            )));
-        }
-        let prefix = if trimmed.is_empty() {
-            String::new()
-        } else {
-            format!("{trimmed}/")
-        };
-        let token = get.remove("token").filter(|t| !t.is_empty());
-        let user = get.remove("username").filter(|u| !u.is_empty());
-        let password = get.remove("password");
-        let (auth, identity) = match (token, user, password) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                return Err(Error::Invalid(
-                    "set `token`, or `username` and `password`, not both".into(),
-                ));
-            }
-            (Some(t), None, None) => (Some(format!("Bearer {t}")), "a bearer token".to_string()),
-            (None, Some(u), Some(p)) => (
-                Some(format!("Basic {}", base64(format!("{u}:{p}").as_bytes()))),
-                format!("user `{u}`"),
-            ),
-            (None, Some(_), None) => return Err(Error::Invalid("`username` needs `password`".into())),
-            (None, None, Some(_)) => return Err(Error::Invalid("`password` needs `username`".into())),
-            (None, None, None) => (None, "no credentials".to_string()),
-        };
-        let multipart = match get.remove("multipart").as_deref() {
-            None | Some("auto") => true,
-            Some("off") => false,
-            Some(other) => {
-                return Err(Error::Invalid(format!("`multipart` `{other}` is not auto or off")));
-            }
-        };
-        let part_size = match get.remove("part_size") {
-            Some(v) => {
-                wharf_guest_http::size::parse_size(&v).map_err(|e| Error::Invalid(format!("`part_size`: {e}")))?
-            }
-            None => 8 << 20,
-        };
-        if !(MIN_PART..=MAX_PART).contains(&part_size) {
-            return Err(Error::Invalid(format!(
-                "`part_size` {part_size} is outside 5 MiB to 256 MiB"
-            )));
-        }
-        let max_in_flight = match get.remove("max_in_flight") {
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=16).contains(n))
-                .ok_or_else(|| Error::Invalid(format!("`max_in_flight` `{v}` is not a number from 1 to 16")))?,
-            None => 4,
-        };
         Ok(Mlflow {
-            endpoint,
-            prefix,
-            auth,
-            identity,
-            multipart,
-            part_size,
-            max_in_flight,
+            cfg: Config::parse(config)?,
         })
     }
 
     /// The artifact path (as the server stores it) of a contract path.
     pub fn key(&self, path: &str) -> String {
-        format!("{}{}", self.prefix, keys::escape(path))
+        format!("{}{}", self.cfg.prefix, keys::escape(path))
     }
 
     /// The artifact directory of a contract directory (`""` or ending in `/`).
     pub fn dir_key(&self, dir: &str) -> String {
-        let key = format!("{}{}", self.prefix, keys::escape(dir.trim_end_matches('/')));
+        let key = format!("{}{}", self.cfg.prefix, keys::escape(dir.trim_end_matches('/')));
         key.trim_end_matches('/').to_string()
     }
 
     /// The tracking server's URL, for messages.
     pub fn url(&self) -> String {
-        self.endpoint.url()
+        self.cfg.endpoint.url()
     }
 
     /// The headers every request carries.
     pub fn headers(&self) -> Vec<(String, String)> {
-        match &self.auth {
+        match &self.cfg.auth {
             Some(a) => vec![("authorization".to_string(), a.clone())],
             None => Vec::new(),
         }
@@ -173,7 +67,11 @@ impl Mlflow {
 
     /// A request for `route` (already encoded, starting with `/`).
     pub fn request(&self, method: &'static str, route: &str) -> Request {
-        let mut request = Request::new(method, &self.endpoint, format!("{}{route}", self.endpoint.base_path));
+        let mut request = Request::new(
+            method,
+            &self.cfg.endpoint,
+            format!("{}{route}", self.cfg.endpoint.base_path),
+        );
         request.headers = self.headers();
         request
     }
@@ -194,7 +92,7 @@ impl Mlflow {
                 "{message} (is `endpoint` {} an MLflow tracking server with the artifact proxy?)",
                 self.url()
             )),
-            401 | 403 => Error::Denied(format!("{message} (sent as {})", self.identity)),
+            401 | 403 => Error::Denied(format!("{message} (sent as {})", self.cfg.identity)),
             400 => Error::Invalid(message),
             501 => Error::Unsupported(message),
             // `mlflow server --no-serve-artifacts` answers 503: retrying does
@@ -223,7 +121,7 @@ impl Mlflow {
 
     /// Sends a request with `body`; the response if its status is 2xx.
     pub fn send(&self, request: &Request, body: &[u8], missing: Missing) -> Result<Response, Error> {
-        let response = Self::transmit(request, body).map_err(transport)?;
+        let response = Self::transmit(request, body)?;
         if (200..300).contains(&response.status) {
             return Ok(response);
         }
@@ -248,7 +146,7 @@ impl Mlflow {
                 "{} (directory `{dir_key}`: a listing is read whole, at most {MAX_LISTING} bytes)",
                 e.message
             )),
-            _ => transport(e),
+            _ => Error::from(e),
         })?;
         let doc: Value = serde_json::from_str(&text)
             .map_err(|e| Error::Backend(format!("{what}: the listing is not JSON ({e})")))?;
@@ -365,69 +263,9 @@ impl Mlflow {
         Ok(format!(
             "{}/health answered and the artifact proxy listed `{}` (as {})",
             self.url(),
-            self.prefix,
-            self.identity
+            self.cfg.prefix,
+            self.cfg.identity
         ))
-    }
-
-    /// `GET` an artifact, or a range of it. The file store honours `Range`
-    /// (206); a store that streams through the server answers 200 with the
-    /// whole file, and the bytes before the range are skipped.
-    pub fn get(&self, path: &str, range: Option<ByteRange>) -> Result<Body, Error> {
-        let (start, end) = match range {
-            Some(r) => (r.start, r.end),
-            None => (0, None),
-        };
-        if end.is_some_and(|e| e <= start) {
-            // An empty range: nothing to read, but the object must exist.
-            self.stat(path)?;
-            return Ok(Body::empty());
-        }
-        let mut request = self.request("GET", &Self::artifact_route(&self.key(path)));
-        if start > 0 || end.is_some() {
-            let last = end.map(|e| (e - 1).to_string()).unwrap_or_default();
-            request.set_header("range", format!("bytes={start}-{last}"));
-        }
-        let response = Self::transmit(&request, &[]).map_err(transport)?;
-        match response.status {
-            206 => {
-                let from = response
-                    .header("content-range")
-                    .and_then(|v| v.trim().strip_prefix("bytes "))
-                    .and_then(|v| v.split('-').next())
-                    .and_then(|v| v.parse::<u64>().ok());
-                if from != Some(start) {
-                    return Err(Error::Backend(format!(
-                        "{}: asked for bytes from {start}, the answer starts at {from:?}",
-                        response.what()
-                    )));
-                }
-                Ok(Body::new(response, 0, None))
-            }
-            200 => Ok(Body::new(response, start, end.map(|e| e - start))),
-            // The range starts at or past the end (or the object is empty).
-            416 => {
-                response.discard();
-                Ok(Body::empty())
-            }
-            status => {
-                let what = response.what().to_string();
-                let text = response.error_text();
-                // A directory is no object.
-                if status == 400 && text.contains("directory") {
-                    return Err(Error::NotFound(format!(
-                        "{what}: `{path}` is a directory, not an object"
-                    )));
-                }
-                // A cloud store's "no such key" reaches the client as a 500.
-                if status == 500
-                    && let Err(Error::NotFound(why)) = self.stat(path)
-                {
-                    return Err(Error::NotFound(format!("{what}: 500, and {why}")));
-                }
-                Err(self.fail(&what, status, &text, Missing::NotFound))
-            }
-        }
     }
 }
 
@@ -468,16 +306,3 @@ pub fn error_detail(body: &str) -> String {
     }
     text.to_string()
 }
-
-/// A transport failure as the contract's error.
-pub fn transport(e: HttpError) -> Error {
-    match e.kind {
-        FailKind::Transient => Error::Transient(e.message),
-        FailKind::Denied => Error::Denied(e.message),
-        FailKind::Invalid => Error::Invalid(e.message),
-        FailKind::Backend => Error::Backend(e.message),
-    }
-}
-
-/// A response body being read, trimmed to a range.
-pub use wharf_guest_http::RangedBody as Body;

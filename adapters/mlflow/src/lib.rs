@@ -44,7 +44,7 @@
 //!   answers 206; a store that streams through the server answers 200 and
 //!   the adapter skips to the range, so `read_range` is `false` (a range
 //!   may cost reading the object from its start).
-//! - `list`: built from the one-level listing, see `lister`: one request per
+//! - `list`: built from the one-level listing, see `list.rs`: one request per
 //!   directory visited, and each page re-lists the directories down to its
 //!   cursor.
 //! - Paths: the server URL-decodes artifact paths until they stop changing
@@ -54,33 +54,26 @@
 //! - Errors: 404 not-found, 401/403 denied, 400 invalid, 5xx and broken
 //!   connections transient; messages name the request, never credentials.
 
-mod bindings {
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "storage-adapter",
-        generate_all,
-    });
-}
-
 mod client;
+mod config;
 mod keys;
-mod lister;
+mod list;
+mod reader;
 mod writer;
 
-use bindings::exports::wharf::storage::adapter::{
-    self, Backend as BackendHandle, ByteRange, Capabilities, Error, GuestBackend, GuestReader, GuestWriter, ObjectMeta,
-    Page, PutMode, Reader as ReaderHandle, Writer as WriterHandle,
-};
 use client::Mlflow;
-use std::cell::RefCell;
+use wharf_guest::{
+    BackendHandle, ByteRange, Capabilities, DownloadCell, Error, Guest, GuestBackend, ObjectMeta, Page, PutMode,
+    ReaderHandle, UploadSlot, WriterHandle,
+};
 
 struct Component;
-bindings::export!(Component with_types_in bindings);
+wharf_guest::export!(Component);
 
-impl adapter::Guest for Component {
+impl Guest for Component {
     type Backend = Mlflow;
-    type Reader = Reader;
-    type Writer = RefCell<Option<writer::Upload>>;
+    type Reader = DownloadCell<reader::Body>;
+    type Writer = UploadSlot<writer::Upload>;
 
     fn open(config: Vec<(String, String)>) -> Result<BackendHandle, Error> {
         Ok(BackendHandle::new(Mlflow::open(config)?))
@@ -96,8 +89,8 @@ impl GuestBackend for Mlflow {
             copy: false,
             list_max_limit: 1000,
             // Multipart parts must be whole; a streamed PUT takes any size.
-            write_min_chunk: if self.multipart { self.part_size } else { 0 },
-            write_max_chunk: self.part_size,
+            write_min_chunk: if self.cfg.multipart { self.cfg.part_size } else { 0 },
+            write_max_chunk: self.cfg.part_size,
             max_object_size: None,
         }
     }
@@ -107,11 +100,7 @@ impl GuestBackend for Mlflow {
     }
 
     fn exists(&self, path: String) -> Result<bool, Error> {
-        match Mlflow::stat(self, &path) {
-            Ok(_) => Ok(true),
-            Err(Error::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        wharf_guest::exists(Mlflow::stat(self, &path))
     }
 
     fn delete(&self, path: String) -> Result<(), Error> {
@@ -119,7 +108,7 @@ impl GuestBackend for Mlflow {
     }
 
     fn list(&self, prefix: String, cursor: Option<String>, limit: u32) -> Result<Page, Error> {
-        lister::list(self, &prefix, cursor, limit)
+        list::list(self, &prefix, cursor, limit)
     }
 
     fn copy(&self, source: String, destination: String, _mode: PutMode) -> Result<ObjectMeta, Error> {
@@ -133,7 +122,7 @@ impl GuestBackend for Mlflow {
     }
 
     fn read(&self, path: String, range: Option<ByteRange>) -> Result<ReaderHandle, Error> {
-        Ok(ReaderHandle::new(Reader(RefCell::new(self.get(&path, range)?))))
+        Ok(ReaderHandle::new(DownloadCell::new(self.get(&path, range)?)))
     }
 
     fn write(&self, path: String, mode: PutMode, size_hint: Option<u64>) -> Result<WriterHandle, Error> {
@@ -148,47 +137,8 @@ impl GuestBackend for Mlflow {
                  only overwrite is supported"
             )));
         }
-        Ok(WriterHandle::new(RefCell::new(Some(writer::Upload::new(
+        Ok(WriterHandle::new(UploadSlot::new(writer::Upload::new(
             self, path, size_hint,
-        )))))
-    }
-}
-
-/// An object being read: the response body, trimmed to the range asked.
-pub struct Reader(RefCell<client::Body>);
-
-impl GuestReader for Reader {
-    fn next(&self, max_bytes: u32) -> Result<Vec<u8>, Error> {
-        self.0.borrow_mut().next(max_bytes as usize).map_err(client::transport)
-    }
-}
-
-impl GuestWriter for RefCell<Option<writer::Upload>> {
-    fn append(&self, chunk: Vec<u8>) -> Result<(), Error> {
-        let mut slot = self.borrow_mut();
-        let upload = slot
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("append after finish, abort or a failed append".into()))?;
-        let result = upload.append(chunk);
-        if result.is_err() {
-            // Dropping the upload cancels the PUT or aborts the multipart upload.
-            slot.take();
-        }
-        result
-    }
-
-    fn finish(&self) -> Result<ObjectMeta, Error> {
-        let upload = self
-            .borrow_mut()
-            .take()
-            .ok_or_else(|| Error::Invalid("finish after finish, abort or a failed append".into()))?;
-        upload.finish()
-    }
-
-    fn abort(&self) -> Result<(), Error> {
-        match self.borrow_mut().take() {
-            Some(upload) => upload.abort(),
-            None => Ok(()),
-        }
+        ))))
     }
 }

@@ -3,10 +3,10 @@
 //! presigned URLs the server hands out), otherwise one `PUT` whose body is
 //! streamed from the appends. The file store answers `mpu/create` with 501.
 
-use crate::bindings::exports::wharf::storage::adapter::{Error, ObjectMeta};
-use crate::client::{MPU, Missing, Mlflow, error_detail, transport};
+use crate::client::{MPU, Missing, Mlflow, error_detail};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
+use wharf_guest::{Error, ObjectMeta};
 use wharf_guest_http::encode::uri_encode;
 use wharf_guest_http::{BodyWriter, Endpoint, HttpError, Pending, Request, Response};
 
@@ -59,33 +59,13 @@ impl Upload {
         }
     }
 
-    /// Sends `chunk` (with multipart, the host sends exactly `part_size`
-    /// bytes but for the last append).
-    pub fn append(&mut self, chunk: Vec<u8>) -> Result<(), Error> {
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        self.size += chunk.len() as u64;
-        if matches!(self.state, State::Idle) {
-            self.state = self.begin()?;
-        }
-        match &mut self.state {
-            State::Put(body) => match body.write(&chunk).map_err(transport)? {
-                None => Ok(()),
-                Some(early) => Err(self.put_failed(early)),
-            },
-            State::Multipart(_) => self.send_part(chunk),
-            State::Idle => unreachable!("begin sets the state"),
-        }
-    }
-
     /// Multipart when the size is known to span several parts and the store
     /// supports it; one streamed `PUT` otherwise.
     fn begin(&mut self) -> Result<State, Error> {
-        let parts = self.size_hint.map_or(0, |n| n.div_ceil(self.client.part_size));
+        let parts = self.size_hint.map_or(0, |n| n.div_ceil(self.client.cfg.part_size));
         // The mpu routes take the artifact's directory in the URL: a file at
         // the root of the artifact store has none.
-        if self.client.multipart
+        if self.client.cfg.multipart
             && parts > 1
             && let Some((dir, name)) = self.key.rsplit_once('/')
         {
@@ -100,12 +80,12 @@ impl Upload {
             .header("content-type", "application/octet-stream")
             .start_body(None)
             .map(State::Put)
-            .map_err(transport)
+            .map_err(Error::from)
     }
 
     /// The answer to the `PUT`: accepted (2xx), or the server's refusal.
     fn accepted(&self, answer: Result<Response, HttpError>) -> Result<(), Error> {
-        let response = answer.map_err(transport)?;
+        let response = answer?;
         if !(200..300).contains(&response.status) {
             return Err(self.put_failed(response));
         }
@@ -133,7 +113,7 @@ impl Upload {
         let body = doc.to_string();
         let response = self.client.send(&request, body.as_bytes(), Missing::WrongServer)?;
         let what = response.what().to_string();
-        let text = response.text(4 << 20).map_err(transport)?;
+        let text = response.text(4 << 20)?;
         if text.trim().is_empty() {
             return Ok(Value::Null);
         }
@@ -192,7 +172,7 @@ impl Upload {
     }
 
     fn send_part(&mut self, data: Vec<u8>) -> Result<(), Error> {
-        let window = self.client.max_in_flight;
+        let window = self.client.cfg.max_in_flight;
         let State::Multipart(mp) = &mut self.state else {
             unreachable!("multipart started")
         };
@@ -208,14 +188,71 @@ impl Upload {
             )));
         };
         let request = presigned_request(&cred.url, &cred.headers)?;
-        let pending = request.start(&data).map_err(transport)?;
+        let pending = request.start(&data)?;
         mp.in_flight.push_back((cred.part_number, pending));
         Ok(())
     }
 
+    fn complete(&self, mp: &mut Multipart) -> Result<(), Error> {
+        while !mp.in_flight.is_empty() {
+            collect_oldest(mp)?;
+        }
+        let parts: Vec<Value> = mp
+            .done
+            .iter()
+            .map(|(n, etag, url)| json!({ "part_number": n, "etag": etag, "url": url }))
+            .collect();
+        let doc = json!({ "path": mp.name, "upload_id": mp.upload_id, "parts": parts });
+        self.mpu_request("complete", &mp.dir, &doc)?;
+        Ok(())
+    }
+
+    fn abort_quietly(&self, mp: Multipart) {
+        if let Err(e) = self.abort_multipart(mp) {
+            eprintln!("mlflow: could not abort the multipart upload of `{}`: {e:?}", self.path);
+        }
+    }
+
+    fn abort_multipart(&self, mp: Multipart) -> Result<(), Error> {
+        // Let parts in flight end first: a part that lands after the abort
+        // may be kept by the store.
+        for (_, pending) in mp.in_flight {
+            if let Ok(response) = pending.wait() {
+                response.discard();
+            }
+        }
+        let doc = json!({ "path": mp.name, "upload_id": mp.upload_id });
+        match self.mpu_request("abort", &mp.dir, &doc) {
+            Ok(_) | Err(Error::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl wharf_guest::Upload for Upload {
+    /// Sends `chunk` (with multipart, the host sends exactly `part_size`
+    /// bytes but for the last append).
+    fn append(&mut self, chunk: Vec<u8>) -> Result<(), Error> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.size += chunk.len() as u64;
+        if matches!(self.state, State::Idle) {
+            self.state = self.begin()?;
+        }
+        match &mut self.state {
+            State::Put(body) => match body.write(&chunk)? {
+                None => Ok(()),
+                Some(early) => Err(self.put_failed(early)),
+            },
+            State::Multipart(_) => self.send_part(chunk),
+            State::Idle => unreachable!("begin sets the state"),
+        }
+    }
+
     /// Makes the object visible. On failure nothing is visible: a multipart
     /// upload is aborted, a `PUT` the server did not accept kept nothing.
-    pub fn finish(mut self) -> Result<ObjectMeta, Error> {
+    fn finish(mut self) -> Result<ObjectMeta, Error> {
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Idle => {
                 // No bytes at all: an empty artifact.
@@ -239,48 +276,13 @@ impl Upload {
         })
     }
 
-    fn complete(&self, mp: &mut Multipart) -> Result<(), Error> {
-        while !mp.in_flight.is_empty() {
-            collect_oldest(mp)?;
-        }
-        let parts: Vec<Value> = mp
-            .done
-            .iter()
-            .map(|(n, etag, url)| json!({ "part_number": n, "etag": etag, "url": url }))
-            .collect();
-        let doc = json!({ "path": mp.name, "upload_id": mp.upload_id, "parts": parts });
-        self.mpu_request("complete", &mp.dir, &doc)?;
-        Ok(())
-    }
-
     /// Discards what was sent: a `PUT` is cut before its body ends (the
     /// server keeps nothing), a multipart upload is aborted.
-    pub fn abort(mut self) -> Result<(), Error> {
+    fn abort(mut self) -> Result<(), Error> {
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Multipart(mp) => self.abort_multipart(mp),
             // Dropping the body unfinished cancels the request.
             State::Put(_) | State::Idle => Ok(()),
-        }
-    }
-
-    fn abort_quietly(&self, mp: Multipart) {
-        if let Err(e) = self.abort_multipart(mp) {
-            eprintln!("mlflow: could not abort the multipart upload of `{}`: {e:?}", self.path);
-        }
-    }
-
-    fn abort_multipart(&self, mp: Multipart) -> Result<(), Error> {
-        // Let parts in flight end first: a part that lands after the abort
-        // may be kept by the store.
-        for (_, pending) in mp.in_flight {
-            if let Ok(response) = pending.wait() {
-                response.discard();
-            }
-        }
-        let doc = json!({ "path": mp.name, "upload_id": mp.upload_id });
-        match self.mpu_request("abort", &mp.dir, &doc) {
-            Ok(_) | Err(Error::NotFound(_)) => Ok(()),
-            Err(e) => Err(e),
         }
     }
 }
@@ -311,7 +313,7 @@ fn collect_oldest(mp: &mut Multipart) -> Result<(), Error> {
     let Some((n, pending)) = mp.in_flight.pop_front() else {
         return Ok(());
     };
-    let response = pending.wait().map_err(transport)?;
+    let response = pending.wait()?;
     let what = response.what().to_string();
     if !(200..300).contains(&response.status) {
         let status = response.status;

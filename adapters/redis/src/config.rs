@@ -1,10 +1,18 @@
 //! The backend's `config` table and the key layout derived from it.
 
-use crate::bindings::exports::wharf::storage::adapter::Error;
-use std::collections::BTreeMap;
 use std::fmt;
+use wharf_guest::Error;
+use wharf_guest::config::Table;
 
-const KEYS: &str = "address, username, password, db, prefix, chunk_size, upload_ttl";
+const KEYS: &[&str] = &[
+    "address",
+    "username",
+    "password",
+    "db",
+    "prefix",
+    "chunk_size",
+    "upload_ttl",
+];
 const MIN_CHUNK: u64 = 64 << 10;
 const MAX_CHUNK: u64 = 64 << 20;
 
@@ -44,51 +52,39 @@ impl fmt::Debug for Config {
 impl Config {
     /// Reads the `config` table; every problem is `invalid`, naming the key.
     pub fn parse(config: Vec<(String, String)>) -> Result<Config, Error> {
-        let mut get = BTreeMap::new();
-        for (k, v) in config {
-            if !KEYS.split(", ").any(|known| known == k) {
-                return Err(Error::Invalid(format!("unknown config key `{k}` (known: {KEYS})")));
-            }
-            get.insert(k, v);
-        }
-        let address = get.remove("address").filter(|a| !a.is_empty()).ok_or_else(|| {
+        let mut get = Table::parse(config, KEYS)?;
+        let address = get.take("address").filter(|a| !a.is_empty()).ok_or_else(|| {
             Error::Invalid("config key `address` (`host:port` of the Redis server) is required".into())
         })?;
         check_address(&address)?;
-        let password = get.remove("password").filter(|p| !p.is_empty());
-        let username = get.remove("username").filter(|u| !u.is_empty());
+        let password = get.take("password").filter(|p| !p.is_empty());
+        let username = get.take("username").filter(|u| !u.is_empty());
         if username.is_some() && password.is_none() {
             return Err(Error::Invalid(
                 "config key `username` needs `password` (AUTH takes both)".into(),
             ));
         }
-        let db = match get.remove("db") {
+        let db = match get.take("db") {
             Some(v) => v
                 .trim()
                 .parse::<u32>()
                 .map_err(|_| Error::Invalid(format!("config key `db`: `{v}` is not a database number")))?,
             None => 0,
         };
-        let prefix = get.remove("prefix").unwrap_or_else(|| "wharf:".into());
+        let prefix = get.take("prefix").unwrap_or_else(|| "wharf:".into());
         if prefix.chars().any(char::is_control) {
             return Err(Error::Invalid(
                 "config key `prefix` must not contain control characters".into(),
             ));
         }
-        let chunk_size = match get.remove("chunk_size") {
-            Some(v) => wharf_guest_http::size::parse_size(&v)
-                .map_err(|e| Error::Invalid(format!("config key `chunk_size`: {e}")))?,
-            None => 8 << 20,
-        };
+        let chunk_size = get.take_size("chunk_size")?.unwrap_or(8 << 20);
         if !(MIN_CHUNK..=MAX_CHUNK).contains(&chunk_size) {
             return Err(Error::Invalid(format!(
                 "config key `chunk_size`: {chunk_size} bytes is outside 64KiB to 64MiB"
             )));
         }
-        let upload_ttl_ms = match get.remove("upload_ttl") {
-            Some(v) => parse_duration_ms(&v).map_err(|e| Error::Invalid(format!("config key `upload_ttl`: {e}")))?,
-            None => 24 * 3600 * 1000,
-        };
+        // `0` means never.
+        let upload_ttl_ms = get.take_duration_ms("upload_ttl")?.unwrap_or(24 * 3600 * 1000);
         Ok(Config {
             address,
             username,
@@ -144,22 +140,4 @@ fn check_address(address: &str) -> Result<(), Error> {
         Ok(p) if p > 0 => Ok(()),
         _ => Err(bad("has no valid port")),
     }
-}
-
-/// `<digits>[s|m|h|d]` (no unit: seconds); `0` means never.
-fn parse_duration_ms(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like \"24h\" or \"90s\""))?;
-    let unit_ms: u64 = match unit.trim() {
-        "" | "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        other => return Err(format!("unknown unit `{other}` in `{text}` (use s, m, h or d)")),
-    };
-    n.checked_mul(unit_ms).ok_or_else(|| format!("`{text}` is too long"))
 }

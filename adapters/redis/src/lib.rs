@@ -53,8 +53,8 @@
 //!   inside the server, in pipelined batches, then the same commit script;
 //!   older servers get `GET`/`SET` through the adapter, a chunk at a time.
 //! - `health`: `PING`, `INFO server` (the version), and that `EVAL` runs.
-//! - Errors: a connection refused, reset or cut is `transient` and names the
-//!   address; a connection the host's TCP grant refuses and refused
+//! - Errors: a connection refused is `unreachable` (nothing was sent), one
+//!   reset or cut is `transient`, both naming the address; a connection the host's TCP grant refuses and refused
 //!   credentials (`WRONGPASS`, `NOAUTH`, `NOPERM`) are `denied`; bad config
 //!   is `invalid` naming the key; `LOADING`/`BUSY` are `transient`.
 //!
@@ -74,35 +74,27 @@
 //! a whole chunk, so guest memory stays near two chunks whatever the object
 //! size.
 
-mod bindings {
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "storage-adapter",
-        generate_all,
-    });
-}
-
+mod client;
 mod config;
+mod list;
 mod reader;
 mod resp;
 mod scripts;
-mod store;
 mod writer;
 
-use bindings::exports::wharf::storage::adapter::{
-    self, Backend as BackendHandle, ByteRange, Capabilities, Error, GuestBackend, GuestReader, GuestWriter, ObjectMeta,
-    Page, PutMode, Reader as ReaderHandle, Writer as WriterHandle,
+use client::Store;
+use wharf_guest::{
+    BackendHandle, ByteRange, Capabilities, DownloadCell, Error, Guest, GuestBackend, ObjectMeta, Page, PutMode,
+    ReaderHandle, UploadSlot, WriterHandle,
 };
-use std::cell::RefCell;
-use store::Store;
 
 struct Component;
-bindings::export!(Component with_types_in bindings);
+wharf_guest::export!(Component);
 
-impl adapter::Guest for Component {
+impl Guest for Component {
     type Backend = Store;
-    type Reader = RefCell<reader::ChunkReader>;
-    type Writer = RefCell<Option<writer::Upload>>;
+    type Reader = DownloadCell<reader::ChunkReader>;
+    type Writer = UploadSlot<writer::Upload>;
 
     fn open(config: Vec<(String, String)>) -> Result<BackendHandle, Error> {
         Ok(BackendHandle::new(Store::open(config)?))
@@ -151,46 +143,10 @@ impl GuestBackend for Store {
     }
 
     fn read(&self, path: String, range: Option<ByteRange>) -> Result<ReaderHandle, Error> {
-        Ok(ReaderHandle::new(RefCell::new(Store::read(self, &path, range)?)))
+        Ok(ReaderHandle::new(DownloadCell::new(Store::read(self, &path, range)?)))
     }
 
     fn write(&self, path: String, mode: PutMode, _size_hint: Option<u64>) -> Result<WriterHandle, Error> {
-        Ok(WriterHandle::new(RefCell::new(Some(Store::write(self, &path, mode)?))))
-    }
-}
-
-impl GuestReader for RefCell<reader::ChunkReader> {
-    fn next(&self, max_bytes: u32) -> Result<Vec<u8>, Error> {
-        self.borrow_mut().next(max_bytes as usize)
-    }
-}
-
-impl GuestWriter for RefCell<Option<writer::Upload>> {
-    fn append(&self, chunk: Vec<u8>) -> Result<(), Error> {
-        let mut slot = self.borrow_mut();
-        let upload = slot
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("append after finish, abort or a failed append".into()))?;
-        let result = upload.append(chunk);
-        if result.is_err() {
-            // The upload discarded itself.
-            slot.take();
-        }
-        result
-    }
-
-    fn finish(&self) -> Result<ObjectMeta, Error> {
-        let upload = self
-            .borrow_mut()
-            .take()
-            .ok_or_else(|| Error::Invalid("finish after finish, abort or a failed append".into()))?;
-        upload.finish()
-    }
-
-    fn abort(&self) -> Result<(), Error> {
-        match self.borrow_mut().take() {
-            Some(upload) => upload.abort(),
-            None => Ok(()),
-        }
+        Ok(WriterHandle::new(UploadSlot::new(Store::write(self, &path, mode)?)))
     }
 }

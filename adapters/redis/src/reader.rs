@@ -2,11 +2,13 @@
 //! flight, each reply streamed to the host in pieces of at most the size it
 //! asks for (the adapter never holds a whole chunk).
 
-use crate::bindings::exports::wharf::storage::adapter::Error;
+use crate::client::Store;
+use crate::client::{Manifest, manifest, not_found};
 use crate::config::Config;
 use crate::resp::Conn;
-use crate::store::Manifest;
 use std::collections::VecDeque;
+use wharf_guest::ByteRange;
+use wharf_guest::Error;
 
 /// `GETRANGE` requests sent ahead of the one being read.
 const PREFETCH: usize = 2;
@@ -45,17 +47,6 @@ impl ChunkReader {
             in_flight: VecDeque::new(),
             current: 0,
         }
-    }
-
-    /// At most `max` bytes; empty at the end.
-    pub fn next(&mut self, max: usize) -> Result<Vec<u8>, Error> {
-        let result = self.next_inner(max.max(1));
-        if result.is_err() {
-            self.conn = None;
-            self.pos = self.end;
-            self.current = 0;
-        }
-        result
     }
 
     fn next_inner(&mut self, max: usize) -> Result<Vec<u8>, Error> {
@@ -110,5 +101,34 @@ impl ChunkReader {
                 }
             }
         }
+    }
+}
+
+impl wharf_guest::Download for ChunkReader {
+    /// At most `max` bytes; empty at the end.
+    fn next(&mut self, max: usize) -> Result<Vec<u8>, Error> {
+        let result = self.next_inner(max.max(1));
+        if result.is_err() {
+            self.conn = None;
+            self.pos = self.end;
+            self.current = 0;
+        }
+        result
+    }
+}
+
+impl Store {
+    /// `read`: the manifest now, the chunks as the reader asks.
+    pub fn read(&self, path: &str, range: Option<ByteRange>) -> Result<ChunkReader, Error> {
+        let m = self
+            .with_conn(|c| manifest(c, &self.cfg, path))?
+            .ok_or_else(|| not_found(path))?;
+        let (start, end) = match range {
+            Some(r) => (r.start, r.end.unwrap_or(u64::MAX)),
+            None => (0, u64::MAX),
+        };
+        let end = end.min(m.size);
+        let conn = if start < end { Some(self.take_conn()?) } else { None };
+        Ok(ChunkReader::new(conn, &self.cfg, path, &m, start, end))
     }
 }

@@ -5,10 +5,10 @@
 //! address: a broken connection is `transient`, a refused grant or refused
 //! credentials `denied`.
 
-use crate::bindings::exports::wharf::storage::adapter::Error;
 use crate::config::Config;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use wharf_guest::Error;
 
 /// The longest status, error or length line accepted from the server.
 const MAX_LINE: u64 = 64 << 10;
@@ -340,6 +340,10 @@ fn connect_error(addr: &str, e: io::Error) -> Error {
         )),
         io::ErrorKind::InvalidInput | io::ErrorKind::AddrNotAvailable => {
             Error::Invalid(format!("redis at {addr}: cannot connect to config key `address` ({e})"))
+        }
+        // Nothing was sent: the contract's `unreachable`.
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+            Error::Unreachable(format!("redis at {addr}: connecting: {e}"))
         }
         _ => io_error(addr, "connecting", e),
     }

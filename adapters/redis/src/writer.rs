@@ -3,12 +3,13 @@
 //! failed or dropped write unlinks its chunks (which also expire by
 //! themselves after `upload_ttl`, should even that fail).
 
-use crate::bindings::exports::wharf::storage::adapter::{Error, ObjectMeta, PutMode};
+use crate::client::Store;
+use crate::client::{eval, store_chunk};
 use crate::config::Config;
 use crate::resp::{Conn, Reply};
 use crate::scripts;
-use crate::store::{eval, store_chunk};
 use std::rc::Rc;
+use wharf_guest::{Error, ObjectMeta, PutMode};
 
 /// Chunk writes sent before the adapter waits for the oldest `+OK`: the
 /// next chunk travels while Redis stores the previous one.
@@ -50,17 +51,6 @@ impl Upload {
             size: 0,
             open: true,
         }
-    }
-
-    /// Adds bytes; every full chunk is sent. On failure the upload is
-    /// discarded.
-    pub fn append(&mut self, data: Vec<u8>) -> Result<(), Error> {
-        let result = self.append_inner(data);
-        if result.is_err() {
-            self.broken = true;
-            self.discard_quietly();
-        }
-        result
     }
 
     fn append_inner(&mut self, data: Vec<u8>) -> Result<(), Error> {
@@ -108,34 +98,6 @@ impl Upload {
         Ok(())
     }
 
-    /// Sends the last chunk and commits. On failure nothing is visible and
-    /// the chunks are unlinked, unless the commit happened and only its
-    /// answer was lost (then this succeeds).
-    pub fn finish(mut self) -> Result<ObjectMeta, Error> {
-        match self.finish_inner() {
-            Ok(meta) => {
-                self.open = false;
-                Ok(meta)
-            }
-            Err(e) => {
-                self.broken = true;
-                match self.discard() {
-                    Ok(Some(ms)) => Ok(ObjectMeta {
-                        path: self.path.clone(),
-                        size: self.size,
-                        etag: Some(self.id.clone()),
-                        modified_ms: Some(ms),
-                    }),
-                    Ok(None) => Err(e),
-                    Err(cleanup) => {
-                        self.report_cleanup_failure(&cleanup);
-                        Err(e)
-                    }
-                }
-            }
-        }
-    }
-
     fn finish_inner(&mut self) -> Result<ObjectMeta, Error> {
         if !self.buf.is_empty() {
             let last = std::mem::take(&mut self.buf);
@@ -147,11 +109,6 @@ impl Upload {
         let conn = self.conn.as_mut().ok_or_else(gone)?;
         let shape = (self.size, self.cfg.chunk_size, self.sent);
         commit(conn, &self.cfg, &self.path, &self.mode, &self.id, shape)
-    }
-
-    /// Discards the upload.
-    pub fn abort(mut self) -> Result<(), Error> {
-        self.discard().map(|_| ())
     }
 
     fn discard_quietly(&mut self) {
@@ -191,6 +148,52 @@ impl Upload {
             _ => Conn::connect(&self.cfg)?,
         };
         discard(&mut conn, &self.cfg, &self.path, &self.id, self.sent)
+    }
+}
+
+impl wharf_guest::Upload for Upload {
+    /// Adds bytes; every full chunk is sent. On failure the upload is
+    /// discarded.
+    fn append(&mut self, data: Vec<u8>) -> Result<(), Error> {
+        let result = self.append_inner(data);
+        if result.is_err() {
+            self.broken = true;
+            self.discard_quietly();
+        }
+        result
+    }
+
+    /// Sends the last chunk and commits. On failure nothing is visible and
+    /// the chunks are unlinked, unless the commit happened and only its
+    /// answer was lost (then this succeeds).
+    fn finish(mut self) -> Result<ObjectMeta, Error> {
+        match self.finish_inner() {
+            Ok(meta) => {
+                self.open = false;
+                Ok(meta)
+            }
+            Err(e) => {
+                self.broken = true;
+                match self.discard() {
+                    Ok(Some(ms)) => Ok(ObjectMeta {
+                        path: self.path.clone(),
+                        size: self.size,
+                        etag: Some(self.id.clone()),
+                        modified_ms: Some(ms),
+                    }),
+                    Ok(None) => Err(e),
+                    Err(cleanup) => {
+                        self.report_cleanup_failure(&cleanup);
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Discards the upload.
+    fn abort(mut self) -> Result<(), Error> {
+        self.discard().map(|_| ())
     }
 }
 
@@ -312,4 +315,12 @@ pub fn discard(c: &mut Conn, cfg: &Config, path: &str, id: &str, chunks: u64) ->
 pub fn discard_fresh(cfg: &Config, path: &str, id: &str, chunks: u64) -> Result<Option<u64>, Error> {
     let mut c = Conn::connect(cfg)?;
     discard(&mut c, cfg, path, id, chunks)
+}
+
+impl Store {
+    /// `write`: fails early if `mode` already fails; the commit checks again.
+    pub fn write(&self, path: &str, mode: PutMode) -> Result<Upload, Error> {
+        self.with_conn(|c| check_mode(c, &self.cfg, path, &mode))?;
+        Ok(Upload::new(self.cfg.clone(), self.take_conn()?, path, mode))
+    }
 }

@@ -9,9 +9,9 @@
 //! re-lists the directories on the way down to its cursor; the server reads
 //! each listed directory whole.
 
-use crate::bindings::exports::wharf::storage::adapter::{Error, ObjectMeta, Page};
 use crate::client::Mlflow;
 use crate::keys;
+use wharf_guest::{Error, ObjectMeta, Page};
 
 /// Directory listings one `list` call makes at most; past it the page ends
 /// early (possibly empty) with a cursor, so a tree of many empty

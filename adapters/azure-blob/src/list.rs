@@ -1,6 +1,8 @@
-//! Reading a List Blobs answer (`EnumerationResults`) into a page.
+//! `list`: a List Blobs request, and its answer (`EnumerationResults`) read
+//! into a page.
 
-use crate::bindings::exports::wharf::storage::adapter::{ObjectMeta, Page};
+use crate::client::{Azure, LIST_MAX};
+use wharf_guest::{Error, ObjectMeta, Page};
 use wharf_guest_http::encode::uri_decode;
 use wharf_guest_http::{time, xml};
 
@@ -49,6 +51,27 @@ pub fn quoted_etag(etag: &str) -> String {
         etag.to_string()
     } else {
         format!("\"{etag}\"")
+    }
+}
+
+impl Azure {
+    /// One List Blobs page of the blobs whose path starts with `prefix`.
+    pub fn list(&self, prefix: &str, cursor: Option<String>, limit: u32) -> Result<Page, Error> {
+        let mut query = vec![
+            ("restype", "container".to_string()),
+            ("comp", "list".to_string()),
+            ("prefix", self.blob_name(prefix)),
+            ("maxresults", limit.clamp(1, LIST_MAX).to_string()),
+        ];
+        if let Some(marker) = cursor {
+            query.push(("marker", marker));
+        }
+        let request = self.request("GET", None, &query, Vec::new(), 0);
+        let response = self.send(&request, &[], None)?;
+        let what = response.what().to_string();
+        let doc = response.text(32 << 20)?;
+        parse(&doc, &self.config().prefix)
+            .map_err(|why| Error::Backend(format!("{what}: malformed List Blobs answer: {why}")))
     }
 }
 

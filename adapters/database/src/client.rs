@@ -1,12 +1,12 @@
-//! The backend: configuration, connections, the schema, error mapping and
-//! the operations that are one statement or one short transaction.
+//! The backend: connections, the schema, error mapping and the operations
+//! that are one statement or one short transaction (`list.rs` lists).
 
-use crate::bindings::exports::wharf::storage::adapter::{Error, ObjectMeta, Page, PutMode};
 use crate::config::Config;
 use crate::wire::{Conn, DbError, Login, Param};
 use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
+use wharf_guest::{Error, ObjectMeta, PutMode};
 
 /// The server's clock in milliseconds since the Unix epoch, at the moment
 /// the statement runs (not the transaction start: a write can take minutes).
@@ -109,7 +109,7 @@ impl Shared {
                 io::ErrorKind::PermissionDenied if doing == "connecting" => Error::Denied(format!(
                     "the host refused a TCP connection to {addr}: add \"{addr}\" to the backend's grants.tcp"
                 )),
-                io::ErrorKind::ConnectionRefused => Error::Transient(format!(
+                io::ErrorKind::ConnectionRefused => Error::Unreachable(format!(
                     "PostgreSQL at {addr} refused the connection ({err}); is the server running?"
                 )),
                 _ => Error::Transient(format!("{doing} PostgreSQL at {addr} failed: {err}")),
@@ -328,19 +328,6 @@ pub fn new_upload_id() -> i64 {
     (wharf_guest_http::random::random_u64() >> 1) as i64
 }
 
-/// Escapes `%`, `_` and `\` for a `LIKE` pattern (escape character `\`).
-fn like_prefix(prefix: &str) -> String {
-    let mut s = String::with_capacity(prefix.len() + 1);
-    for ch in prefix.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            s.push('\\');
-        }
-        s.push(ch);
-    }
-    s.push('%');
-    s
-}
-
 impl Db {
     pub fn open(cfg: Config) -> Db {
         let p = cfg.table_prefix.clone();
@@ -356,7 +343,7 @@ impl Db {
 
     /// Runs `f` on this backend's connection, connecting first if needed.
     /// A connection that broke is dropped, so the next call reconnects.
-    fn with_conn<T>(&self, f: impl FnOnce(&Shared, &mut Conn) -> Result<T, Error>) -> Result<T, Error> {
+    pub fn with_conn<T>(&self, f: impl FnOnce(&Shared, &mut Conn) -> Result<T, Error>) -> Result<T, Error> {
         let mut slot = self.conn.borrow_mut();
         if !slot.as_ref().is_some_and(Conn::is_usable) {
             *slot = Some(self.shared.connect()?);
@@ -422,40 +409,6 @@ impl Db {
         })
     }
 
-    /// Keys in byte order (`COLLATE "C"`); the cursor is the last path of
-    /// the previous page.
-    pub fn list(&self, prefix: &str, cursor: Option<String>, limit: u32) -> Result<Page, Error> {
-        self.with_conn(|s, conn| {
-            let after = cursor.unwrap_or_default();
-            let r = conn
-                .query(
-                    &format!(
-                        "SELECT size, etag, modified_ms, path FROM {} \
-                         WHERE path LIKE $1 AND path > $2 ORDER BY path LIMIT $3",
-                        s.objects
-                    ),
-                    &[
-                        Param::Text(&like_prefix(prefix)),
-                        Param::Text(&after),
-                        Param::I64(i64::from(limit) + 1),
-                    ],
-                )
-                .map_err(|e| s.error(e))?;
-            let more = r.rows.len() > limit as usize;
-            let mut entries = Vec::with_capacity(r.rows.len());
-            for row in r.rows.iter().take(limit as usize) {
-                let path = row.text(3).map_err(|e| s.error(e))?;
-                entries.push(meta_of(s, path, row, 0)?);
-            }
-            let next_cursor = if more {
-                entries.last().map(|e| e.path.clone())
-            } else {
-                None
-            };
-            Ok(Page { entries, next_cursor })
-        })
-    }
-
     /// One transaction: the source row is locked against a concurrent
     /// overwrite (`FOR SHARE`), its chunks are copied server-side under a
     /// new upload id, and the destination row is written as a write would.
@@ -518,7 +471,7 @@ fn copy_in_tx(s: &Shared, conn: &mut Conn, src: &str, dst: &str, mode: &PutMode)
 }
 
 /// `size, etag, modified_ms` from columns `first..first + 3`.
-fn meta_of(s: &Shared, path: String, row: &crate::wire::Row, first: usize) -> Result<ObjectMeta, Error> {
+pub fn meta_of(s: &Shared, path: String, row: &crate::wire::Row, first: usize) -> Result<ObjectMeta, Error> {
     Ok(ObjectMeta {
         path,
         size: row.i64(first).map_err(|e| s.error(e))?.max(0) as u64,

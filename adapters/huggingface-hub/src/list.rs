@@ -8,9 +8,9 @@
 //! last path returned and the Hub page it came from, so the next call
 //! starts from that page, not from the top.
 
-use crate::bindings::exports::wharf::storage::adapter::{Error, ObjectMeta, Page};
 use crate::client::{Hub, same_origin, split_url};
 use serde_json::Value;
+use wharf_guest::{Error, ObjectMeta, Page};
 use wharf_guest_http::encode::uri_encode;
 
 /// Hub pages fetched by one `list` call before it returns what it has.
@@ -37,7 +37,7 @@ impl Hub {
         let mut entries: Vec<ObjectMeta> = Vec::new();
         for _ in 0..PAGES_PER_CALL {
             let request = self.request("GET", url.clone());
-            let response = request.send(&[]).map_err(crate::client::transport)?;
+            let response = request.send(&[])?;
             if response.status == 404 && response.header("x-error-code") == Some("EntryNotFound") {
                 // The directory does not exist: nothing under the prefix.
                 response.discard();

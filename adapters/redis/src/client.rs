@@ -1,15 +1,15 @@
 //! The backend: one lazily opened connection per instance, manifests, and
-//! the operations that are one or two commands (stat, delete, list, copy,
-//! health).
+//! the operations that are one or two commands (stat, delete, copy,
+//! health); `list.rs` lists, `reader.rs` and `writer.rs` start reads and
+//! writes.
 
-use crate::bindings::exports::wharf::storage::adapter::{ByteRange, Error, ObjectMeta, Page, PutMode};
 use crate::config::Config;
-use crate::reader::ChunkReader;
 use crate::resp::{Conn, Reply};
 use crate::scripts;
-use crate::writer::{self, Upload};
+use crate::writer::{self};
 use std::cell::RefCell;
 use std::rc::Rc;
+use wharf_guest::{Error, ObjectMeta, PutMode};
 
 /// Chunks copied per pipelined batch (each batch holds no data in the
 /// adapter: `COPY` runs inside Redis).
@@ -49,7 +49,7 @@ impl Store {
 
     /// Runs `f` on the connection, opening it first if needed. A failure
     /// drops the connection: it may be half-way through a reply.
-    fn with_conn<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T, Error>) -> Result<T, Error> {
+    pub fn with_conn<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T, Error>) -> Result<T, Error> {
         let mut slot = self.conn.borrow_mut();
         if slot.is_none() {
             *slot = Some(Conn::connect(&self.cfg)?);
@@ -62,7 +62,7 @@ impl Store {
     }
 
     /// The connection, for a reader or writer to own.
-    fn take_conn(&self) -> Result<Conn, Error> {
+    pub fn take_conn(&self) -> Result<Conn, Error> {
         match self.conn.borrow_mut().take() {
             Some(conn) => Ok(conn),
             None => Conn::connect(&self.cfg),
@@ -100,55 +100,6 @@ impl Store {
             )
         })?;
         Ok(())
-    }
-
-    /// One page from the index (`ZRANGEBYLEX` after the cursor), with each
-    /// entry's manifest, in one script.
-    pub fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<Page, Error> {
-        let bytes = |mark: &str, s: &str| [mark.as_bytes(), s.as_bytes()].concat();
-        let min = match cursor {
-            Some(c) if c >= prefix => bytes("(", c),
-            _ if prefix.is_empty() => b"-".to_vec(),
-            _ => bytes("[", prefix),
-        };
-        // No UTF-8 text holds the byte 0xff: `prefix` + 0xff is above every
-        // path that starts with `prefix` and below every other larger one.
-        let max = if prefix.is_empty() {
-            b"+".to_vec()
-        } else {
-            [bytes("(", prefix), vec![0xff]].concat()
-        };
-        let index = self.cfg.index_key();
-        let manifests = self.cfg.manifest_prefix();
-        let limit = limit.to_string();
-        let reply = self.with_conn(|c| {
-            eval(
-                c,
-                scripts::LIST,
-                &[index.as_bytes()],
-                &[&min, &max, limit.as_bytes(), manifests.as_bytes()],
-            )
-        })?;
-        let bad = || Error::Backend(format!("redis: malformed answer of the list script for `{prefix}`"));
-        let mut parts = reply.into_array().ok_or_else(bad)?.into_iter();
-        let next = parts.next().and_then(|c| c.text()).ok_or_else(bad)?;
-        let flat = parts.next().and_then(Reply::into_array).ok_or_else(bad)?;
-        let mut entries = Vec::with_capacity(flat.len() / 4);
-        for e in flat.chunks(4) {
-            let [path, size, etag, modified] = e else {
-                return Err(bad());
-            };
-            entries.push(ObjectMeta {
-                path: path.text().ok_or_else(bad)?,
-                size: size.int().and_then(|s| u64::try_from(s).ok()).ok_or_else(bad)?,
-                etag: etag.text().filter(|t| !t.is_empty()),
-                modified_ms: modified.text().and_then(|m| m.parse().ok()),
-            });
-        }
-        Ok(Page {
-            entries,
-            next_cursor: (!next.is_empty()).then_some(next),
-        })
     }
 
     /// `copy`: `COPY` of every chunk under a new upload id inside Redis
@@ -232,26 +183,6 @@ impl Store {
                 cfg.address, cfg.db, cfg.prefix
             ))
         })
-    }
-
-    /// `read`: the manifest now, the chunks as the reader asks.
-    pub fn read(&self, path: &str, range: Option<ByteRange>) -> Result<ChunkReader, Error> {
-        let m = self
-            .with_conn(|c| manifest(c, &self.cfg, path))?
-            .ok_or_else(|| not_found(path))?;
-        let (start, end) = match range {
-            Some(r) => (r.start, r.end.unwrap_or(u64::MAX)),
-            None => (0, u64::MAX),
-        };
-        let end = end.min(m.size);
-        let conn = if start < end { Some(self.take_conn()?) } else { None };
-        Ok(ChunkReader::new(conn, &self.cfg, path, &m, start, end))
-    }
-
-    /// `write`: fails early if `mode` already fails; the commit checks again.
-    pub fn write(&self, path: &str, mode: PutMode) -> Result<Upload, Error> {
-        self.with_conn(|c| writer::check_mode(c, &self.cfg, path, &mode))?;
-        Ok(Upload::new(self.cfg.clone(), self.take_conn()?, path, mode))
     }
 }
 
@@ -373,7 +304,8 @@ pub fn meta(path: &str, m: &Manifest) -> ObjectMeta {
     }
 }
 
-fn not_found(path: &str) -> Error {
+/// The contract's `not-found` for `path`.
+pub fn not_found(path: &str) -> Error {
     Error::NotFound(format!("`{path}` does not exist"))
 }
 

@@ -1,0 +1,83 @@
+//! The wharf storage-adapter contract (`wit/storage.wit`, world
+//! `storage-adapter`) for the guest crates, generated once, and what every
+//! adapter would otherwise repeat:
+//!
+//! - [`bindings`]: the `wit_bindgen` output; the contract's types and traits
+//!   are re-exported at the root ([`Error`], [`ObjectMeta`], [`Guest`],
+//!   [`GuestBackend`], ...; the resource handles as [`BackendHandle`],
+//!   [`ReaderHandle`] and [`WriterHandle`]).
+//! - [`export!`]: exports an adapter's `Guest` implementation, e.g.
+//!   `wharf_guest::export!(Component);`.
+//! - [`UploadSlot`]: the contract's writer over an adapter's [`Upload`];
+//!   [`DownloadCell`]: its reader over a [`Download`] (with the `http`
+//!   feature, `wharf_guest_http::RangedBody` is one).
+//! - [`config::Table`]: the `config` table, unknown keys rejected; sizes,
+//!   durations and booleans as config values write them ([`config`]).
+//! - [`exists`]: `exists` from `stat`.
+//! - With the `http` feature, `From<wharf_guest_http::HttpError> for Error`.
+//!
+//! A plain library: the adapter crates are the components. It compiles for
+//! the host too, so the adapters' unit tests run natively.
+
+pub mod config;
+#[cfg(feature = "http")]
+mod http;
+mod reader;
+mod writer;
+
+/// The bindings of the `storage-adapter` world, generated with a public
+/// export macro whose default bindings path is this module.
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "storage-adapter",
+        generate_all,
+        pub_export_macro: true,
+        default_bindings_module: "wharf_guest::bindings",
+    });
+}
+
+pub use bindings::exports::wharf::storage::adapter::{
+    Backend as BackendHandle, ByteRange, Capabilities, Error, Guest, GuestBackend, GuestReader, GuestWriter,
+    ObjectMeta, Page, PutMode, Reader as ReaderHandle, Writer as WriterHandle,
+};
+pub use reader::{Download, DownloadCell};
+pub use writer::{Upload, UploadSlot};
+
+/// Exports `$ty`, an adapter's implementation of [`Guest`], as the
+/// component's `wharf:storage/adapter`: `wharf_guest::export!(Component);`
+/// at the root of the adapter crate.
+#[macro_export]
+macro_rules! export {
+    ($ty:ident) => {
+        $crate::bindings::export!($ty with_types_in $crate::bindings);
+    };
+}
+
+/// `exists` from the answer of `stat`: `not-found` is `false`, any other
+/// error stays an error.
+pub fn exists(stat: Result<ObjectMeta, Error>) -> Result<bool, Error> {
+    match stat {
+        Ok(_) => Ok(true),
+        Err(Error::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exists_maps_not_found_only() {
+        let meta = ObjectMeta {
+            path: "a".into(),
+            size: 1,
+            etag: None,
+            modified_ms: None,
+        };
+        assert!(matches!(exists(Ok(meta)), Ok(true)));
+        assert!(matches!(exists(Err(Error::NotFound("gone".into()))), Ok(false)));
+        assert!(matches!(exists(Err(Error::Denied("no".into()))), Err(Error::Denied(_))));
+    }
+}
