@@ -9,6 +9,7 @@
 //! maps [`HttpError`] into the contract's `error`.
 
 mod body;
+mod contract;
 pub mod encode;
 pub mod random;
 mod ranged;

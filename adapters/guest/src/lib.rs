@@ -9,19 +9,20 @@
 //! - [`export!`]: exports an adapter's `Guest` implementation, e.g.
 //!   `wharf_guest::export!(Component);`.
 //! - [`UploadSlot`]: the contract's writer over an adapter's [`Upload`];
-//!   [`DownloadCell`]: its reader over a [`Download`] (with the `http`
-//!   feature, `wharf_guest_http::RangedBody` is one).
+//!   [`DownloadCell`]: its reader over a [`Download`] (`wharf-guest-http`'s
+//!   `RangedBody` is one).
 //! - [`config::Table`]: the `config` table, unknown keys rejected; sizes,
 //!   durations and booleans as config values write them ([`config`]).
 //! - [`exists`]: `exists` from `stat`.
-//! - With the `http` feature, `From<wharf_guest_http::HttpError> for Error`.
+//!
+//! `wharf-guest-http` adds `From<HttpError> for Error`. No features: a
+//! built-in adapter's bytes do not depend on which other crates were built
+//! with it (a feature one adapter enables would be unified into all).
 //!
 //! A plain library: the adapter crates are the components. It compiles for
 //! the host too, so the adapters' unit tests run natively.
 
 pub mod config;
-#[cfg(feature = "http")]
-mod http;
 mod reader;
 mod writer;
 

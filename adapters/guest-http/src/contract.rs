@@ -1,7 +1,8 @@
-//! Transport failures of `wharf-guest-http` as the contract's errors.
+//! This crate's transport failures as the contract's errors, and its
+//! ranged response body as the contract's download.
 
-use crate::{Download, Error};
-use wharf_guest_http::{FailKind, HttpError, RangedBody};
+use crate::{FailKind, HttpError, RangedBody};
+use wharf_guest::{Download, Error};
 
 /// The failure's class picks the contract's kind; the message is kept.
 impl From<HttpError> for Error {
