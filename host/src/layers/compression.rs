@@ -233,7 +233,7 @@ impl CompressionCodec {
             start: table,
             end: Some(table + PREFIX_LEN * stop),
         };
-        let mut entries = Prefetch::spawn(inner.read(path, Some(r)).await.map_err(|e| site.locate(e))?);
+        let mut entries = Prefetch::open(inner, path, Some(r), &site).await?;
         let max_c = max_compressed(footer.frame_size);
         let (mut off, mut lo) = (HEADER_LEN, HEADER_LEN);
         for i in 0..stop {
@@ -257,7 +257,7 @@ impl CompressionCodec {
             start: lo,
             end: Some(off),
         };
-        let src = Prefetch::spawn(inner.read(path, Some(r)).await.map_err(|e| site.locate(e))?);
+        let src = Prefetch::open(inner, path, Some(r), &site).await?;
         Ok(Box::new(FrameReader::new(
             src,
             site,
@@ -313,7 +313,7 @@ impl Codec for CompressionCodec {
         };
         // One streamed read; without ranged reads, frames before the range
         // are skipped undecompressed.
-        let mut src = Prefetch::spawn(inner.read(path, None).await.map_err(|e| site.locate(e))?);
+        let mut src = Prefetch::open(inner, path, None, &site).await?;
         let header = src.exact(HEADER_LEN as usize).await?.ok_or_else(|| {
             site.integrity(
                 "the object has no compression header: it was not written through this layer, or is truncated",

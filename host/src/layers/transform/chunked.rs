@@ -112,7 +112,7 @@ where
         site,
     } = req;
     let Some(range) = range else {
-        let mut src = Prefetch::spawn(inner.read(path, None).await.map_err(|e| site.locate(e))?);
+        let mut src = Prefetch::open(inner, path, None, &site).await?;
         let header = src.exact(header_len).await?.ok_or_else(|| no_header(&site))?;
         let (geo, opener) = parse(&header, true)?;
         return Ok(Box::new(ChunkReader {
@@ -139,7 +139,7 @@ where
         let header = read_stored(inner, path, 0, header_len as u64, &site).await?;
         (header, None)
     } else {
-        let mut src = Prefetch::spawn(inner.read(path, None).await.map_err(|e| site.locate(e))?);
+        let mut src = Prefetch::open(inner, path, None, &site).await?;
         let header = src.exact(header_len).await?.ok_or_else(|| no_header(&site))?;
         (header, Some(src))
     };
@@ -165,7 +165,7 @@ where
                 start: lo,
                 end: Some(hi),
             };
-            Prefetch::spawn(inner.read(path, Some(r)).await.map_err(|e| site.locate(e))?)
+            Prefetch::open(inner, path, Some(r), &site).await?
         }
     };
     Ok(Box::new(ChunkReader {

@@ -21,7 +21,7 @@ pub(in crate::layers) struct Prefetch {
 impl Prefetch {
     /// Starts fetching from `reader`. Dropping the `Prefetch` ends the task
     /// (at its next send) and drops `reader`.
-    pub(in crate::layers) fn spawn(mut reader: Box<dyn ObjectReader>) -> Self {
+    fn spawn(mut reader: Box<dyn ObjectReader>) -> Self {
         let (tx, rx) = mpsc::channel(2);
         tokio::spawn(async move {
             loop {
@@ -43,6 +43,19 @@ impl Prefetch {
             buffered: 0,
             ended: false,
         }
+    }
+
+    /// Opens `range` of the stored object `path` (all of it for `None`) and
+    /// starts fetching; an inner error is located at `site`.
+    pub(in crate::layers) async fn open(
+        inner: &dyn Adapter,
+        path: &ObjectPath,
+        range: Option<ByteRange>,
+        site: &Site,
+    ) -> Result<Self> {
+        Ok(Prefetch::spawn(
+            inner.read(path, range).await.map_err(|e| site.locate(e))?,
+        ))
     }
 
     /// Buffers at least `n` bytes unless the stream ends first; returns how
@@ -126,9 +139,9 @@ pub(in crate::layers) async fn read_stored(
     let len = (end - start) as usize;
     let mut src = if inner.capabilities().read_range {
         let range = ByteRange { start, end: Some(end) };
-        Prefetch::spawn(inner.read(path, Some(range)).await.map_err(|e| site.locate(e))?)
+        Prefetch::open(inner, path, Some(range), site).await?
     } else {
-        let mut src = Prefetch::spawn(inner.read(path, None).await.map_err(|e| site.locate(e))?);
+        let mut src = Prefetch::open(inner, path, None, site).await?;
         if !src.skip(start).await? {
             return Err(site.integrity(format!("the object ends before byte {start}")));
         }
