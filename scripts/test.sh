@@ -2,25 +2,103 @@
 # The whole test suite, with all setup: the wasm32-wasip2 target, the test
 # servers and clients (scripts/tools.sh), the servers themselves on
 # 127.0.0.1 (scripts/servers.sh, stopped by pid on exit), then unit tests
-# (the adapters' too, compiled natively),
-# the conformance suite of every adapter through the real host, the
-# cross-client checks, the security fixtures, the CLI tests and the doc
-# examples. Guest components are built by build scripts. Ends with one line
-# summing every test binary's result.
+# (the adapters' too, compiled natively), the conformance suite of every
+# adapter through the real host, the cross-client checks, the security
+# fixtures, the CLI tests, the fuzz smoke runs and the doc examples. Guest
+# components are built by build scripts. Ends with one line summing every
+# test binary's result.
+#
+#   ./scripts/test.sh              everything; test binaries run
+#                                  WHARF_TEST_JOBS at a time (default 4)
+#   ./scripts/test.sh ARGS...      `cargo test ARGS...` with the servers up,
+#                                  e.g. `--test redis` or `-p wharf -- cache`
+#
+# Most binaries spend their time waiting on a server, each on its own, so
+# several at once finish in about the time of the slowest; each binary keeps
+# its own process (a test binary may share a server queue between its tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2 >/dev/null
 ./scripts/tools.sh
-log=$(mktemp)
-trap './scripts/servers.sh stop; rm -f "$log"' EXIT
+logs=$(mktemp -d)
+trap './scripts/servers.sh stop; rm -rf "$logs"' EXIT
 # A server that fails to start fails the run (it is not skipped).
 exports=$(./scripts/servers.sh start)
 eval "$exports"
-set +e
+
+summary() {
+    awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i-1); if ($i == "failed;") f += $(i-1) } }
+         END { printf "summary: %d passed, %d failed\n", p, f }' "$@"
+}
+
 # The benchmarks (wharf-bench) are not tests: scripts/bench.sh runs them.
-cargo test --workspace --exclude wharf-bench --no-fail-fast "$@" 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
+selection=(--workspace --exclude wharf-bench)
+
+if [ $# -gt 0 ]; then
+    set +e
+    cargo test "${selection[@]}" --no-fail-fast "$@" 2>&1 | tee "$logs/all.log"
+    status=${PIPESTATUS[0]}
+    set -e
+    summary "$logs/all.log"
+    exit "$status"
+fi
+
+# Build every test binary once, then list them: "<cwd> <name> <executable>".
+cargo test "${selection[@]}" --no-run --message-format=json-render-diagnostics >"$logs/build.json"
+python3 - "$logs/build.json" >"$logs/binaries" <<'PY'
+import json, os, sys
+for line in open(sys.argv[1]):
+    msg = json.loads(line)
+    if msg.get("reason") == "compiler-artifact" and msg.get("executable") and msg["profile"]["test"]:
+        t, dir = msg["target"], os.path.dirname(msg["manifest_path"])
+        # Integration tests by their name; unit tests as <crate folder>:<target>.
+        name = t["name"] if t["kind"] == ["test"] else f"{os.path.basename(dir)}:{t['name']}"
+        print(dir, name, msg["executable"])
+PY
+
+# Longest first (from the last measured run), so the slow ones overlap.
+slow=(gcp_storage database mlflow aws_s3 redis example_js example_python full_stack huggingface_hub azure_blob transform_layers conformance)
+rank() {
+    local name=${1##*:} i
+    for i in "${!slow[@]}"; do [ "${slow[$i]}" = "$name" ] && { echo "$i"; return; }; done
+    echo 99
+}
+while read -r dir name exe; do
+    echo "$(rank "$name") $dir $name $exe"
+done <"$logs/binaries" | sort -n -k1,1 | cut -d' ' -f2- >"$logs/queue"
+# The doc examples are one more job (rustdoc compiles and runs them).
+echo "doc" >>"$logs/queue"
+
+run_one() {
+    local dir=$1 name=$2 exe=${3:-} start status
+    start=$(date +%s)
+    set +e
+    if [ "$dir" = doc ]; then
+        name=doc-tests
+        cargo test "${selection[@]}" --doc >"$logs/$name.log" 2>&1
+    else
+        (cd "$dir" && "$exe") >"$logs/$name.log" 2>&1
+    fi
+    status=$?
+    set -e
+    [ "$status" = 0 ] || echo "$name" >>"$logs/failed"
+    # One binary's output at a time, whole.
+    {
+        flock 9
+        echo "==== $name: exit $status, $(($(date +%s) - start)) s"
+        cat "$logs/$name.log"
+    } 9>"$logs/.print"
+}
+export -f run_one
+export logs
+export selection_str="${selection[*]}"
+
+jobs=${WHARF_TEST_JOBS:-4}
+set +e
+xargs -P "$jobs" -L 1 bash -c 'selection=($selection_str); run_one "$@"' _ <"$logs/queue"
 set -e
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i-1); if ($i == "failed;") f += $(i-1) } }
-     END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
-exit "$status"
+summary "$logs"/*.log
+if [ -s "$logs/failed" ]; then
+    echo "failed binaries: $(tr '\n' ' ' <"$logs/failed")"
+    exit 1
+fi
