@@ -600,6 +600,35 @@ async fn stall_is_cut_by_timeout_and_retried() {
     }
 }
 
+/// A whole sized body sent, then a server slow to answer (longer than the
+/// guest's grace for a broken body): once the declared length has gone out
+/// the host lets go of the body stream, which is its normal end; the
+/// answer is waited for, not taken as a broken connection. (A 1 GiB
+/// CompleteMultipartUpload on a loaded machine answers that late.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_answer_after_the_whole_body() {
+    let server = s3s();
+    let prefix = unique("faults-slow-answer");
+    let pause = Duration::from_secs(7);
+    let stall = Fault::Stall {
+        direction: Downstream,
+        after: 0,
+        pause,
+    };
+    let (proxy, a) = through(&server, &prefix, vec![stall], false).await;
+    let p = path("slow.bin");
+    let size = 3 << 20;
+    let started = Instant::now();
+    let meta = put(&*a, &p, PutMode::Overwrite, size, 83).await;
+    let took = started.elapsed();
+    assert_eq!(proxy.faults(), 1, "{:?}", proxy.events());
+    let meta = meta.unwrap_or_else(|e| panic!("a slow answer failed the write after {took:?}: {e}"));
+    assert_eq!(meta.size, size);
+    assert!(took >= pause, "took {took:?}: the stall did not hold the answer");
+    let direct = s3_at(&server, &server.url, &prefix).await;
+    assert_eq!(stored(&*direct, &p).await, Some(digest(83, size)));
+}
+
 /// An object replaced while a read is under way: when the read fails and
 /// `Retry` resumes it, the version check stops it with
 /// `precondition-failed`; every byte delivered before is the old version's.

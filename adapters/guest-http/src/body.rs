@@ -112,7 +112,12 @@ impl BodyWriter {
             self.cancel();
             return Err(HttpError::new(FailKind::Invalid, format!("{}: {why}", self.what)));
         }
-        if let Err(e) = flush(stream, pending) {
+        // Once a sized body's declared length has gone out, the host lets
+        // go of the stream (hyper drops the body): closed is then its
+        // normal end, and the answer may take as long as the server needs.
+        if let Err(e) = flush(stream, pending)
+            && !self.length.is_complete()
+        {
             let response = self.broken(e)?;
             return Ok(Pending::answered(response));
         }
@@ -250,6 +255,11 @@ impl BodyLength {
         Ok(())
     }
 
+    /// Whether a sized body has all its declared bytes.
+    fn is_complete(&self) -> bool {
+        self.declared == Some(self.written)
+    }
+
     /// Whether the body may end here.
     fn end(&self) -> std::result::Result<(), String> {
         match self.declared {
@@ -280,8 +290,10 @@ mod tests {
         let mut copy = length;
         let long = copy.take(7).unwrap_err();
         assert!(long.contains("longer than its Content-Length 10"), "{long}");
+        assert!(!length.is_complete());
         length.take(6).unwrap();
         assert_eq!(length.end(), Ok(()));
+        assert!(length.is_complete());
         assert!(length.take(1).is_err(), "one byte past the end");
         assert_eq!(length.written, 10, "a refused write is not counted");
     }
@@ -293,6 +305,7 @@ mod tests {
             written: 0,
         };
         assert_eq!(length.end(), Ok(()), "an empty chunked body");
+        assert!(!length.is_complete(), "only the sender knows where a chunked body ends");
         length.take(usize::MAX).unwrap();
         length.take(usize::MAX).unwrap();
         assert_eq!(length.written, u64::MAX, "counting saturates");
