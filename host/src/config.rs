@@ -336,7 +336,7 @@ impl BackendConfig {
                 None => Ok(default),
             };
             let size = |key: &str, v: &Option<String>, default: u64| match v {
-                Some(t) => parse_size(t).map(|n| n as u64).map_err(|why| at(key, why)),
+                Some(t) => parse_size(t).map_err(|why| at(key, why)),
                 None => Ok(default),
             };
             // The layers' own checks (ranges, key lengths) name the key too.
@@ -360,7 +360,7 @@ impl BackendConfig {
                 LayerConfig::Cache { dir, max_size } => {
                     let max = parse_size(max_size).map_err(|why| at("max_size", why))?;
                     let dir = if dir.is_absolute() { dir.clone() } else { base.join(dir) };
-                    let cache = Cache::new(dir, max as u64).map_err(named("dir"))?;
+                    let cache = Cache::new(dir, max).map_err(named("dir"))?;
                     stack.layer(cache)
                 }
                 LayerConfig::Retry {
@@ -466,8 +466,9 @@ impl BackendConfig {
         let tcp = TcpGrant::resolve(&self.grants.tcp).map_err(at)?;
         let mut limits = Limits::default();
         if let Some(m) = &self.limits.memory {
-            limits.memory =
-                parse_size(m).map_err(|why| Error::config(format!("backend `{name}`: limits.memory: {why}")))?;
+            limits.memory = parse_size(m)
+                .and_then(|n| usize::try_from(n).map_err(|_| format!("`{m}` is too large")))
+                .map_err(|why| Error::config(format!("backend `{name}`: limits.memory: {why}")))?;
         }
         if let Some(t) = &self.limits.cpu_time {
             limits.cpu_time =
@@ -525,31 +526,12 @@ fn resolve_refs(s: &str, base: &Path, secrets: &mut Vec<String>) -> std::result:
     Ok(out)
 }
 
-/// `"256MiB"`, `"1GiB"`, `"512KiB"`, `"1048576"`.
-pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size like \"256MiB\""))?;
-    let mul = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        other => return Err(format!("unknown size unit `{other}` in `{s}` (use B, KiB, MiB, GiB)")),
-    };
-    let v = n.checked_mul(mul).ok_or_else(|| format!("`{s}` is too large"))?;
-    if v == 0 {
-        return Err(format!("`{s}` must be more than zero"));
-    }
-    Ok(v)
-}
+pub use wharf_units::parse_size;
 
-/// `"30s"`, `"500ms"`, `"2m"`.
+/// A duration more than zero, in the syntax every config value uses
+/// ([`wharf_units::parse_duration`]): `"30s"`, `"500ms"`, `"2m"`.
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like \"30s\" ({e})"))?;
+    let d = wharf_units::parse_duration(s)?;
     if d.is_zero() {
         return Err(format!("`{s}` must be more than zero"));
     }
@@ -643,7 +625,9 @@ mod tests {
         assert!(parse_size("12 parsecs").is_err());
         assert!(parse_size("0").is_err());
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("0s").is_err(), "a zero timeout is refused");
     }
 
     #[test]

@@ -74,6 +74,37 @@ impl InMemory {
         Self::default()
     }
 
+    /// The bytes stored at `path` as they are, below every layer: what a
+    /// layer over this store wrote (its header, digests, ciphertext), for
+    /// tests that look at or tamper with the stored format.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> wharf::Result<()> {
+    /// use wharf::{Adapter, InMemory, ObjectPath, PutMode};
+    /// let store = InMemory::new();
+    /// let path = ObjectPath::parse("m.bin")?;
+    /// let mut w = store.write(&path, PutMode::Create, None).await?;
+    /// w.append(bytes::Bytes::from_static(b"weights")).await?;
+    /// let before = w.finish().await?;
+    ///
+    /// let mut stored = store.stored_bytes(&path).unwrap().to_vec();
+    /// stored[0] ^= 0x01;
+    /// let after = store.replace_stored_bytes(&path, stored.into());
+    /// assert_ne!(after.etag, before.etag);
+    /// assert_eq!(store.stored_bytes(&path).unwrap(), "veights");
+    /// # Ok(()) }
+    /// ```
+    pub fn stored_bytes(&self, path: &ObjectPath) -> Option<Bytes> {
+        self.objects().get(path.as_str()).map(|s| s.bytes.clone())
+    }
+
+    /// Stores `bytes` at `path` as they are, below every layer, with a new
+    /// etag: a change made behind wharf's back (or tampering, in tests).
+    pub fn replace_stored_bytes(&self, path: &ObjectPath, bytes: Bytes) -> ObjectMeta {
+        self.commit(path.as_str(), &PutMode::Overwrite, bytes, "write")
+            .expect("an overwrite always commits")
+    }
+
     fn objects(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Stored>> {
         self.inner.objects.lock().unwrap_or_else(|e| e.into_inner())
     }

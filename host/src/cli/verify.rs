@@ -78,8 +78,7 @@ impl Verify {
         let spec = backend.resolve(&name, &cwd)?;
         let adapter: Arc<dyn Adapter> = Arc::new(WasmAdapter::new(host.runtime(), &plugin, spec).await?);
         let large_object = wharf::config::parse_size(&self.large_object)
-            .map_err(|why| Error::new(ErrorKind::Config, format!("--large-object: {why}")))?
-            as u64;
+            .map_err(|why| Error::new(ErrorKind::Config, format!("--large-object: {why}")))?;
         if !json {
             eprintln!(
                 "verifying `{}` ({} bytes, sha256 {}){}",

@@ -356,6 +356,78 @@ mod tests {
         }
     }
 
+    /// A changed byte in a chunk's data or in its stored sha256, a cut
+    /// object, a dropped final chunk and swapped chunks are integrity
+    /// errors; a ranged read of an intact chunk still works. (4 KiB chunks:
+    /// the same boundaries as 1 MiB ones, with less data.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checksum_refuses_corruption() {
+        use crate::layers::testing::{edit, get, over_memory, overwrite, put, random, read_fails, stored};
+        use crate::{ByteRange, ErrorKind};
+        const C: u64 = 4096;
+        const STEP: u64 = C + DIGEST_LEN;
+        const H: u64 = HEADER_LEN as u64;
+        let (store, a) = over_memory(crate::layers::Stack::new().layer(Checksum::new().with_chunk_size(C).unwrap()));
+        let data = random(3 * C + 1000, 11);
+        put(a.as_ref(), "c", &data).await;
+        let original = stored(&store, "c");
+        let restore = || overwrite(&store, "c", &original);
+
+        // Chunk 1's stored digest.
+        let digest1 = (H + STEP + C + 3) as usize;
+        edit(&store, "c", |b| b[digest1] ^= 0x80);
+        let why = read_fails(a.as_ref(), "c", None, ErrorKind::Integrity, "checksum").await;
+        assert!(why.contains("chunk 1") && why.contains("sha256"), "{why}");
+        let in_chunk1 = Some(ByteRange {
+            start: C + 5,
+            end: Some(C + 6),
+        });
+        read_fails(a.as_ref(), "c", in_chunk1, ErrorKind::Integrity, "checksum").await;
+        let chunk2 = ByteRange {
+            start: 2 * C,
+            end: Some(2 * C + 100),
+        };
+        assert_eq!(
+            get(a.as_ref(), "c", Some(chunk2)).await.unwrap(),
+            data[2 * C as usize..2 * C as usize + 100]
+        );
+        restore();
+
+        // A data byte of chunk 2.
+        edit(&store, "c", |b| b[(H + 2 * STEP + 77) as usize] ^= 0x01);
+        let why = read_fails(a.as_ref(), "c", None, ErrorKind::Integrity, "checksum").await;
+        assert!(why.contains("chunk 2"), "{why}");
+        restore();
+
+        // The whole-object digest in the trailer.
+        edit(&store, "c", |b| *b.last_mut().unwrap() ^= 0x01);
+        let why = read_fails(a.as_ref(), "c", None, ErrorKind::Integrity, "checksum").await;
+        assert!(why.contains("whole object"), "{why}");
+        restore();
+
+        for cut in [
+            original.len() - 1,
+            original.len() - 40,
+            (H + 3 * STEP) as usize,
+            (H + 2 * STEP) as usize + 10,
+        ] {
+            overwrite(&store, "c", &original[..cut]);
+            read_fails(a.as_ref(), "c", None, ErrorKind::Integrity, "checksum").await;
+        }
+        restore();
+
+        edit(&store, "c", |b| {
+            let (c0, c1) = (H as usize, (H + STEP) as usize);
+            let first = b[c0..c1].to_vec();
+            b.copy_within(c1..c1 + STEP as usize, c0);
+            b[c1..c1 + STEP as usize].copy_from_slice(&first);
+        });
+        let why = read_fails(a.as_ref(), "c", None, ErrorKind::Integrity, "checksum").await;
+        assert!(why.contains("chunk 0"), "{why}");
+        restore();
+        assert_eq!(get(a.as_ref(), "c", None).await.unwrap(), data);
+    }
+
     #[test]
     fn header_round_trips() {
         assert_eq!(parse_header(&header(4096)), Ok(4096));

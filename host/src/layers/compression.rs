@@ -676,6 +676,57 @@ mod tests {
         crate::layers::testing::conformance_over_memory(stack).await;
     }
 
+    /// Compression shrinks compressible data in storage; a frame whose
+    /// recorded length is smaller than what it decompresses to, a cut
+    /// object and a changed compressed byte are integrity errors. (16 KiB
+    /// frames: the same boundaries as 1 MiB ones, with less data.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn compression_shrinks_and_refuses_corruption() {
+        use crate::ByteRange;
+        use crate::layers::testing::{edit, get, over_memory, overwrite, put, read_fails, stored};
+        const FRAME: u64 = 16 << 10;
+        let (store, a) =
+            over_memory(crate::layers::Stack::new().layer(Compression::new().with_frame_size(FRAME).unwrap()));
+        let text: Vec<u8> = b"layer.0.attention.weight: float32[4096, 4096]\n"
+            .iter()
+            .copied()
+            .cycle()
+            .take(12 * FRAME as usize + 1000)
+            .collect();
+        let meta = put(a.as_ref(), "z", &text).await;
+        let original = stored(&store, "z");
+        let in_storage = original.len() as u64;
+        assert!(in_storage * 20 < text.len() as u64, "{in_storage} bytes stored");
+        assert_eq!((meta.size, meta.stored_size), (text.len() as u64, Some(in_storage)));
+        assert_eq!(get(a.as_ref(), "z", None).await.unwrap(), text);
+        let restore = || overwrite(&store, "z", &original);
+
+        // Frame 0's prefix (after the 16-byte header): compressed length,
+        // then logical length. Claim 1 KiB less than the frame decompresses to.
+        edit(&store, "z", |b| {
+            let l = u32::from_le_bytes(b[20..24].try_into().unwrap());
+            b[20..24].copy_from_slice(&(l - 1024).to_le_bytes());
+        });
+        read_fails(a.as_ref(), "z", None, ErrorKind::Integrity, "compression").await;
+        restore();
+
+        edit(&store, "z", |b| b[40] ^= 0x55);
+        read_fails(a.as_ref(), "z", None, ErrorKind::Integrity, "compression").await;
+        restore();
+
+        for cut in [original.len() - 1, original.len() / 2, 30] {
+            overwrite(&store, "z", &original[..cut]);
+            read_fails(a.as_ref(), "z", None, ErrorKind::Integrity, "compression").await;
+            let tail = Some(ByteRange {
+                start: 4 * FRAME,
+                end: None,
+            });
+            read_fails(a.as_ref(), "z", tail, ErrorKind::Integrity, "compression").await;
+        }
+        restore();
+        assert_eq!(get(a.as_ref(), "z", None).await.unwrap(), text);
+    }
+
     #[test]
     fn level_and_frame_size_are_validated() {
         assert_eq!(Compression::new().level(), 3);

@@ -148,4 +148,37 @@ mod tests {
         let stack = crate::layers::Stack::new().layer(ConcurrencyLimit::new(2));
         crate::layers::testing::conformance_over_memory(stack).await;
     }
+
+    /// With a limit of 2, two open readers hold both permits: a third
+    /// operation waits until one of them is dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrency_limit_holds_streams() {
+        use std::time::Duration;
+        let (_, adapter) =
+            crate::layers::testing::over_memory(crate::layers::Stack::new().layer(ConcurrencyLimit::new(2)));
+        let path = ObjectPath::parse("x").unwrap();
+        let mut w = adapter.write(&path, PutMode::Overwrite, None).await.unwrap();
+        w.append(Bytes::from_static(b"hello")).await.unwrap();
+        w.finish().await.unwrap();
+
+        let r1 = adapter.read(&path, None).await.unwrap();
+        let _r2 = adapter.read(&path, None).await.unwrap();
+        let third = {
+            let adapter = adapter.clone();
+            let path = path.clone();
+            tokio::spawn(async move { adapter.stat(&path).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !third.is_finished(),
+            "a third operation ran while two streams held both permits"
+        );
+        drop(r1);
+        let meta = tokio::time::timeout(Duration::from_secs(30), third)
+            .await
+            .expect("the waiting operation runs once a permit is free")
+            .unwrap()
+            .unwrap();
+        assert_eq!(meta.size, 5);
+    }
 }

@@ -494,6 +494,137 @@ mod tests {
         crate::layers::testing::conformance_over_memory(stack).await;
     }
 
+    use crate::layers::Layer;
+    use crate::layers::testing::{edit, get, over_memory, overwrite, put, random, read_fails, stored};
+    use crate::{ByteRange, InMemory};
+
+    const H: u64 = HEADER_LEN as u64;
+    const STEP: u64 = CHUNK_SIZE + TAG_LEN;
+
+    fn key(byte: u8) -> String {
+        format!("{byte:02x}").repeat(32)
+    }
+
+    fn encryption(keys: &[(&str, u8)], write: &str) -> Encryption {
+        let mut ring = Keyring::new();
+        for (id, byte) in keys {
+            ring.insert(id, &key(*byte)).unwrap();
+        }
+        Encryption::new(ring, write).unwrap()
+    }
+
+    /// A byte of ciphertext changed, the stored object cut (inside a chunk,
+    /// at a chunk boundary, and the final chunk dropped), and two chunks
+    /// swapped: each is an integrity error. A ranged read that does not
+    /// cover the changed chunk still works: only covering chunks are
+    /// decrypted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn encryption_refuses_tampering_truncation_and_reordering() {
+        let (store, a) = over_memory(crate::layers::Stack::new().layer(encryption(&[("k1", 1)], "k1")));
+        let data = random(10 * CHUNK_SIZE + 100, 8);
+        put(a.as_ref(), "e", &data).await;
+        let original = stored(&store, "e");
+        let restore = || overwrite(&store, "e", &original);
+
+        let chunk5 = (H + 5 * STEP + 1000) as usize;
+        edit(&store, "e", |b| b[chunk5] ^= 0x01);
+        let why = read_fails(a.as_ref(), "e", None, ErrorKind::Integrity, "encryption").await;
+        assert!(why.contains("chunk 5"), "{why}");
+        let covering = Some(ByteRange {
+            start: 5 * CHUNK_SIZE + 10,
+            end: Some(5 * CHUNK_SIZE + 20),
+        });
+        read_fails(a.as_ref(), "e", covering, ErrorKind::Integrity, "encryption").await;
+        let elsewhere = ByteRange {
+            start: 100,
+            end: Some(3 * CHUNK_SIZE),
+        };
+        assert_eq!(
+            get(a.as_ref(), "e", Some(elsewhere)).await.unwrap(),
+            data[100..3 * CHUNK_SIZE as usize]
+        );
+        restore();
+
+        // The header is bound to every chunk: a changed nonce prefix fails.
+        edit(&store, "e", |b| b[12] ^= 0x01);
+        read_fails(a.as_ref(), "e", None, ErrorKind::Integrity, "encryption").await;
+        restore();
+
+        for cut in [
+            original.len() - 1,
+            (H + 10 * STEP) as usize,
+            (H + 4 * STEP) as usize,
+            (H + 4 * STEP) as usize + 500,
+            40,
+        ] {
+            overwrite(&store, "e", &original[..cut]);
+            read_fails(a.as_ref(), "e", None, ErrorKind::Integrity, "encryption").await;
+        }
+        restore();
+
+        edit(&store, "e", |b| {
+            let (c1, c2) = ((H + STEP) as usize, (H + 2 * STEP) as usize);
+            let first = b[c1..c2].to_vec();
+            b.copy_within(c2..c2 + STEP as usize, c1);
+            b[c2..c2 + STEP as usize].copy_from_slice(&first);
+        });
+        let why = read_fails(a.as_ref(), "e", None, ErrorKind::Integrity, "encryption").await;
+        assert!(why.contains("chunk 1"), "{why}");
+        restore();
+        assert_eq!(get(a.as_ref(), "e", None).await.unwrap(), data);
+    }
+
+    /// Keys: a wrong key fails authentication; an unknown key id is a
+    /// config error naming the id; rotation reads old objects with the old
+    /// key and writes new ones with the new key; dropping the old key makes
+    /// old objects fail clearly.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn encryption_keys_wrong_missing_and_rotated() {
+        let store = InMemory::new();
+        let inner: Arc<dyn Adapter> = Arc::new(store.clone());
+        let v1 = random(300_000, 9);
+        let old = encryption(&[("k1", 1)], "k1").wrap(inner.clone());
+        put(old.as_ref(), "old.bin", &v1).await;
+
+        let wrong = encryption(&[("k1", 2)], "k1").wrap(inner.clone());
+        let why = read_fails(wrong.as_ref(), "old.bin", None, ErrorKind::Integrity, "encryption").await;
+        assert!(why.contains("authentication"), "{why}");
+
+        let missing = encryption(&[("k9", 9)], "k9").wrap(inner.clone());
+        let why = read_fails(missing.as_ref(), "old.bin", None, ErrorKind::Config, "encryption").await;
+        assert!(why.contains("key `k1` is not configured"), "{why}");
+        assert!(!why.contains(&key(9)) && !why.contains(&key(1)), "{why}");
+
+        // Rotation: k2 writes, k1 still reads.
+        let rotated = encryption(&[("k1", 1), ("k2", 2)], "k2").wrap(inner.clone());
+        assert_eq!(get(rotated.as_ref(), "old.bin", None).await.unwrap(), v1);
+        let v2 = random(200_000, 10);
+        put(rotated.as_ref(), "new.bin", &v2).await;
+        assert_eq!(get(rotated.as_ref(), "new.bin", None).await.unwrap(), v2);
+        let header = stored(&store, "new.bin")[..HEADER_LEN].to_vec();
+        assert_eq!(&header[19..22], b"\x02k2", "the new object names k2");
+        assert!(matches!(&rotated.encodings()[0], Encoding::Encryption { key_id, .. } if key_id == "k2"));
+
+        // k1 dropped: old objects fail with a clear error, new ones read.
+        let dropped = encryption(&[("k2", 2)], "k2").wrap(inner.clone());
+        let why = read_fails(dropped.as_ref(), "old.bin", None, ErrorKind::Config, "encryption").await;
+        assert!(why.contains("key `k1` is not configured"), "{why}");
+        assert_eq!(get(dropped.as_ref(), "new.bin", None).await.unwrap(), v2);
+
+        // Bad key text is a config error that names the id, never the value.
+        let mut ring = Keyring::new();
+        let e = ring.insert("prod", "not-a-key-0123456789").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(
+            e.to_string().contains("`prod`") && !e.to_string().contains("not-a-key"),
+            "{e}"
+        );
+        ring.insert("prod", &key(3)).unwrap();
+        assert_eq!(format!("{ring:?}"), r#"Keyring { ids: ["prod"] }"#);
+        let e = Encryption::new(ring, "other").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    }
+
     #[test]
     fn keys_parse_from_hex_or_base64_and_errors_never_show_them() {
         let mut k = Keyring::new();

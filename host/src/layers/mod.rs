@@ -251,24 +251,5 @@ impl Stack {
     }
 }
 
-/// What every layer's unit tests share: the conformance suite through a
-/// stack over [`InMemory`](crate::InMemory), with no runtime and no guest.
 #[cfg(test)]
-pub(crate) mod testing {
-    use super::Stack;
-    use crate::conformance::{self, SuiteOptions};
-    use std::sync::Arc;
-
-    /// Runs the whole suite through `stack` over a fresh `InMemory`
-    /// (64 MiB for the large streamed case); every case must pass.
-    pub(crate) async fn conformance_over_memory(stack: Stack) {
-        let adapter = stack.apply(Arc::new(crate::InMemory::new()));
-        let options = SuiteOptions {
-            large_object: 64 << 20,
-            ..SuiteOptions::default()
-        };
-        let report = conformance::run(adapter, options).await.expect("the suite runs");
-        assert!(report.failures().is_empty(), "{report}");
-        assert_eq!(report.passed(), report.cases.len(), "{report}");
-    }
-}
+pub(crate) mod testing;

@@ -248,4 +248,47 @@ mod tests {
         let stack = crate::layers::Stack::new().layer(Timeout::new());
         crate::layers::testing::conformance_over_memory(stack).await;
     }
+
+    /// `stat("sleep")` sleeps for an hour, like the misbehave fixture's.
+    struct Hang {
+        inner: Arc<dyn Adapter>,
+    }
+
+    #[async_trait]
+    impl LayeredAdapter for Hang {
+        fn inner(&self) -> &dyn Adapter {
+            &*self.inner
+        }
+        async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
+            if path.as_str() == "sleep" {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            self.inner.stat(path).await
+        }
+    }
+
+    /// A backend whose `stat("sleep")` hangs: the layer gives up after its
+    /// operation timeout with a `transient` error that names the backend,
+    /// the operation and the path.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn timeout_cuts_a_hanging_call() {
+        let store = crate::InMemory::new();
+        let ok = ObjectPath::parse("ok").unwrap();
+        store.replace_stored_bytes(&ok, Bytes::from_static(b"fine"));
+        let adapter = crate::layers::Stack::new()
+            .layer(
+                Timeout::new()
+                    .with_operation(Duration::from_millis(300))
+                    .with_idle(Duration::from_millis(300)),
+            )
+            .apply(Arc::new(Hang { inner: Arc::new(store) }));
+        let e = adapter.stat(&ObjectPath::parse("sleep").unwrap()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+        assert_eq!(
+            (e.backend(), e.operation(), e.path()),
+            (Some("memory"), Some("stat"), Some("sleep"))
+        );
+        // The backend still answers afterwards.
+        adapter.stat(&ok).await.unwrap();
+    }
 }

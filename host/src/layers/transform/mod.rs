@@ -22,6 +22,8 @@ mod cpu;
 mod prefetch;
 mod sink;
 mod site;
+#[cfg(test)]
+mod tests;
 
 pub(in crate::layers) use chunked::{Chunked, Opener, impossible_size, read_chunked};
 pub(in crate::layers) use cpu::{WholeHash, cpu};
