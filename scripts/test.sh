@@ -34,6 +34,16 @@ summary() {
 # The benchmarks (wharf-bench) are not tests: scripts/bench.sh runs them.
 selection=(--workspace --exclude wharf-bench)
 
+# WHARF_LINT=1 (what .ci/run sets): clippy lints the workspace's crates in
+# this same build, as the workspace's rustc (how `cargo clippy` runs it, with
+# -D warnings), so CI compiles the tree once instead of checking it and then
+# building it. The benchmarks are built too, to be linted.
+if [ "${WHARF_LINT:-}" = 1 ]; then
+    RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver)
+    CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
+    export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
+fi
+
 if [ $# -gt 0 ]; then
     set +e
     cargo test "${selection[@]}" --no-fail-fast "$@" 2>&1 | tee "$logs/all.log"
@@ -45,6 +55,7 @@ fi
 
 # Build every test binary once, then list them: "<cwd> <name> <executable>".
 cargo test "${selection[@]}" --no-run --message-format=json-render-diagnostics >"$logs/build.json"
+[ "${WHARF_LINT:-}" != 1 ] || cargo build -p wharf-bench --all-targets
 python3 - "$logs/build.json" >"$logs/binaries" <<'PY'
 import json, os, sys
 for line in open(sys.argv[1]):

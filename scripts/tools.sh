@@ -1,41 +1,60 @@
 #!/usr/bin/env bash
-# Installs the servers and clients the tests run against into .tools/,
-# from package registries only, pinned. Idempotent: a second run is quick.
-#   .tools/venv   moto[server], gcp-storage-emulator, boto3, azure-storage-blob, requests
+# Installs the servers and clients the tests run against, from package
+# registries only, pinned. Idempotent: a second run is quick.
+#   .tools/venv   moto[server], gcp-storage-emulator, boto3, azure-storage-blob, requests, ...
 #   .tools/node   azurite
 #   .tools/cargo  s3s-fs
 #   Debian        redis-server, PostgreSQL 15 (apt-get, when missing)
+# Each install is made once per user and pin set, in $WHARF_TOOLS_CACHE
+# (default ~/.cache/wharf-tools, yours alone: 0700), and .tools/<name> links
+# to it: a new clone on the same machine reuses it, as cargo reuses its
+# registry; a fresh machine installs everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools=$PWD/.tools
-mkdir -p "$tools"
+cache=${WHARF_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wharf-tools}
+mkdir -p "$tools" "$cache"
+chmod 700 "$cache"
 
 stamp() { echo "$1" | sha256sum | cut -c1-16; }
 
+# install NAME KEY COMMAND...: runs COMMAND (which installs into $dir) unless
+# $cache/NAME-KEY is complete, then links .tools/NAME to it.
+install() {
+    local name=$1 key=$2
+    shift 2
+    dir=$cache/$name-$key
+    if [ ! -e "$dir/.complete" ]; then
+        rm -rf "$dir"
+        "$@"
+        touch "$dir/.complete"
+    fi
+    # A real directory here is an install from before the cache.
+    [ -L "$tools/$name" ] || rm -rf "${tools:?}/$name"
+    ln -sfn "$dir" "$tools/$name"
+}
+
 reqs=scripts/requirements-test.txt
-want=$(stamp "$(cat "$reqs")")
-if [ "$(cat "$tools/venv/.stamp" 2>/dev/null)" != "$want" ]; then
-    echo "tools: installing Python packages into .tools/venv" >&2
-    # Installed over what is there, so servers already running from the
-    # venv keep working when a pin is added.
-    [ -x "$tools/venv/bin/pip" ] || python3 -m venv "$tools/venv"
-    "$tools/venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs"
-    echo "$want" > "$tools/venv/.stamp"
-fi
+venv() {
+    echo "tools: installing Python packages into $dir" >&2
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$reqs"
+}
+install venv "$(stamp "$(cat "$reqs")")" venv
 
 azurite_version=3.35.0
-if [ "$(cat "$tools/node/.stamp" 2>/dev/null)" != "$azurite_version" ]; then
-    echo "tools: installing azurite $azurite_version into .tools/node" >&2
-    rm -rf "$tools/node"
-    npm install --silent --no-audit --no-fund --prefix "$tools/node" "azurite@$azurite_version" >/dev/null
-    echo "$azurite_version" > "$tools/node/.stamp"
-fi
+node() {
+    echo "tools: installing azurite $azurite_version into $dir" >&2
+    npm install --silent --no-audit --no-fund --prefix "$dir" "azurite@$azurite_version" >/dev/null
+}
+install node "azurite-$azurite_version" node
 
 s3s_version=0.14.1
-if [ "$("$tools/cargo/bin/s3s-fs" --version 2>/dev/null | awk '{print $2}')" != "$s3s_version" ]; then
-    echo "tools: building s3s-fs $s3s_version into .tools/cargo (a few minutes)" >&2
-    cargo install --quiet --locked s3s-fs --version "$s3s_version" --features binary --root "$tools/cargo"
-fi
+s3s() {
+    echo "tools: building s3s-fs $s3s_version into $dir (a few minutes)" >&2
+    cargo install --quiet --locked s3s-fs --version "$s3s_version" --features binary --root "$dir"
+}
+install cargo "s3s-fs-$s3s_version" s3s
 
 # Debian's servers, installed system-wide when missing.
 debs=()
