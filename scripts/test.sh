@@ -33,15 +33,20 @@ summary() {
 
 # The benchmarks (wharf-bench) are not tests: scripts/bench.sh runs them.
 selection=(--workspace --exclude wharf-bench)
+targets=()
 
 # WHARF_LINT=1 (what .ci/run sets): clippy lints the workspace's crates in
 # this same build, as the workspace's rustc (how `cargo clippy` runs it, with
 # -D warnings), so CI compiles the tree once instead of checking it and then
-# building it. The benchmarks are built too, to be linted.
+# building it. Every target is built, the benchmarks' too, to be linted (in
+# the same cargo invocation: a separate one would resolve other features
+# and rebuild wasmtime); the benchmarks are not run.
 if [ "${WHARF_LINT:-}" = 1 ]; then
     RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver)
     CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
     export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
+    selection=(--workspace)
+    targets=(--all-targets)
 fi
 
 if [ $# -gt 0 ]; then
@@ -54,14 +59,15 @@ if [ $# -gt 0 ]; then
 fi
 
 # Build every test binary once, then list them: "<cwd> <name> <executable>".
-cargo test "${selection[@]}" --no-run --message-format=json-render-diagnostics >"$logs/build.json"
-[ "${WHARF_LINT:-}" != 1 ] || cargo build -p wharf-bench --all-targets
+cargo test "${selection[@]}" "${targets[@]}" --no-run --message-format=json-render-diagnostics >"$logs/build.json"
 python3 - "$logs/build.json" >"$logs/binaries" <<'PY'
 import json, os, sys
 for line in open(sys.argv[1]):
     msg = json.loads(line)
     if msg.get("reason") == "compiler-artifact" and msg.get("executable") and msg["profile"]["test"]:
         t, dir = msg["target"], os.path.dirname(msg["manifest_path"])
+        if t["kind"] == ["bench"]:
+            continue  # built to be linted; scripts/bench.sh runs them
         # Integration tests by their name; unit tests as <crate folder>:<target>.
         name = t["name"] if t["kind"] == ["test"] else f"{os.path.basename(dir)}:{t['name']}"
         print(dir, name, msg["executable"])
