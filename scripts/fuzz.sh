@@ -13,7 +13,7 @@
 # assertions on, so overflows are findings too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets=(config manifest format_detection checksum_layer compression_layer encryption_layer xml)
+targets=(config manifest format_detection checksum_layer compression_layer encryption_layer xml resp postgres_wire http_response cache_entry)
 if [ "${1:-}" = list ]; then printf '%s\n' "${targets[@]}"; exit 0; fi
 [ "${1:-}" = run ] || { sed -n '2,13p' "$0"; exit 2; }
 want=${2:-all}

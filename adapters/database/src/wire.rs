@@ -1,6 +1,6 @@
 //! A minimal blocking PostgreSQL client: `postgres-protocol` encodes and
 //! decodes the messages (and does SCRAM-SHA-256), `std::net::TcpStream`
-//! carries them. Only what the adapter needs: startup and password
+//! (or any stream, for tests and fuzzing) carries them. Only what the adapter needs: startup and password
 //! authentication, the extended query protocol with binary parameters and
 //! results, one statement in flight at a time or a short pipeline, and the
 //! simple query protocol for DDL.
@@ -16,9 +16,14 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::ops::Range;
 
+use crate::config::MAX_CHUNK;
+
 /// How far a read from the socket may reach in one call: wasmtime's
 /// `wasi:sockets` hands out at most 64 KiB per read.
 const READ_SIZE: usize = 64 << 10;
+/// The longest message accepted: a data row of the largest chunk plus room
+/// for its framing. `Message::parse` reserves what a header announces.
+pub const MAX_MESSAGE: usize = MAX_CHUNK as usize + (64 << 10);
 
 /// Why talking to the server failed.
 #[derive(Debug)]
@@ -138,8 +143,8 @@ pub struct Login<'a> {
 }
 
 /// An open, authenticated connection.
-pub struct Conn {
-    stream: TcpStream,
+pub struct Conn<S: Read + Write = TcpStream> {
+    stream: S,
     addr: String,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -164,18 +169,26 @@ impl Conn {
         // Every message batch goes out in one write; Nagle would only add
         // latency. Not every platform lets us choose: that is fine.
         let _ = stream.set_nodelay(true);
-        let mut conn = Conn {
+        let mut conn = Conn::over(stream, login.addr);
+        conn.startup(login)?;
+        Ok(conn)
+    }
+}
+
+impl<S: Read + Write> Conn<S> {
+    /// A connection over an already open `stream` to `addr` (named in
+    /// errors), before startup.
+    pub fn over(stream: S, addr: &str) -> Conn<S> {
+        Conn {
             stream,
-            addr: login.addr.to_string(),
+            addr: addr.to_string(),
             rbuf: BytesMut::with_capacity(READ_SIZE),
             wbuf: BytesMut::with_capacity(64 << 10),
             in_flight: 0,
             broken: false,
             prepared: Vec::new(),
             statements: 0,
-        };
-        conn.startup(login)?;
-        Ok(conn)
+        }
     }
 
     /// Whether the connection can still be used.
@@ -183,7 +196,9 @@ impl Conn {
         !self.broken && self.in_flight == 0
     }
 
-    fn startup(&mut self, login: &Login<'_>) -> Result<(), DbError> {
+    /// Sends the startup message and authenticates (cleartext, MD5 or
+    /// SCRAM-SHA-256, as the server asks) until the server is ready.
+    pub fn startup(&mut self, login: &Login<'_>) -> Result<(), DbError> {
         let params = [
             ("user", login.user),
             ("database", login.dbname),
@@ -401,6 +416,17 @@ impl Conn {
     /// The next backend message, reading from the socket as needed.
     fn message(&mut self) -> Result<Message, DbError> {
         loop {
+            if let Some(header) = self.rbuf.get(..5) {
+                let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+                if len > MAX_MESSAGE {
+                    self.broken = true;
+                    return Err(DbError::Protocol(format!(
+                        "the server announced a message of {len} bytes (type {:?}), more than the {MAX_MESSAGE} \
+                         a chunk row of at most {MAX_CHUNK} bytes needs; is this a PostgreSQL server?",
+                        char::from(header[0])
+                    )));
+                }
+            }
             match Message::parse(&mut self.rbuf) {
                 Ok(Some(m)) => return Ok(m),
                 Ok(None) => {}
@@ -455,7 +481,7 @@ impl Conn {
     }
 }
 
-impl Drop for Conn {
+impl<S: Read + Write> Drop for Conn<S> {
     fn drop(&mut self) {
         // A polite goodbye; an open transaction is rolled back either way.
         if !self.broken {
@@ -482,4 +508,68 @@ fn server_error(mut fields: ErrorFields<'_>) -> DbError {
         }
     }
     DbError::Server { code, message, detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzzing::Replay;
+
+    fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![kind];
+        m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    fn conn(server: &[u8]) -> Conn<Replay> {
+        let mut c = Conn::over(Replay::new(server), "fuzz:5432");
+        c.in_flight = 1;
+        c
+    }
+
+    #[test]
+    fn an_answer_brings_rows_and_a_count() {
+        let mut row = 2u16.to_be_bytes().to_vec();
+        row.extend_from_slice(&8i32.to_be_bytes());
+        row.extend_from_slice(&1234i64.to_be_bytes());
+        row.extend_from_slice(&(-1i32).to_be_bytes());
+        let server = [msg(b'D', &row), msg(b'C', b"UPDATE 3\0"), msg(b'Z', b"I")].concat();
+        let out = conn(&server).recv().unwrap();
+        assert_eq!(out.affected, 3);
+        assert_eq!(out.rows[0].i64(0).unwrap(), 1234);
+        assert!(out.rows[0].bytes(1).unwrap().is_none());
+        assert!(out.rows[0].text(1).is_err() && out.rows[0].bytes(2).is_err());
+    }
+
+    #[test]
+    fn a_huge_announced_message_is_refused_before_it_is_allocated() {
+        // A DataRow claiming 2 GiB: without the check, `Message::parse`
+        // reserves it, which traps a guest with a 256 MiB memory limit.
+        let mut c = conn(b"D\x7f\xff\xff\xff\x00\x01");
+        let e = c.recv().err().expect("refused");
+        assert!(
+            matches!(&e, DbError::Protocol(m) if m.contains("2147483647 bytes")),
+            "{e:?}"
+        );
+        assert!(!c.is_usable());
+        assert!(c.rbuf.capacity() < MAX_MESSAGE);
+        // The largest legitimate row still fits.
+        assert!(MAX_MESSAGE as u64 > MAX_CHUNK + 64);
+    }
+
+    #[test]
+    fn startup_needs_the_password_the_server_asks_for() {
+        let login = Login {
+            addr: "fuzz:5432",
+            user: "u",
+            password: None,
+            dbname: "d",
+        };
+        let mut c = Conn::over(Replay::new(&msg(b'R', &3u32.to_be_bytes())), login.addr);
+        assert!(matches!(c.startup(&login), Err(DbError::NoPassword)));
+        let server = [msg(b'R', &0u32.to_be_bytes()), msg(b'Z', b"I")].concat();
+        let mut c = Conn::over(Replay::new(&server), login.addr);
+        assert!(c.startup(&login).is_ok());
+    }
 }

@@ -11,6 +11,7 @@
 mod body;
 mod contract;
 pub mod encode;
+pub mod head;
 pub mod random;
 mod ranged;
 pub mod time;
@@ -366,26 +367,14 @@ pub struct Response {
 impl Response {
     fn new(what: String, response: IncomingResponse, request_body: Option<OutgoingBody>) -> Result<Response> {
         let status = response.status();
-        let headers = response
-            .headers()
-            .entries()
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
-            .collect::<Vec<_>>();
+        let headers = head::headers(response.headers().entries());
         let body = response
             .consume()
             .map_err(|()| HttpError::new(FailKind::Backend, format!("{what}: no response body")))?;
         let stream = body
             .stream()
             .map_err(|()| HttpError::new(FailKind::Backend, format!("{what}: no response body stream")))?;
-        let expected = if what.starts_with("HEAD ") || status == 204 || status == 304 {
-            Some(0)
-        } else {
-            headers
-                .iter()
-                .find(|(k, _)| k == "content-length")
-                .and_then(|(_, v)| v.trim().parse().ok())
-        };
+        let expected = head::expected_length(&what, status, &headers);
         Ok(Response {
             status,
             headers,
@@ -468,27 +457,10 @@ impl Response {
             }
         }
         self.received += buf.len() as u64;
-        if let Some(expected) = self.expected
-            && self.received > expected
-        {
-            return Err(HttpError::new(
-                FailKind::Backend,
-                format!("{}: the body is longer than its Content-Length {expected}", self.what),
-            ));
-        }
+        head::check_received(&self.what, self.expected, self.received, false)?;
         if self.stream.is_none() {
             self.finish();
-            if let Some(expected) = self.expected
-                && self.received < expected
-            {
-                return Err(HttpError::new(
-                    FailKind::Transient,
-                    format!(
-                        "{}: the body ended after {} of {expected} bytes",
-                        self.what, self.received
-                    ),
-                ));
-            }
+            head::check_received(&self.what, self.expected, self.received, true)?;
         }
         if buf.is_empty() { Ok(None) } else { Ok(Some(buf)) }
     }
@@ -530,17 +502,7 @@ impl Response {
 
     /// The body of an error response, shortened for a message.
     pub fn error_text(self) -> String {
-        let text = self.text(64 << 10).unwrap_or_default();
-        let text = text.trim();
-        if text.len() > 600 {
-            let mut cut = 600;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            format!("{}…", &text[..cut])
-        } else {
-            text.to_string()
-        }
+        head::shorten(&self.text(64 << 10).unwrap_or_default(), 600)
     }
 }
 

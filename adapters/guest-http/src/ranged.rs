@@ -2,13 +2,13 @@
 //! `Range`: a 206 is passed through; a 200 carrying the whole object is
 //! skipped up to the range's start and cut at its end.
 
+use crate::head::Window;
 use crate::{HttpError, Response};
 
 /// A response body being read, trimmed to a range.
 pub struct RangedBody {
     response: Option<Response>,
-    skip: u64,
-    remaining: Option<u64>,
+    window: Window,
 }
 
 impl RangedBody {
@@ -17,8 +17,7 @@ impl RangedBody {
     pub fn new(response: Response, skip: u64, remaining: Option<u64>) -> RangedBody {
         RangedBody {
             response: Some(response),
-            skip,
-            remaining,
+            window: Window::new(skip, remaining),
         }
     }
 
@@ -26,8 +25,7 @@ impl RangedBody {
     pub fn empty() -> RangedBody {
         RangedBody {
             response: None,
-            skip: 0,
-            remaining: Some(0),
+            window: Window::new(0, Some(0)),
         }
     }
 
@@ -35,7 +33,7 @@ impl RangedBody {
     /// before the range ends the body there (the range is clipped).
     pub fn next(&mut self, max: usize) -> Result<Vec<u8>, HttpError> {
         loop {
-            if self.remaining == Some(0) {
+            if self.window.is_done() {
                 // Dropping the response closes the stream early.
                 self.response = None;
                 return Ok(Vec::new());
@@ -43,28 +41,14 @@ impl RangedBody {
             let Some(response) = self.response.as_mut() else {
                 return Ok(Vec::new());
             };
-            let want = match self.remaining {
-                Some(r) => max.min(usize::try_from(r).unwrap_or(usize::MAX)),
-                None => max,
-            };
-            let Some(mut chunk) = response.read(want)? else {
+            let Some(chunk) = response.read(self.window.want(max))? else {
                 self.response = None;
-                self.remaining = Some(0);
+                self.window.end();
                 return Ok(Vec::new());
             };
-            if self.skip > 0 {
-                let cut = chunk.len().min(usize::try_from(self.skip).unwrap_or(usize::MAX));
-                self.skip -= cut as u64;
-                chunk.drain(..cut);
-                if chunk.is_empty() {
-                    continue;
-                }
+            if let Some(kept) = self.window.cut(chunk) {
+                return Ok(kept);
             }
-            if let Some(r) = self.remaining.as_mut() {
-                chunk.truncate(usize::try_from(*r).unwrap_or(usize::MAX));
-                *r -= chunk.len() as u64;
-            }
-            return Ok(chunk);
         }
     }
 }

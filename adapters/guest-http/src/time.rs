@@ -66,6 +66,10 @@ impl Civil {
     }
 }
 
+/// The years a date header may name: four digits, so no arithmetic on a
+/// server's date overflows.
+const YEARS: std::ops::RangeInclusive<i64> = 0..=9999;
+
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
@@ -103,6 +107,9 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     let name = parts.next()?;
     let month = MONTHS.iter().position(|m| *m == name)? as u32 + 1;
     let year: i64 = parts.next()?.parse().ok()?;
+    if !YEARS.contains(&year) || !(1..=31).contains(&day) {
+        return None;
+    }
     let (hour, minute, second) = hms(parts.next()?)?;
     let c = Civil {
         year,
@@ -132,7 +139,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let year: i64 = d.next()?.parse().ok()?;
     let month: u32 = d.next()?.parse().ok()?;
     let day: u32 = d.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if !YEARS.contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
     let (clock, offset_secs) = if let Some(c) = time.strip_suffix(['Z', 'z']) {
@@ -142,10 +149,11 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         let (c, off) = time.split_at(i);
         let sign = if off.starts_with('-') { -1 } else { 1 };
         let (oh, om) = off[1..].split_once(':')?;
-        (
-            c,
-            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
-        )
+        let (oh, om) = (oh.parse::<i64>().ok()?, om.parse::<i64>().ok()?);
+        if oh >= 24 || om >= 60 {
+            return None;
+        }
+        (c, sign * (oh * 3600 + om * 60))
     };
     let (whole, frac) = match clock.split_once('.') {
         Some((w, f)) => (w, f),
@@ -204,6 +212,14 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("garbage"), None);
         assert_eq!(parse_http_date("24 May 2013"), None);
+        // Found by the `http_response` fuzz target: a huge offset or year
+        // overflowed (a panic, so a trap, in a guest).
+        assert_eq!(parse_rfc3339("2026-11-27T00:00:00+3000000000000000:00"), None);
+        assert_eq!(parse_rfc3339("2026-11-27T00:00:00+24:00"), None);
+        assert_eq!(parse_rfc3339("9223372036854775807-11-27T00:00:00Z"), None);
+        assert_eq!(parse_http_date("Fri, 27 Nov 9223372036854775807 01:30:00 GMT"), None);
+        assert_eq!(parse_http_date("Fri, 4000000000 Nov 2026 01:30:00 GMT"), None);
+        assert_eq!(parse_rfc3339("9999-12-31T23:59:60+23:59"), Some(253_402_214_460_000));
         for secs in [0, 1, 86_399, 951_782_400, 4_102_444_800, 1_795_000_000] {
             assert_eq!(Civil::from_unix(secs).to_unix(), secs);
         }

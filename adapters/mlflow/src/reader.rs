@@ -2,6 +2,7 @@
 
 use crate::client::{Missing, Mlflow};
 use wharf_guest::{ByteRange, Error};
+use wharf_guest_http::head;
 
 /// A response body being read, trimmed to a range.
 pub use wharf_guest_http::RangedBody as Body;
@@ -28,11 +29,7 @@ impl Mlflow {
         let response = Self::transmit(&request, &[])?;
         match response.status {
             206 => {
-                let from = response
-                    .header("content-range")
-                    .and_then(|v| v.trim().strip_prefix("bytes "))
-                    .and_then(|v| v.split('-').next())
-                    .and_then(|v| v.parse::<u64>().ok());
+                let from = response.header("content-range").and_then(head::content_range_start);
                 if from != Some(start) {
                     return Err(Error::Backend(format!(
                         "{}: asked for bytes from {start}, the answer starts at {from:?}",

@@ -8,6 +8,7 @@ use crate::resp::{Conn, Reply};
 use crate::scripts;
 use crate::writer::{self};
 use std::cell::RefCell;
+use std::io::{Read, Write};
 use std::rc::Rc;
 use wharf_guest::{Error, ObjectMeta, PutMode};
 
@@ -263,7 +264,7 @@ pub fn eval(c: &mut Conn, script: &str, keys: &[&[u8]], args: &[&[u8]]) -> Resul
 }
 
 /// The manifest of `path`, `None` if there is no object.
-pub fn manifest(c: &mut Conn, cfg: &Config, path: &str) -> Result<Option<Manifest>, Error> {
+pub fn manifest<S: Read + Write>(c: &mut Conn<S>, cfg: &Config, path: &str) -> Result<Option<Manifest>, Error> {
     let key = cfg.manifest_key(path);
     let reply = c.call(&[
         b"HMGET",

@@ -33,25 +33,31 @@ impl Store {
                 &[&min, &max, limit.as_bytes(), manifests.as_bytes()],
             )
         })?;
-        let bad = || Error::Backend(format!("redis: malformed answer of the list script for `{prefix}`"));
-        let mut parts = reply.into_array().ok_or_else(bad)?.into_iter();
-        let next = parts.next().and_then(|c| c.text()).ok_or_else(bad)?;
-        let flat = parts.next().and_then(Reply::into_array).ok_or_else(bad)?;
-        let mut entries = Vec::with_capacity(flat.len() / 4);
-        for e in flat.chunks(4) {
-            let [path, size, etag, modified] = e else {
-                return Err(bad());
-            };
-            entries.push(ObjectMeta {
-                path: path.text().ok_or_else(bad)?,
-                size: size.int().and_then(|s| u64::try_from(s).ok()).ok_or_else(bad)?,
-                etag: etag.text().filter(|t| !t.is_empty()),
-                modified_ms: modified.text().and_then(|m| m.parse().ok()),
-            });
-        }
-        Ok(Page {
-            entries,
-            next_cursor: (!next.is_empty()).then_some(next),
-        })
+        page(reply, prefix)
     }
+}
+
+/// The page in the list script's answer: `[next cursor, [path, size, etag,
+/// modified_ms]…]` (flat).
+pub fn page(reply: Reply, prefix: &str) -> Result<Page, Error> {
+    let bad = || Error::Backend(format!("redis: malformed answer of the list script for `{prefix}`"));
+    let mut parts = reply.into_array().ok_or_else(bad)?.into_iter();
+    let next = parts.next().and_then(|c| c.text()).ok_or_else(bad)?;
+    let flat = parts.next().and_then(Reply::into_array).ok_or_else(bad)?;
+    let mut entries = Vec::with_capacity(flat.len() / 4);
+    for e in flat.chunks(4) {
+        let [path, size, etag, modified] = e else {
+            return Err(bad());
+        };
+        entries.push(ObjectMeta {
+            path: path.text().ok_or_else(bad)?,
+            size: size.int().and_then(|s| u64::try_from(s).ok()).ok_or_else(bad)?,
+            etag: etag.text().filter(|t| !t.is_empty()),
+            modified_ms: modified.text().and_then(|m| m.parse().ok()),
+        });
+    }
+    Ok(Page {
+        entries,
+        next_cursor: (!next.is_empty()).then_some(next),
+    })
 }

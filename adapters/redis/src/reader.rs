@@ -7,6 +7,8 @@ use crate::client::{Manifest, manifest, not_found};
 use crate::config::Config;
 use crate::resp::Conn;
 use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use wharf_guest::ByteRange;
 use wharf_guest::Error;
 
@@ -14,9 +16,9 @@ use wharf_guest::Error;
 const PREFETCH: usize = 2;
 
 /// An object, or a range of it, being read.
-pub struct ChunkReader {
+pub struct ChunkReader<S = TcpStream> {
     /// `None` once the range is read or the read failed.
-    conn: Option<Conn>,
+    conn: Option<Conn<S>>,
     path: String,
     /// `<prefix>chunk:<upload>:`: chunk `n` is this + `n`.
     chunk_key: String,
@@ -32,10 +34,10 @@ pub struct ChunkReader {
     current: u64,
 }
 
-impl ChunkReader {
+impl<S: Read + Write> ChunkReader<S> {
     /// A reader of `[start, end)` of the object `m` (already clipped to its
     /// size); `conn` is `None` for an empty range.
-    pub fn new(conn: Option<Conn>, cfg: &Config, path: &str, m: &Manifest, start: u64, end: u64) -> ChunkReader {
+    pub fn new(conn: Option<Conn<S>>, cfg: &Config, path: &str, m: &Manifest, start: u64, end: u64) -> Self {
         ChunkReader {
             conn,
             path: path.to_string(),
@@ -104,7 +106,7 @@ impl ChunkReader {
     }
 }
 
-impl wharf_guest::Download for ChunkReader {
+impl<S: Read + Write + 'static> wharf_guest::Download for ChunkReader<S> {
     /// At most `max` bytes; empty at the end.
     fn next(&mut self, max: usize) -> Result<Vec<u8>, Error> {
         let result = self.next_inner(max.max(1));

@@ -1,5 +1,6 @@
-//! A small RESP2 client over `std::net::TcpStream`: commands out, replies in,
-//! and a streaming read of one bulk reply for ranged reads.
+//! A small RESP2 client over `std::net::TcpStream` (or any stream, for
+//! tests and fuzzing): commands out, replies in, and a streaming read of one
+//! bulk reply for ranged reads.
 //!
 //! Every failure becomes the contract's error here, named with the server's
 //! address: a broken connection is `transient`, a refused grant or refused
@@ -18,6 +19,8 @@ const MAX_BULK: u64 = 80 << 20;
 /// Payload bytes copied next to a command's header and trailer, so neither
 /// travels as a small write of its own.
 const COALESCE: usize = 64 << 10;
+/// The most bytes of a bulk reply reserved before they arrive.
+const READ_AHEAD: usize = 256 << 10;
 /// The most elements of one array reply (a list page is at most 1,001 × 4).
 const MAX_ARRAY: i64 = 1 << 20;
 
@@ -66,8 +69,8 @@ impl Reply {
 }
 
 /// One connection, authenticated and on the configured database.
-pub struct Conn {
-    reader: BufReader<TcpStream>,
+pub struct Conn<S = TcpStream> {
+    reader: BufReader<S>,
     addr: String,
 }
 
@@ -79,23 +82,37 @@ impl Conn {
         // WASI hosts may not support the option (wasmtime does not); see
         // `send_with_payload` for how writes avoid needing it.
         let _ = stream.set_nodelay(true);
-        let mut conn = Conn {
+        let mut conn = Conn::over(stream, &cfg.address);
+        conn.handshake(cfg)?;
+        Ok(conn)
+    }
+}
+
+impl<S: Read + Write> Conn<S> {
+    /// A connection over an already open `stream` to `addr` (named in
+    /// errors); nothing is sent yet.
+    pub fn over(stream: S, addr: &str) -> Conn<S> {
+        Conn {
             reader: BufReader::with_capacity(256 << 10, stream),
-            addr: cfg.address.clone(),
-        };
+            addr: addr.to_string(),
+        }
+    }
+
+    /// `AUTH` and `SELECT` as `cfg` says, pipelined, and their replies.
+    pub fn handshake(&mut self, cfg: &Config) -> Result<(), Error> {
         let db = cfg.db.to_string();
         let mut sent_auth = false;
         if let Some(password) = &cfg.password {
             match &cfg.username {
-                Some(user) => conn.send(&[b"AUTH", user.as_bytes(), password.as_bytes()])?,
-                None => conn.send(&[b"AUTH", password.as_bytes()])?,
+                Some(user) => self.send(&[b"AUTH", user.as_bytes(), password.as_bytes()])?,
+                None => self.send(&[b"AUTH", password.as_bytes()])?,
             }
             sent_auth = true;
         }
         if cfg.db != 0 {
-            conn.send(&[b"SELECT", db.as_bytes()])?;
+            self.send(&[b"SELECT", db.as_bytes()])?;
         }
-        if sent_auth && let Reply::Error(e) = conn.read_reply()? {
+        if sent_auth && let Reply::Error(e) = self.read_reply()? {
             let who = match &cfg.username {
                 Some(user) => format!("user `{user}`"),
                 None => "the default user".to_string(),
@@ -103,22 +120,22 @@ impl Conn {
             // Redis never echoes the password in these messages.
             return Err(Error::Denied(format!(
                 "redis at {}: AUTH as {who} with the configured `password` was refused: {e}",
-                conn.addr
+                self.addr
             )));
         }
         if cfg.db != 0 {
-            match conn.read_reply()? {
-                Reply::Error(e) if is_auth_error(&e) => return Err(conn.server_error(&e)),
+            match self.read_reply()? {
+                Reply::Error(e) if is_auth_error(&e) => return Err(self.server_error(&e)),
                 Reply::Error(e) => {
                     return Err(Error::Invalid(format!(
                         "redis at {}: SELECT {db} (config key `db`) failed: {e}",
-                        conn.addr
+                        self.addr
                     )));
                 }
                 _ => {}
             }
         }
-        Ok(conn)
+        Ok(())
     }
 
     /// The server's address, for messages.
@@ -187,13 +204,12 @@ impl Conn {
     }
 
     fn read_value(&mut self, depth: u32) -> Result<Reply, Error> {
-        let line = self.read_line()?;
-        let (kind, rest) = line.split_at(1);
+        let (kind, rest) = self.read_line()?;
         Ok(match kind {
-            "+" => Reply::Status(rest.to_string()),
-            "-" => Reply::Error(rest.to_string()),
-            ":" => Reply::Int(self.number(rest)?),
-            "$" => match self.number(rest)? {
+            b'+' => Reply::Status(rest),
+            b'-' => Reply::Error(rest),
+            b':' => Reply::Int(self.number(&rest)?),
+            b'$' => match self.number(&rest)? {
                 -1 => Reply::Bulk(None),
                 n if n < 0 || n as u64 > MAX_BULK => {
                     return Err(self.protocol(&format!("a bulk string of {n} bytes")));
@@ -204,7 +220,7 @@ impl Conn {
                     Reply::Bulk(Some(data))
                 }
             },
-            "*" => match self.number(rest)? {
+            b'*' => match self.number(&rest)? {
                 -1 => Reply::Array(None),
                 n if !(0..=MAX_ARRAY).contains(&n) || depth > 4 => {
                     return Err(self.protocol(&format!("an array of {n} elements at depth {depth}")));
@@ -217,7 +233,7 @@ impl Conn {
                     Reply::Array(Some(items))
                 }
             },
-            _ => return Err(self.protocol(&format!("a reply starting with {kind:?}"))),
+            _ => return Err(self.protocol(&format!("a reply starting with {:?}", char::from(kind)))),
         })
     }
 
@@ -225,26 +241,34 @@ impl Conn {
     /// reply is an error. The caller then reads the bytes with
     /// [`Conn::read_exact`] and the end with [`Conn::read_crlf`].
     pub fn read_bulk_header(&mut self) -> Result<Option<u64>, Error> {
-        let line = self.read_line()?;
-        let (kind, rest) = line.split_at(1);
+        let (kind, rest) = self.read_line()?;
         match kind {
-            "$" => match self.number(rest)? {
+            b'$' => match self.number(&rest)? {
                 -1 => Ok(None),
                 n if n < 0 => Err(self.protocol(&format!("a bulk string of {n} bytes"))),
                 n => Ok(Some(n as u64)),
             },
-            "-" => Err(self.server_error(rest)),
-            _ => Err(self.protocol(&format!("{kind:?} where a bulk string was expected"))),
+            b'-' => Err(self.server_error(&rest)),
+            _ => Err(self.protocol(&format!("{:?} where a bulk string was expected", char::from(kind)))),
         }
     }
 
-    /// Reads exactly `n` bytes of a bulk reply.
+    /// Reads exactly `n` bytes of a bulk reply. Memory grows with the bytes
+    /// that arrive, not with `n`: the length is the server's word.
     pub fn read_exact(&mut self, n: usize) -> Result<Vec<u8>, Error> {
-        let mut data = vec![0u8; n];
-        self.reader
-            .read_exact(&mut data)
-            .map_err(|e| self.io_error("reading a reply", e))?;
-        Ok(data)
+        let mut data = Vec::with_capacity(n.min(READ_AHEAD));
+        let got = (&mut self.reader).take(n as u64).read_to_end(&mut data);
+        match got {
+            Ok(got) if got < n => Err(self.io_error(
+                "reading a reply",
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the server closed the connection after {got} of {n} announced bytes"),
+                ),
+            )),
+            Ok(_) => Ok(data),
+            Err(e) => Err(self.io_error("reading a reply", e)),
+        }
     }
 
     /// Reads the `\r\n` that ends a bulk reply.
@@ -259,7 +283,9 @@ impl Conn {
         Ok(())
     }
 
-    fn read_line(&mut self) -> Result<String, Error> {
+    /// The next line: its type byte, and the rest as (lossy) text. Split
+    /// as bytes: a non-ASCII first byte must not cut a character.
+    fn read_line(&mut self) -> Result<(u8, String), Error> {
         let mut line = Vec::new();
         (&mut self.reader)
             .take(MAX_LINE)
@@ -274,8 +300,7 @@ impl Conn {
         if !line.ends_with(b"\r\n") || line.len() < 3 {
             return Err(self.protocol("a reply line that is too long or not ended by CRLF"));
         }
-        line.truncate(line.len() - 2);
-        Ok(String::from_utf8_lossy(&line).into_owned())
+        Ok((line[0], String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned()))
     }
 
     fn number(&self, text: &str) -> Result<i64, Error> {
@@ -352,4 +377,65 @@ fn connect_error(addr: &str, e: io::Error) -> Error {
 /// An I/O failure: the connection broke or was never made; retrying can help.
 pub fn io_error(addr: &str, what: &str, e: io::Error) -> Error {
     Error::Transient(format!("redis at {addr}: {what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzzing::Replay;
+
+    fn conn(server: &[u8]) -> Conn<Replay> {
+        Conn::over(Replay::new(server), "fuzz:6379")
+    }
+
+    #[test]
+    fn replies_are_read() {
+        let mut c = conn(b"+OK\r\n:7\r\n$3\r\nabc\r\n*2\r\n$1\r\nx\r\n$-1\r\n-ERR no\r\n");
+        assert!(matches!(c.read_reply(), Ok(Reply::Status(s)) if s == "OK"));
+        assert_eq!(c.read_reply().unwrap().int(), Some(7));
+        assert_eq!(c.read_reply().unwrap().text().as_deref(), Some("abc"));
+        let items = c.read_reply().unwrap().into_array().unwrap();
+        assert!(matches!(items.as_slice(), [Reply::Bulk(Some(_)), Reply::Bulk(None)]));
+        assert!(matches!(c.read_ok(), Err(Error::Backend(m)) if m.contains("ERR no")));
+    }
+
+    #[test]
+    fn an_announced_length_is_not_allocated_before_it_arrives() {
+        // 80 MiB announced, 3 bytes sent: an error, and no 80 MiB buffer.
+        let mut c = conn(b"$83886080\r\nabc");
+        let e = c.read_reply().unwrap_err();
+        assert!(
+            matches!(&e, Error::Transient(m) if m.contains("after 3 of 83886080")),
+            "{e:?}"
+        );
+        let mut c = conn(b"abc");
+        let data = c.read_exact(80 << 20);
+        assert!(data.is_err());
+        let mut c = conn(b"abcdef");
+        let data = c.read_exact(3).unwrap();
+        assert_eq!(data, b"abc");
+    }
+
+    #[test]
+    fn nesting_and_sizes_are_bounded() {
+        let deep = "*1\r\n".repeat(10) + ":1\r\n";
+        assert!(matches!(conn(deep.as_bytes()).read_reply(), Err(Error::Backend(m)) if m.contains("depth")));
+        assert!(conn(b"*2000000\r\n").read_reply().is_err());
+        assert!(conn(b"$-2\r\n").read_reply().is_err());
+        assert!(conn(b"\r\n").read_reply().is_err());
+    }
+
+    #[test]
+    fn a_reply_starting_with_a_non_ascii_byte_is_an_error_not_a_panic() {
+        // Found by the `resp` fuzz target: the line was made text (lossily,
+        // 0xc6 → U+FFFD, three bytes) before its first byte was split off.
+        for line in [&b"\xc6FF\r\n"[..], b"\xe2\x82\xac1\r\n"] {
+            let e = conn(line).read_reply().unwrap_err();
+            assert!(
+                matches!(&e, Error::Backend(m) if m.contains("a reply starting with")),
+                "{e:?}"
+            );
+            assert!(conn(line).read_bulk_header().is_err());
+        }
+    }
 }
