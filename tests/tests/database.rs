@@ -438,6 +438,27 @@ async fn ranges_across_chunk_rows() {
     adapter.delete(&path).await.unwrap();
 }
 
+/// An objects row edited behind the adapter's back to a chunk size it never
+/// writes is refused when read, not trusted (a chunk_size of 1 would queue
+/// millions of statements).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_chunk_size_is_refused() {
+    let prefix = fresh_prefix("tamper");
+    let adapter = adapter(&format!("table_prefix = \"{prefix}\"")).await;
+    let path = ObjectPath::parse("tampered.bin").unwrap();
+    let mut w = adapter.write(&path, PutMode::Overwrite, Some(5)).await.unwrap();
+    w.append(bytes::Bytes::from_static(b"hello")).await.unwrap();
+    w.finish().await.unwrap();
+    psql(&format!("UPDATE {prefix}objects SET chunk_size = 1"));
+    let err = match adapter.read(&path, None).await {
+        Ok(_) => panic!("a read of a row with chunk_size 1 was served"),
+        Err(e) => e,
+    };
+    assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+    assert!(err.message().contains("chunk_size 1"), "{err}");
+    drop_tables(&prefix);
+}
+
 /// 2 GiB, past the 1 GB cap of one bytea value, in bounded memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gib_round_trip() {

@@ -18,7 +18,7 @@ const KEYS: &[&str] = &[
 
 /// Default size of one `bytea` chunk row.
 pub const DEFAULT_CHUNK: u64 = 1 << 20;
-const MIN_CHUNK: u64 = 64 << 10;
+pub const MIN_CHUNK: u64 = 64 << 10;
 /// The largest `chunk_size`: the longest row the adapter reads or writes.
 pub const MAX_CHUNK: u64 = 64 << 20;
 /// Table names get `objects`/`chunks` and indexes `_pkey` appended; the

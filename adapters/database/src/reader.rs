@@ -10,6 +10,7 @@
 const AHEAD: u64 = 4 << 20;
 
 use crate::client::Shared;
+use crate::config::{MAX_CHUNK, MIN_CHUNK};
 use crate::wire::{Conn, Param};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -56,7 +57,18 @@ impl ObjectReader {
             .ok_or_else(|| Error::NotFound(format!("no object at `{path}`")))?;
         let id = row.i64(0).map_err(|e| shared.error(e))?;
         let size = row.i64(1).map_err(|e| shared.error(e))?.max(0) as u64;
-        let chunk_size = row.i32(2).map_err(|e| shared.error(e))?.max(1) as u64;
+        // The row is storage's word, not ours: a chunk_size this adapter
+        // never writes (1 would queue millions of statements) is refused.
+        let stored_chunk = row.i32(2).map_err(|e| shared.error(e))?;
+        let chunk_size = u64::try_from(stored_chunk)
+            .ok()
+            .filter(|n| (MIN_CHUNK..=MAX_CHUNK).contains(n))
+            .ok_or_else(|| {
+                Error::Backend(format!(
+                    "the objects row of `{path}` says chunk_size {stored_chunk}, outside the 64KiB..64MiB \
+                     this adapter writes: the table was changed outside wharf"
+                ))
+            })?;
         let (start, end) = match range {
             None => (0, size),
             Some(r) => {
