@@ -68,8 +68,11 @@ for line in open(sys.argv[1]):
         t, dir = msg["target"], os.path.dirname(msg["manifest_path"])
         if t["kind"] == ["bench"]:
             continue  # built to be linted; scripts/bench.sh runs them
-        # Integration tests by their name; unit tests as <crate folder>:<target>.
-        name = t["name"] if t["kind"] == ["test"] else f"{os.path.basename(dir)}:{t['name']}"
+        # <crate folder>:<test name>, or <crate folder>:<kind>:<target> for
+        # the unit tests of a lib, bin or example (a lib and a bin may share
+        # a name); every log file needs its own name.
+        kind = "" if t["kind"] == ["test"] else t["kind"][0] + ":"
+        name = f"{os.path.basename(dir)}:{kind}{t['name']}"
         print(dir, name, msg["executable"])
 PY
 
