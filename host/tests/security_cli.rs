@@ -62,12 +62,19 @@ fn pinned_local(pin: &str) -> String {
     )
 }
 
+/// The sha256 of the built-in's embedded bytes, as `plugins inspect` says
+/// (read from the binary, not from a guest build another test process may
+/// be rewriting at that moment).
 fn builtin_sha256(dir: &Path, name: &str) -> String {
-    let o = wharf(dir, &["plugins", "list"]);
+    let o = wharf(dir, &["plugins", "inspect", name]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let wasm = guest_wasm(&format!("wharf-adapter-{}", name.replace('_', "-")));
-    let sha = hex::encode(Sha256::digest(std::fs::read(wasm).unwrap()));
-    assert!(String::from_utf8_lossy(&o.stdout).contains(&sha[..16]));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let sha = out
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256:"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| panic!("no sha256 in `plugins inspect {name}`: {out}"));
+    assert_eq!(sha.len(), 64, "{out}");
     sha
 }
 
