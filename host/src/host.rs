@@ -130,8 +130,66 @@ impl Host {
         Ok(adapters.entry(name.to_string()).or_insert(adapter).clone())
     }
 
-    /// A [`StorageService`] over one backend.
+    /// A [`StorageService`] over one backend, recording its kind (the
+    /// plugin it runs) as `storage_backend`.
     pub async fn service(&self, name: &str) -> Result<StorageService> {
-        Ok(StorageService::new(self.adapter(name).await?))
+        let adapter = self.adapter(name).await?;
+        let kind = self.backend_kind(name).unwrap_or(name).to_string();
+        Ok(StorageService::new(adapter).with_kind(&kind))
+    }
+
+    /// The kind of a configured backend: the plugin it runs (`aws_s3`, or
+    /// a third-party plugin's name).
+    pub fn backend_kind<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.config.backends.get(name).map(|b| b.plugin_name(name))
+    }
+
+    /// The configured backend a record points at: the one named by its
+    /// `backend_name` if that is configured, else the only configured
+    /// backend of its kind (`storage_backend`); fails naming the candidates
+    /// when there are none or several.
+    pub fn backend_for(&self, info: &crate::ModelStorageInfo) -> Result<String> {
+        if let Some(name) = &info.backend_name
+            && self.config.backends.contains_key(name)
+        {
+            return Ok(name.clone());
+        }
+        let kind = info.storage_backend.as_str();
+        let of_kind: Vec<String> = self
+            .config
+            .backends
+            .iter()
+            .filter(|(n, b)| b.plugin_name(n) == kind)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let named = info
+            .backend_name
+            .as_deref()
+            .map(|n| format!("backend `{n}` is not configured and "))
+            .unwrap_or_default();
+        match of_kind.as_slice() {
+            [one] => Ok(one.clone()),
+            // A record written before kinds and names were split held the
+            // configured name in `storage_backend`.
+            [] if info.backend_name.is_none() && self.config.backends.contains_key(kind) => Ok(kind.to_string()),
+            [] => Err(Error::config(format!(
+                "the record's {named}no configured backend is of kind `{kind}` (configured: {}); pass --backend NAME",
+                self.describe_backends()
+            ))),
+            many => Err(Error::config(format!(
+                "the record's {named}{} configured backends are of kind `{kind}` ({}); pass --backend NAME",
+                many.len(),
+                many.join(", ")
+            ))),
+        }
+    }
+
+    fn describe_backends(&self) -> String {
+        self.config
+            .backends
+            .iter()
+            .map(|(n, b)| format!("{n} ({})", b.plugin_name(n)))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }

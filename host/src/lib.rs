@@ -34,4 +34,4 @@ pub use memory::InMemory;
 pub use model::{ModelStorageInfo, SerializationFormat, StorageBackend, StoredFile};
 pub use path::ObjectPath;
 pub use runtime::{BackendSpec, Limits, Plugin, Runtime, RuntimeConfig, WasmAdapter};
-pub use service::{LoadOptions, SaveOptions, StorageService};
+pub use service::{Expected, LoadOptions, ObjectTransfer, SaveOptions, StorageService};

@@ -240,26 +240,49 @@ pub struct StoredFile {
     /// encryption, checksum frames) made that differ from `size_bytes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_size_bytes: Option<u64>,
+    /// Whether the file was executable when saved (restored on load).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub executable: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+fn sha256_name() -> String {
+    "sha256".into()
 }
 
 /// Where and how a model version is stored: the JSON the platform's
 /// `ModelStorageInfo` reads, plus what reading it back needs.
+///
+/// Reading accepts the platform's own records, which have only the first
+/// five fields; every other field is optional when read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelStorageInfo {
-    /// The backend holding it.
+    /// The backend's kind: the platform's `StorageBackend` value
+    /// (`aws_s3`, `database`, ...), or a third-party plugin's name.
     pub storage_backend: StorageBackend,
-    /// The model's location in the backend: the prefix all its files and its
-    /// manifest (`<storage_path>/wharf.json`) live under.
+    /// For a model wharf saved: its location in the backend, the prefix all
+    /// its files and its manifest (`<storage_path>/wharf.json`) live under.
+    /// In a record without `files` (the platform's own): the object itself.
     pub storage_path: String,
     /// How it is serialized.
     pub format: SerializationFormat,
     /// Total size of its files.
     pub size_bytes: u64,
     /// sha256, hex: of the file for a one-file model; for a folder, of the
-    /// `sha256sum`-style listing (`<sha256>  <path>\n`, sorted by path).
+    /// `sha256sum`-style listing (`<sha256>  <path>\n`, sorted by path),
+    /// followed by its empty directories and executable files when it has
+    /// any (see [`ModelStorageInfo::checksum_of`]).
     pub checksum: String,
     /// Always `sha256`.
+    #[serde(default = "sha256_name")]
     pub checksum_algorithm: String,
+    /// The configured backend that stored it (`[backends.<name>]`), which
+    /// `get --info` reads from when it is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_name: Option<String>,
     /// The model's name, when saved under one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_name: Option<String>,
@@ -269,9 +292,15 @@ pub struct ModelStorageInfo {
     /// Whether it was saved from a folder.
     #[serde(default)]
     pub is_directory: bool,
-    /// Its files, with their own sizes and checksums.
+    /// Its files, with their own sizes and checksums. Empty in a record
+    /// that names one object (the platform's five-field records).
+    #[serde(default)]
     pub files: Vec<StoredFile>,
-    /// When it was saved, RFC 3339 UTC.
+    /// A folder's empty directories, relative, so they come back on load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directories: Vec<String>,
+    /// When it was saved, RFC 3339 UTC; empty in a record that lacks it.
+    #[serde(default)]
     pub created_at: String,
     /// What the backend's layers did to the stored bytes, outermost first
     /// (compression level, encryption key id, ...). Stored objects describe
@@ -286,8 +315,15 @@ pub struct ModelStorageInfo {
 }
 
 impl ModelStorageInfo {
-    /// The checksum of a set of files as recorded in `checksum`.
-    pub fn checksum_of(files: &[StoredFile], is_directory: bool) -> String {
+    /// The checksum of a model as recorded in `checksum`: a one-file
+    /// model's is its file's sha256. A folder's is the sha256 of the
+    /// `sha256sum` listing of its files (`<sha256>  <path>\n`, sorted by
+    /// path), so `sha256sum -c` can check a loaded folder. A folder with
+    /// empty directories or executable files adds a line for each
+    /// (`dir  <path>/\n`, then `exec  <path>\n`, each sorted), so
+    /// everything a load restores is covered; without them the checksum is
+    /// what it always was.
+    pub fn checksum_of(files: &[StoredFile], directories: &[String], is_directory: bool) -> String {
         use sha2::{Digest, Sha256};
         if !is_directory && files.len() == 1 {
             return files[0].checksum.clone();
@@ -295,10 +331,24 @@ impl ModelStorageInfo {
         let mut sorted: Vec<&StoredFile> = files.iter().collect();
         sorted.sort_by(|a, b| a.path.cmp(&b.path));
         let mut h = Sha256::new();
-        for f in sorted {
+        for f in &sorted {
             h.update(format!("{}  {}\n", f.checksum, f.path));
         }
+        let mut dirs: Vec<&String> = directories.iter().collect();
+        dirs.sort();
+        for d in dirs {
+            h.update(format!("dir  {d}/\n"));
+        }
+        for f in sorted.iter().filter(|f| f.executable) {
+            h.update(format!("exec  {}\n", f.path));
+        }
         hex::encode(h.finalize())
+    }
+
+    /// Whether this is a record of one object (no `files`: the platform's
+    /// five-field records) rather than of a model wharf saved.
+    pub fn is_object_record(&self) -> bool {
+        self.files.is_empty()
     }
 }
 
@@ -370,10 +420,12 @@ mod tests {
             size_bytes: 3,
             checksum: "ab".into(),
             checksum_algorithm: "sha256".into(),
+            backend_name: None,
             model_name: None,
             version: None,
             is_directory: false,
             files: vec![],
+            directories: vec![],
             created_at: "2026-01-01T00:00:00Z".into(),
             encodings: vec![],
             stored_size_bytes: None,

@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+mod objects;
+pub use objects::ObjectTransfer;
+
 /// The manifest's object name under a model's storage path.
 pub const MANIFEST: &str = "wharf.json";
 /// Bytes moved per adapter call.
@@ -32,7 +35,9 @@ const MAX_MANIFEST: u64 = 16 << 20;
 pub struct SaveOptions {
     /// Model name: with `version`, makes the path `models/<model>/<version>`.
     pub model: Option<String>,
-    /// Version name.
+    /// Version name; without one, a model is saved under a new version named
+    /// after the UTC time of the save plus a random suffix
+    /// (`20261205T121500Z-3f9a0c1e`), never one that exists.
     pub version: Option<String>,
     /// An explicit storage path instead of `models/<model>/<version>`.
     pub path: Option<String>,
@@ -70,16 +75,34 @@ struct Manifest {
 #[derive(Clone)]
 pub struct StorageService {
     adapter: Arc<dyn Adapter>,
+    /// The backend's kind, recorded as `storage_backend`.
+    kind: String,
     progress: Option<Progress>,
 }
 
 impl StorageService {
-    /// A service over `adapter`.
+    /// A service over `adapter`, whose kind is taken to be its name (as for
+    /// the built-in backends under their own names); see
+    /// [`StorageService::with_kind`].
     pub fn new(adapter: Arc<dyn Adapter>) -> Self {
         StorageService {
+            kind: adapter.name().to_string(),
             adapter,
             progress: None,
         }
+    }
+
+    /// Records `kind` (`aws_s3`, a plugin's name...) as the
+    /// `storage_backend` of what it saves; the adapter's own name (the
+    /// configured backend's) goes in `backend_name`.
+    pub fn with_kind(mut self, kind: &str) -> Self {
+        self.kind = kind.to_string();
+        self
+    }
+
+    /// The backend's kind.
+    pub fn kind(&self) -> &str {
+        &self.kind
     }
 
     /// Reports bytes moved to `progress` during transfers.
@@ -107,9 +130,36 @@ impl StorageService {
                 ObjectPath::parse(&format!("models/{m}/{v}"))
             }
             _ => Err(Error::invalid(
-                "saving needs a model name and a version, or an explicit path",
+                "saving needs a model name (and optionally a version), or an explicit path",
             )),
         }
+    }
+
+    /// `opts` with a version chosen when it names a model but no version:
+    /// the time of the save plus 32 random bits, checked to be free. The
+    /// commit is create-only, so even a clash after the check cannot
+    /// overwrite anything; it would only fail like an explicit version.
+    async fn with_default_version(&self, opts: &SaveOptions) -> Result<SaveOptions> {
+        let mut opts = opts.clone();
+        if opts.path.is_some() || opts.model.is_none() || opts.version.is_some() {
+            return Ok(opts);
+        }
+        for _ in 0..8 {
+            let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+            let v = format!(
+                "{}-{:08x}",
+                t.replace(['-', ':'], ""),
+                crate::runtime::rand_u64() as u32
+            );
+            opts.version = Some(v);
+            if !self.adapter.exists(&Self::storage_path(&opts)?.join(MANIFEST)?).await? {
+                return Ok(opts);
+            }
+        }
+        Err(Error::new(
+            ErrorKind::AlreadyExists,
+            "eight random default versions were all taken; the random source is broken",
+        ))
     }
 
     /// Saves one file.
@@ -118,13 +168,14 @@ impl StorageService {
         let f = tokio::fs::File::open(file)
             .await
             .map_err(|e| Error::io(format!("opening `{}`", file.display()), e))?;
-        let size = f.metadata().await.ok().map(|m| m.len());
-        self.save_streams(
-            opts,
-            false,
-            vec![(name, Box::new(f) as Box<dyn AsyncRead + Unpin + Send>, size)],
-        )
-        .await
+        let meta = f.metadata().await.ok();
+        let source = Source {
+            rel: name,
+            size: meta.as_ref().map(|m| m.len()),
+            executable: meta.as_ref().is_some_and(is_executable),
+            reader: Box::new(f),
+        };
+        self.save_streams(opts, false, vec![source], vec![]).await
     }
 
     /// Saves a stream as one file named `name`.
@@ -134,37 +185,55 @@ impl StorageService {
         reader: impl AsyncRead + Unpin + Send + 'static,
         opts: &SaveOptions,
     ) -> Result<ModelStorageInfo> {
-        self.save_streams(opts, false, vec![(name.to_string(), Box::new(reader), None)])
-            .await
+        let source = Source {
+            rel: name.to_string(),
+            reader: Box::new(reader),
+            size: None,
+            executable: false,
+        };
+        self.save_streams(opts, false, vec![source], vec![]).await
     }
 
     /// Saves a folder (a SavedModel, a Hugging Face model directory, ...).
     /// Symbolic links are refused rather than followed.
+    ///
+    /// Everything a loader may rely on comes back: hidden files, empty
+    /// directories and the executable bit. Symbolic links are refused, not
+    /// followed (a link could name anything on this machine), and so is any
+    /// entry that is neither a file nor a directory.
     pub async fn save_dir(&self, dir: &Path, opts: &SaveOptions) -> Result<ModelStorageInfo> {
-        let mut rel = Vec::new();
-        collect_files(dir, dir, &mut rel)?;
-        if rel.is_empty() {
+        let mut tree = Tree::default();
+        collect_files(dir, dir, &mut tree)?;
+        if tree.files.is_empty() {
             return Err(Error::invalid(format!("folder `{}` holds no files", dir.display())));
         }
-        rel.sort();
-        let mut streams: Vec<(String, Box<dyn AsyncRead + Unpin + Send>, Option<u64>)> = Vec::new();
-        for r in rel {
+        tree.files.sort();
+        tree.empty_dirs.sort();
+        let mut streams: Vec<Source> = Vec::new();
+        for (r, executable) in tree.files {
             let full = dir.join(&r);
             let f = tokio::fs::File::open(&full)
                 .await
                 .map_err(|e| Error::io(format!("opening `{}`", full.display()), e))?;
             let size = f.metadata().await.ok().map(|m| m.len());
-            streams.push((r, Box::new(f), size));
+            streams.push(Source {
+                rel: r,
+                reader: Box::new(f),
+                size,
+                executable,
+            });
         }
-        self.save_streams(opts, true, streams).await
+        self.save_streams(opts, true, streams, tree.empty_dirs).await
     }
 
     async fn save_streams(
         &self,
         opts: &SaveOptions,
         is_directory: bool,
-        streams: Vec<(String, Box<dyn AsyncRead + Unpin + Send>, Option<u64>)>,
+        streams: Vec<Source>,
+        directories: Vec<String>,
     ) -> Result<ModelStorageInfo> {
+        let opts = &self.with_default_version(opts).await?;
         let base = Self::storage_path(opts)?;
         let manifest_path = base.join(MANIFEST)?;
         if self.adapter.exists(&manifest_path).await? {
@@ -183,10 +252,19 @@ impl StorageService {
         let mut head = Vec::new();
         let mut moved = 0u64;
         let result: Result<()> = async {
-            for (rel, reader, size) in streams {
+            for Source {
+                rel,
+                reader,
+                size,
+                executable,
+            } in streams
+            {
                 let path = data.join(&rel)?;
                 written.push(path.clone());
-                let (file, first) = self.upload_one(&path, &rel, reader, size, &mut moved).await?;
+                let (mut file, first) = self
+                    .upload_one(&path, &rel, reader, size, PutMode::Overwrite, &mut moved)
+                    .await?;
+                file.executable = executable;
                 if head.is_empty() {
                     head = first;
                 }
@@ -207,12 +285,13 @@ impl StorageService {
             }
         });
         let info = ModelStorageInfo {
-            storage_backend: StorageBackend::new(self.adapter.name())?,
+            storage_backend: StorageBackend::new(&self.kind)?,
             storage_path: base.to_string(),
             format,
             size_bytes: files.iter().map(|f| f.size_bytes).sum(),
-            checksum: ModelStorageInfo::checksum_of(&files, is_directory),
+            checksum: ModelStorageInfo::checksum_of(&files, &directories, is_directory),
             checksum_algorithm: "sha256".into(),
+            backend_name: Some(self.adapter.name().to_string()),
             model_name: opts.model.clone(),
             version: opts.version.clone(),
             is_directory,
@@ -221,6 +300,7 @@ impl StorageService {
                 .any(|f| f.stored_size_bytes.is_some())
                 .then(|| files.iter().map(|f| f.stored_size_bytes.unwrap_or(f.size_bytes)).sum()),
             files,
+            directories,
             created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             encodings: self.adapter.encodings(),
         };
@@ -272,9 +352,10 @@ impl StorageService {
         rel: &str,
         mut reader: Box<dyn AsyncRead + Unpin + Send>,
         size: Option<u64>,
+        mode: PutMode,
         moved: &mut u64,
     ) -> Result<(StoredFile, Vec<u8>)> {
-        let mut w = self.adapter.write(path, PutMode::Overwrite, size).await?;
+        let mut w = self.adapter.write(path, mode, size).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
         let source = rel.to_string();
         let producer = tokio::spawn(async move {
@@ -333,6 +414,7 @@ impl StorageService {
                 size_bytes: total,
                 checksum,
                 stored_size_bytes: meta.stored_size,
+                executable: false,
             },
             head,
         ))
@@ -451,7 +533,26 @@ impl StorageService {
         out: &mut (dyn AsyncWrite + Unpin + Send),
         moved: &mut u64,
     ) -> Result<()> {
-        let mut r: Box<dyn ObjectReader> = self.adapter.read(path, None).await?;
+        let expected = Expected {
+            size: Some(expect.size_bytes),
+            sha256: Some(expect.checksum.clone()),
+        };
+        self.stream_verified(path, None, &expected, out, moved).await?;
+        Ok(())
+    }
+
+    /// Streams an object (or a range of it) into `out`, hashing it on the
+    /// way, and fails with `integrity` unless it matches `expect`. Returns
+    /// the bytes moved and their sha256.
+    async fn stream_verified(
+        &self,
+        path: &ObjectPath,
+        range: Option<crate::adapter::ByteRange>,
+        expect: &Expected,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+        moved: &mut u64,
+    ) -> Result<(u64, String)> {
+        let mut r: Box<dyn ObjectReader> = self.adapter.read(path, range).await?;
         // The sha256 runs in its own task, overlapping the transfer.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
         let hasher = tokio::spawn(async move {
@@ -466,11 +567,10 @@ impl StorageService {
             |msg: String| Error::new(ErrorKind::Integrity, msg).at(self.adapter.name(), "read", Some(path.as_str()));
         while let Some(chunk) = r.next_chunk(CHUNK).await? {
             total += chunk.len() as u64;
-            if total > expect.size_bytes {
-                return Err(integrity(format!(
-                    "object is longer than the recorded {} bytes",
-                    expect.size_bytes
-                )));
+            if let Some(size) = expect.size
+                && total > size
+            {
+                return Err(integrity(format!("object is longer than the recorded {size} bytes")));
             }
             let _ = tx.send(chunk.clone()).await;
             out.write_all(&chunk)
@@ -485,16 +585,17 @@ impl StorageService {
         let got = hasher
             .await
             .map_err(|e| Error::new(ErrorKind::Io, format!("hash task: {e}")))?;
-        if total != expect.size_bytes {
-            return Err(integrity(format!(
-                "object has {total} bytes, {} were recorded",
-                expect.size_bytes
-            )));
+        if let Some(size) = expect.size
+            && total != size
+        {
+            return Err(integrity(format!("object has {total} bytes, {size} were recorded")));
         }
-        if got != expect.checksum {
-            return Err(integrity(format!("sha256 is {got}, {} was recorded", expect.checksum)));
+        if let Some(want) = &expect.sha256
+            && !got.eq_ignore_ascii_case(want)
+        {
+            return Err(integrity(format!("sha256 is {got}, {want} was recorded")));
         }
-        Ok(())
+        Ok((total, got))
     }
 
     /// Streams one stored file into a new local file and syncs it.
@@ -514,6 +615,9 @@ impl StorageService {
         // One blocking write per chunk instead of tokio's default 2 MiB pieces.
         out.set_max_buf_size(CHUNK);
         self.download_one(path, expect, &mut out, moved).await?;
+        if expect.executable {
+            set_executable(&out, target).await?;
+        }
         out.sync_all()
             .await
             .map_err(|e| Error::io(format!("writing `{}`", target.display()), e))
@@ -604,6 +708,13 @@ impl StorageService {
                     }
                     self.download_to_file(&data.join(&f.path)?, f, &target, &mut moved)
                         .await?;
+                }
+                for d in &info.directories {
+                    // Checked by `check_manifest` like the file paths.
+                    let target = tmp.join(d);
+                    tokio::fs::create_dir_all(&target)
+                        .await
+                        .map_err(|e| Error::io(format!("creating `{}`", target.display()), e))?;
                 }
                 place(&tmp, dest, false)
             }
@@ -749,6 +860,39 @@ fn check_manifest(m: &Manifest) -> Result<()> {
             return Err(bad(format!("{p:?} is both a file and a folder")));
         }
     }
+    // Listed directories must be empty and new: not a file, not holding a
+    // file or another listed directory, not below a file.
+    let mut dirs = std::collections::BTreeSet::new();
+    for d in &info.directories {
+        ObjectPath::parse(d).map_err(|e| bad(format!("directory {d:?}: {}", e.message())))?;
+        if d.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+            return Err(bad(format!("directory {d:?} is not a plain relative path")));
+        }
+        if !info.is_directory {
+            return Err(bad(format!("a one-file model lists directory {d:?}")));
+        }
+        if paths.contains(d.as_str()) || !dirs.insert(d.as_str()) {
+            return Err(bad(format!("{d:?} is listed twice")));
+        }
+    }
+    for d in &dirs {
+        let inside = format!("{d}/");
+        let holds = |set: &std::collections::BTreeSet<&str>| {
+            set.range(inside.as_str()..)
+                .next()
+                .is_some_and(|q| q.starts_with(&inside))
+        };
+        if holds(&paths) || holds(&dirs) {
+            return Err(bad(format!("directory {d:?} is listed as empty but holds entries")));
+        }
+        let mut parent = *d;
+        while let Some((up, _)) = parent.rsplit_once('/') {
+            if paths.contains(up) {
+                return Err(bad(format!("directory {d:?} lies below the file {up:?}")));
+            }
+            parent = up;
+        }
+    }
     let size: u64 = info.files.iter().map(|f| f.size_bytes).sum();
     if size != info.size_bytes {
         return Err(bad(format!(
@@ -756,7 +900,7 @@ fn check_manifest(m: &Manifest) -> Result<()> {
             info.size_bytes
         )));
     }
-    if ModelStorageInfo::checksum_of(&info.files, info.is_directory) != info.checksum {
+    if ModelStorageInfo::checksum_of(&info.files, &info.directories, info.is_directory) != info.checksum {
         return Err(bad("its checksum does not follow from its files' checksums".into()));
     }
     Ok(())
@@ -814,9 +958,46 @@ fn file_name(file: &Path) -> Result<String> {
         .ok_or_else(|| Error::invalid(format!("`{}` has no usable file name", file.display())))
 }
 
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+/// One file of a model being saved.
+struct Source {
+    rel: String,
+    reader: Box<dyn AsyncRead + Unpin + Send>,
+    size: Option<u64>,
+    executable: bool,
+}
+
+/// What a folder holds: its files (relative, with their executable bit) and
+/// its empty directories.
+#[derive(Default)]
+struct Tree {
+    files: Vec<(String, bool)>,
+    empty_dirs: Vec<String>,
+}
+
+/// What the caller knows of an object's content.
+#[derive(Clone, Debug, Default)]
+pub struct Expected {
+    /// Its size.
+    pub size: Option<u64>,
+    /// Its sha256, hex (either case).
+    pub sha256: Option<String>,
+}
+
+fn relative(root: &Path, path: &Path) -> Result<String> {
+    let rel = path.strip_prefix(root).expect("below root");
+    let rel = rel
+        .to_str()
+        .ok_or_else(|| Error::invalid(format!("`{}` is not valid UTF-8", path.display())))?
+        .replace(std::path::MAIN_SEPARATOR, "/");
+    ObjectPath::parse(&rel)?;
+    Ok(rel)
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Tree) -> Result<()> {
     let read = std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading `{}`", dir.display()), e))?;
+    let mut empty = true;
     for entry in read {
+        empty = false;
         let entry = entry.map_err(|e| Error::io(format!("reading `{}`", dir.display()), e))?;
         let ft = entry
             .file_type()
@@ -824,21 +1005,57 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
         let path = entry.path();
         if ft.is_symlink() {
             return Err(Error::invalid(format!(
-                "`{}` is a symbolic link; copy the target instead",
+                "`{}` is a symbolic link; wharf stores no links (replace it with a copy of its target)",
                 path.display()
             )));
         } else if ft.is_dir() {
             collect_files(root, &path, out)?;
         } else if ft.is_file() {
-            let rel = path.strip_prefix(root).expect("below root");
-            let rel = rel
-                .to_str()
-                .ok_or_else(|| Error::invalid(format!("`{}` is not valid UTF-8", path.display())))?
-                .replace(std::path::MAIN_SEPARATOR, "/");
-            ObjectPath::parse(&rel)?;
-            out.push(rel);
+            let meta = entry
+                .metadata()
+                .map_err(|e| Error::io(format!("reading `{}`", path.display()), e))?;
+            out.files.push((relative(root, &path)?, is_executable(&meta)));
+        } else {
+            return Err(Error::invalid(format!(
+                "`{}` is neither a file nor a directory (a socket, FIFO or device); a model folder holds only files",
+                path.display()
+            )));
         }
     }
+    if empty && dir != root {
+        out.empty_dirs.push(relative(root, dir)?);
+    }
+    Ok(())
+}
+
+/// Whether anyone may execute the file: what `git` records as mode 755.
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        false
+    }
+}
+
+/// Adds execute permission wherever the file has read permission (644
+/// becomes 755), as `git` checks out an executable file.
+async fn set_executable(file: &tokio::fs::File, target: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let fail = |e| Error::io(format!("making `{}` executable", target.display()), e);
+        let mode = file.metadata().await.map_err(fail)?.permissions().mode();
+        file.set_permissions(std::fs::Permissions::from_mode(mode | ((mode & 0o444) >> 2)))
+            .await
+            .map_err(fail)?;
+    }
+    #[cfg(not(unix))]
+    let _ = (file, target);
     Ok(())
 }
 

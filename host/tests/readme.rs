@@ -87,3 +87,48 @@ fn layer_table_names_every_configurable_layer() {
         );
     }
 }
+
+/// Every field `put` can print is in the ModelStorageInfo table.
+#[test]
+fn every_model_storage_info_field_is_documented() {
+    use wharf::{Encoding, ModelStorageInfo, SerializationFormat, StorageBackend, StoredFile};
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let text = section(&readme, "How a model is stored");
+    let file = StoredFile {
+        path: "a".into(),
+        size_bytes: 1,
+        checksum: "c".into(),
+        stored_size_bytes: Some(2),
+        executable: true,
+    };
+    let info = ModelStorageInfo {
+        storage_backend: StorageBackend::new("aws_s3").unwrap(),
+        storage_path: "p".into(),
+        format: SerializationFormat::Onnx,
+        size_bytes: 1,
+        checksum: "c".into(),
+        checksum_algorithm: "sha256".into(),
+        backend_name: Some("b".into()),
+        model_name: Some("m".into()),
+        version: Some("1".into()),
+        is_directory: true,
+        files: vec![file.clone()],
+        directories: vec!["d".into()],
+        created_at: "t".into(),
+        encodings: vec![Encoding::Compression {
+            algorithm: "zstd".into(),
+            level: 3,
+        }],
+        stored_size_bytes: Some(2),
+    };
+    let fields = |v: serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    for key in fields(serde_json::to_value(&info).unwrap())
+        .into_iter()
+        .chain(fields(serde_json::to_value(&file).unwrap()))
+    {
+        assert!(
+            text.contains(&format!("`{key}`")),
+            "README's ModelStorageInfo table misses `{key}`"
+        );
+    }
+}

@@ -1,5 +1,7 @@
 //! `wharf`: put, get, list, inspect and delete models on any backend.
 
+mod cat;
+mod cp;
 mod get;
 mod health;
 mod ls;
@@ -58,6 +60,10 @@ enum Command {
     Put(put::Put),
     /// Load a model back, verified by sha256.
     Get(get::Get),
+    /// Write one object (or a byte range of it) to stdout.
+    Cat(cat::Cat),
+    /// Copy one object between a local file and a backend.
+    Cp(cp::Cp),
     /// List objects under a prefix.
     Ls(ls::Ls),
     /// Show a model's ModelStorageInfo (or an object's metadata).
@@ -80,6 +86,8 @@ enum Command {
 pub(crate) struct Ctx {
     pub host: Host,
     pub backend: String,
+    /// `--backend`, when given.
+    pub explicit_backend: Option<String>,
     pub json: bool,
 }
 
@@ -203,11 +211,14 @@ async fn run(cli: Cli) -> wharf::Result<u8> {
     let ctx = Ctx {
         host,
         backend,
+        explicit_backend: cli.backend,
         json: cli.json,
     };
     let result = match command {
         Command::Put(c) => c.execute(&ctx).await,
         Command::Get(c) => c.execute(&ctx).await,
+        Command::Cat(c) => c.execute(&ctx).await,
+        Command::Cp(c) => c.execute(&ctx).await,
         Command::Ls(c) => c.execute(&ctx).await,
         Command::Stat(c) => c.execute(&ctx).await,
         Command::Rm(c) => c.execute(&ctx).await,

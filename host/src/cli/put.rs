@@ -11,7 +11,8 @@ pub(crate) struct Put {
     /// Model name; default: the file name without extension.
     #[arg(long)]
     model: Option<String>,
-    /// Version; default: the UTC time of the save, e.g. 20261127T101500Z.
+    /// Version; default: a new one named after the UTC time of the save
+    /// plus a random suffix, e.g. 20261127T101500Z-3f9a0c1e.
     #[arg(long = "model-version")]
     version: Option<String>,
     /// Store at this path instead of models/<model>/<version>.
@@ -45,7 +46,7 @@ impl Put {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
             opts.model = Some(self.model.unwrap_or_else(|| sanitize(&stem)));
-            opts.version = Some(self.version.unwrap_or_else(now_version));
+            opts.version = self.version;
         }
         let total = if meta.is_dir() {
             dir_size(&self.source)
@@ -83,12 +84,6 @@ fn sanitize(s: &str) -> String {
     } else {
         out
     }
-}
-
-fn now_version() -> String {
-    // RFC 3339 without separators: sorts by time and is a safe path segment.
-    let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    t.replace(['-', ':'], "")
 }
 
 fn dir_size(dir: &std::path::Path) -> u64 {

@@ -1,0 +1,95 @@
+use super::{Ctx, exit};
+use clap::Args;
+use wharf::{ByteRange, Error, ErrorKind, Expected, ObjectPath};
+
+/// `wharf cat <path> [--range R]`.
+#[derive(Args)]
+pub(crate) struct Cat {
+    /// The object's path in the backend (`wharf ls` lists them).
+    path: String,
+    /// Only these bytes, as HTTP ranges write them: `START-END` (both
+    /// included), `START-` (to the end) or `-N` (the last N).
+    #[arg(long, value_parser = parse_range, allow_hyphen_values = true)]
+    range: Option<RangeArg>,
+    /// The sha256 the bytes written must have (checked as they stream:
+    /// a mismatch is exit 5, reported after the bytes went out).
+    #[arg(long)]
+    sha256: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RangeArg {
+    /// `start` and `end`, both included; `end` `None` for "to the end".
+    From(u64, Option<u64>),
+    /// The last n bytes.
+    Last(u64),
+}
+
+pub(crate) fn parse_range(s: &str) -> Result<RangeArg, String> {
+    let bad = || format!("range `{s}`: write START-END (both included), START- or -N");
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let num = |t: &str| t.parse::<u64>().map_err(|_| bad());
+    match (a.is_empty(), b.is_empty()) {
+        (true, false) => Ok(RangeArg::Last(num(b)?)),
+        (false, true) => Ok(RangeArg::From(num(a)?, None)),
+        (false, false) => {
+            let (start, end) = (num(a)?, num(b)?);
+            if end < start {
+                return Err(format!("range `{s}`: the end comes before the start"));
+            }
+            Ok(RangeArg::From(start, Some(end)))
+        }
+        (true, true) => Err(bad()),
+    }
+}
+
+impl Cat {
+    pub async fn execute(self, ctx: &Ctx) -> wharf::Result<u8> {
+        let service = ctx.service().await?;
+        let range = match self.range {
+            None => None,
+            Some(RangeArg::From(start, end)) => Some(ByteRange {
+                start,
+                end: end.map(|e| e + 1),
+            }),
+            Some(RangeArg::Last(n)) => {
+                let size = service.adapter().stat(&ObjectPath::parse(&self.path)?).await?.size;
+                Some(ByteRange {
+                    start: size.saturating_sub(n),
+                    end: None,
+                })
+            }
+        };
+        if let Some(r) = range {
+            let size = service.adapter().stat(&ObjectPath::parse(&self.path)?).await?.size;
+            if r.start > size || (r.start == size && size > 0) {
+                return Err(Error::new(
+                    ErrorKind::Invalid,
+                    format!("range starts at byte {} but `{}` has {size} bytes", r.start, self.path),
+                ));
+            }
+        }
+        let expect = Expected {
+            size: None,
+            sha256: self.sha256,
+        };
+        let mut out = tokio::io::stdout();
+        service.read_object_into(&self.path, range, &expect, &mut out).await?;
+        Ok(exit::OK)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_like_http() {
+        assert_eq!(parse_range("0-99"), Ok(RangeArg::From(0, Some(99))));
+        assert_eq!(parse_range("100-"), Ok(RangeArg::From(100, None)));
+        assert_eq!(parse_range("-500"), Ok(RangeArg::Last(500)));
+        for bad in ["", "-", "5", "a-b", "9-3", "1-2-3"] {
+            assert!(parse_range(bad).is_err(), "{bad}");
+        }
+    }
+}
