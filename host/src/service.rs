@@ -115,6 +115,7 @@ impl StorageService {
     /// Saves one file.
     pub async fn save_file(&self, file: &Path, opts: &SaveOptions) -> Result<ModelStorageInfo> {
         let name = file_name(file)?;
+        let opts = &detected(opts, file, |p| SerializationFormat::detect_path(&p)).await?;
         let f = tokio::fs::File::open(file)
             .await
             .map_err(|e| Error::io(format!("opening `{}`", file.display()), e))?;
@@ -147,6 +148,8 @@ impl StorageService {
             return Err(Error::invalid(format!("folder `{}` holds no files", dir.display())));
         }
         rel.sort();
+        let files = rel.clone();
+        let opts = &detected(opts, dir, move |d| SerializationFormat::detect_dir(&d, &files)).await?;
         let mut streams: Vec<(String, Box<dyn AsyncRead + Unpin + Send>, Option<u64>)> = Vec::new();
         for r in rel {
             let full = dir.join(&r);
@@ -201,9 +204,9 @@ impl StorageService {
         }
         let format = opts.format.unwrap_or_else(|| {
             if is_directory {
-                SerializationFormat::detect_dir(files.iter().map(|f| f.path.as_str()))
+                SerializationFormat::Unknown // save_dir detects from the folder's files
             } else {
-                SerializationFormat::detect_file(&head, &files[0].path)
+                SerializationFormat::detect_file(&head, files[0].size_bytes)
             }
         });
         let info = ModelStorageInfo {
@@ -295,7 +298,7 @@ impl StorageService {
                     break;
                 }
                 if head.is_empty() {
-                    head = buf[..buf.len().min(256)].to_vec();
+                    head = buf[..buf.len().min(crate::detect::DETECT_HEAD)].to_vec();
                 }
                 hasher.update(&buf);
                 if tx.send(buf.freeze()).await.is_err() {
@@ -805,6 +808,25 @@ fn partial_name(target: &Path) -> PathBuf {
         ".{name}.wharf-partial-{:08x}",
         crate::runtime::rand_u64() as u32
     ))
+}
+
+/// `opts` with the format detected from the local file or folder at
+/// `path` (bounded reads, off the async threads) when none was given.
+async fn detected(
+    opts: &SaveOptions,
+    path: &Path,
+    detect: impl FnOnce(PathBuf) -> std::io::Result<SerializationFormat> + Send + 'static,
+) -> Result<SaveOptions> {
+    let mut opts = opts.clone();
+    if opts.format.is_none() {
+        let p = path.to_path_buf();
+        let found = tokio::task::spawn_blocking(move || detect(p))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("format detection task: {e}")))?
+            .map_err(|e| Error::io(format!("detecting the format of `{}`", path.display()), e))?;
+        opts.format = Some(found);
+    }
+    Ok(opts)
 }
 
 fn file_name(file: &Path) -> Result<String> {
