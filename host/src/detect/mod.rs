@@ -252,3 +252,6 @@ fn from_pickle(s: &Sample<'_>) -> Option<SerializationFormat> {
         F::Pickle
     })
 }
+
+#[cfg(test)]
+mod tests;

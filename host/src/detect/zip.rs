@@ -80,9 +80,9 @@ fn torch(s: &Sample<'_>, entries: &[Entry], complete: bool) -> Option<Serializat
     }
     // Read data.pkl when its bytes are in the head (torch stores records
     // uncompressed): it must be a pickle, and it names TorchScript classes.
-    if let Some(data) = stored_data(s.head, pkl.local_header) {
+    if let Some((data, whole)) = stored_data(s.head, pkl.local_header) {
         let r = pickle::scan(data);
-        if r.end == End::Invalid {
+        if r.end == End::Invalid || (whole && r.end == End::Truncated) {
             return Some(SerializationFormat::Unknown);
         }
         script |= r.scan.torchscript;
@@ -97,8 +97,9 @@ fn torch(s: &Sample<'_>, entries: &[Entry], complete: bool) -> Option<Serializat
 }
 
 /// The bytes of a stored (uncompressed) entry whose local header is in
-/// `head`, up to its size or the end of the head.
-fn stored_data(head: &[u8], at: u64) -> Option<&[u8]> {
+/// `head`, up to its size or the end of the head, and whether that is all
+/// of it.
+fn stored_data(head: &[u8], at: u64) -> Option<(&[u8], bool)> {
     let at = usize::try_from(at).ok()?;
     let h = head.get(at..)?;
     if !h.starts_with(b"PK\x03\x04") || u16_at(h, 8)? != 0 {
@@ -108,7 +109,11 @@ fn stored_data(head: &[u8], at: u64) -> Option<&[u8]> {
     let start = 30 + u16_at(h, 26)? as usize + u16_at(h, 28)? as usize;
     let data = h.get(start..)?;
     let known = size != 0 && size != u32::MAX as usize;
-    Some(if known { &data[..size.min(data.len())] } else { data })
+    Some(if known && size <= data.len() {
+        (&data[..size], true)
+    } else {
+        (data, false)
+    })
 }
 
 /// Entries from the local headers that fit in `head`, while each one's size
