@@ -87,3 +87,15 @@ fn layer_table_names_every_configurable_layer() {
         );
     }
 }
+
+#[test]
+fn format_table_names_every_format() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let formats = section(&readme, "Formats");
+    for f in wharf::SerializationFormat::ALL {
+        assert!(
+            formats.contains(&format!("\n| `{}` |", f.as_str())),
+            "README Formats misses `{f}`"
+        );
+    }
+}
