@@ -108,3 +108,43 @@ fn the_saved_model_message_alone_is_not_onnx() {
     let onnx = b"\x08\x08\x12\x01p\x28\x05\x3a\x03\x12\x01g";
     assert_eq!(F::detect_bytes(onnx), F::Onnx);
 }
+
+#[test]
+fn folders_by_the_file_that_names_them() {
+    let detect = |files: &[(&str, &[u8])]| {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in files {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        }
+        let names: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
+        F::detect_dir(dir.path(), &names).unwrap()
+    };
+    let saved_model: &[u8] = b"\x08\x01\x12\x02\x0a\x00";
+    assert_eq!(
+        detect(&[("saved_model.pb", saved_model), ("variables/variables.index", b"")]),
+        F::TensorflowSavedmodel
+    );
+    // The name alone is not enough.
+    assert_eq!(detect(&[("saved_model.pb", b"graph")]), F::Unknown);
+    assert_eq!(
+        detect(&[("MLmodel", b"flavors:\n  sklearn: {}\n"), ("model.pkl", b"")]),
+        F::MlflowModel
+    );
+    assert_eq!(detect(&[("MLmodel", b"hello")]), F::Unknown);
+    let mut st = 20u64.to_le_bytes().to_vec();
+    st.extend_from_slice(b"{\"__metadata__\":{}}  ");
+    assert_eq!(
+        detect(&[
+            ("config.json", b"{\"model_type\":\"bert\"}"),
+            ("model.safetensors", &st)
+        ]),
+        F::Huggingface
+    );
+    assert_eq!(
+        detect(&[("config.json", b"{}"), ("model.safetensors", b"nope")]),
+        F::Unknown
+    );
+    assert_eq!(detect(&[("nested/saved_model.pb", saved_model)]), F::Unknown);
+}
