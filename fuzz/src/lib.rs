@@ -65,12 +65,27 @@ pub fn manifest(data: &[u8]) {
     });
 }
 
-/// Format detection from a file's first bytes and its name (the first
-/// byte says how many of the next bytes are the name).
+/// Format detection: the bytes as a whole file (head, tail, zip central
+/// directory), as a stream's head of a larger file (the size from the
+/// first byte), and as a folder's `MLmodel`, `saved_model.pb` and
+/// `config.json` (one input in eight, to keep file writes rare).
 pub fn format_detection(data: &[u8]) {
-    let Some((&n, rest)) = data.split_first() else { return };
-    let (name, head) = rest.split_at((n as usize % 32).min(rest.len()));
-    let _ = wharf::SerializationFormat::detect_file(head, &String::from_utf8_lossy(name));
+    use wharf::SerializationFormat as F;
+    let _ = F::detect_bytes(data);
+    let extra = data.first().map_or(0, |&b| u64::from(b) << 20);
+    let _ = F::detect_file(data, data.len() as u64 + extra);
+    if data.first().is_none_or(|b| b % 8 != 0) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let files: Vec<String> = ["MLmodel", "saved_model.pb", "config.json", "model.safetensors"]
+        .iter()
+        .map(|n| {
+            std::fs::write(dir.path().join(n), data).expect("writing a temp file");
+            n.to_string()
+        })
+        .collect();
+    let _ = F::detect_dir(dir.path(), &files);
 }
 
 /// Objects of the checksum layer (small chunks, so inputs span several).

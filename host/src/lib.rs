@@ -13,6 +13,7 @@ mod adapter;
 pub mod capabilities;
 pub mod config;
 pub mod conformance;
+pub mod detect;
 mod error;
 mod host;
 pub mod layers;

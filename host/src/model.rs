@@ -68,26 +68,29 @@ impl fmt::Display for StorageBackend {
     }
 }
 
-/// How a model is serialized. Detected from content when not given.
+/// How a model is serialized. Detected from content when not given (see
+/// [`crate::detect`]). The first nine are the platform's own names; the rest
+/// are wharf's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum SerializationFormat {
-    /// Python pickle.
+    /// Python pickle that `pickle.load` reads (no scikit-learn class).
     Pickle,
-    /// joblib dump.
+    /// joblib dump that only `joblib.load` reads: compressed, or with numpy
+    /// arrays written raw inside the pickle stream.
     Joblib,
     /// ONNX protobuf.
     Onnx,
     /// TensorFlow SavedModel directory.
     TensorflowSavedmodel,
-    /// PyTorch `torch.save` zip archive.
+    /// PyTorch `torch.save` archive (zip, or the legacy pickle format).
     PytorchStateDict,
     /// Hugging Face model directory.
     Huggingface,
     /// MLflow model directory (`MLmodel`).
     MlflowModel,
-    /// scikit-learn pickle.
+    /// A pickle (`pickle.load` reads it) of scikit-learn classes.
     ScikitLearnPickle,
     /// JAX / Flax parameters (msgpack).
     JaxParams,
@@ -95,6 +98,16 @@ pub enum SerializationFormat {
     Safetensors,
     /// GGUF.
     Gguf,
+    /// Keras 3 `.keras` archive (`model.save("m.keras")`).
+    Keras,
+    /// skops archive (`skops.io.dump`).
+    Skops,
+    /// xgboost's own model file (`Booster.save_model`, JSON or UBJSON).
+    Xgboost,
+    /// LightGBM's text model (`Booster.save_model`).
+    Lightgbm,
+    /// TorchScript archive (`torch.jit.save`).
+    Torchscript,
     /// Not recognised.
     #[default]
     Unknown,
@@ -102,7 +115,7 @@ pub enum SerializationFormat {
 
 impl SerializationFormat {
     /// All formats, for help texts.
-    pub const ALL: [SerializationFormat; 12] = [
+    pub const ALL: [SerializationFormat; 17] = [
         Self::Pickle,
         Self::Joblib,
         Self::Onnx,
@@ -114,6 +127,11 @@ impl SerializationFormat {
         Self::JaxParams,
         Self::Safetensors,
         Self::Gguf,
+        Self::Keras,
+        Self::Skops,
+        Self::Xgboost,
+        Self::Lightgbm,
+        Self::Torchscript,
         Self::Unknown,
     ];
 
@@ -131,6 +149,11 @@ impl SerializationFormat {
             Self::JaxParams => "jax_params",
             Self::Safetensors => "safetensors",
             Self::Gguf => "gguf",
+            Self::Keras => "keras",
+            Self::Skops => "skops",
+            Self::Xgboost => "xgboost",
+            Self::Lightgbm => "lightgbm",
+            Self::Torchscript => "torchscript",
             Self::Unknown => "unknown",
         }
     }
@@ -139,85 +162,6 @@ impl SerializationFormat {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.as_str() == s)
     }
-
-    /// Detects the format of one file from its first bytes (at least 64 are
-    /// best; fewer still work) and its name.
-    ///
-    /// ```
-    /// use wharf::SerializationFormat;
-    /// assert_eq!(SerializationFormat::detect_file(b"GGUF\x03\0\0\0", "m.gguf"), SerializationFormat::Gguf);
-    /// ```
-    pub fn detect_file(head: &[u8], name: &str) -> Self {
-        let ext = name
-            .rsplit_once('.')
-            .map(|(_, e)| e.to_ascii_lowercase())
-            .unwrap_or_default();
-        if head.starts_with(b"GGUF") {
-            return Self::Gguf;
-        }
-        if head.len() >= 9 {
-            let n = u64::from_le_bytes(head[..8].try_into().unwrap());
-            if n > 1 && n < (100 << 20) && head[8] == b'{' {
-                return Self::Safetensors;
-            }
-        }
-        if head.starts_with(b"PK\x03\x04") {
-            // torch.save writes a zip whose entries live under `<name>/`,
-            // the first one being `<name>/data.pkl` (or `.data/...`).
-            let name_len = head
-                .get(26..28)
-                .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]) as usize);
-            let entry = head.get(30..30 + name_len).unwrap_or(&[]);
-            if entry.ends_with(b"data.pkl") || entry.windows(6).any(|w| w == b"/data/") || ext == "pt" || ext == "pth" {
-                return Self::PytorchStateDict;
-            }
-            return Self::Unknown;
-        }
-        if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
-            return match ext.as_str() {
-                "joblib" => Self::Joblib,
-                "pt" | "pth" | "bin" => Self::PytorchStateDict,
-                _ => Self::Pickle,
-            };
-        }
-        if ext == "joblib" {
-            // joblib's compressed dumps start with a zlib/gzip/... header.
-            return Self::Joblib;
-        }
-        if looks_like_onnx(head) || ext == "onnx" {
-            return Self::Onnx;
-        }
-        match ext.as_str() {
-            "msgpack" | "flax" => Self::JaxParams,
-            "pkl" | "pickle" => Self::Pickle,
-            _ => Self::Unknown,
-        }
-    }
-
-    /// Detects the format of a folder from the relative paths of its files.
-    pub fn detect_dir<'a>(files: impl IntoIterator<Item = &'a str>) -> Self {
-        let files: Vec<&str> = files.into_iter().collect();
-        let has = |n: &str| files.contains(&n);
-        if has("saved_model.pb") || has("saved_model.pbtxt") {
-            Self::TensorflowSavedmodel
-        } else if has("MLmodel") {
-            Self::MlflowModel
-        } else if has("config.json")
-            && files
-                .iter()
-                .any(|f| f.ends_with(".safetensors") || f.ends_with(".bin") || f.ends_with(".gguf"))
-        {
-            Self::Huggingface
-        } else {
-            Self::Unknown
-        }
-    }
-}
-
-/// An ONNX ModelProto starts with field 1 (`ir_version`, varint, tag 0x08)
-/// holding a small version, then another known field.
-fn looks_like_onnx(head: &[u8]) -> bool {
-    matches!(head, [0x08, v, next, ..] if (1..=20).contains(v) && matches!(next, 0x12 | 0x1a | 0x22 | 0x2a | 0x32 | 0x3a | 0x42))
 }
 
 impl fmt::Display for SerializationFormat {
@@ -357,58 +301,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn detects_formats_from_content() {
-        let mut st = 20u64.to_le_bytes().to_vec();
-        st.extend_from_slice(b"{\"__metadata__\":{}}");
-        assert_eq!(
-            SerializationFormat::detect_file(&st, "x"),
-            SerializationFormat::Safetensors
-        );
-        assert_eq!(
-            SerializationFormat::detect_file(b"GGUF\x03", "x"),
-            SerializationFormat::Gguf
-        );
-        assert_eq!(
-            SerializationFormat::detect_file(b"\x80\x04\x95", "m.pkl"),
-            SerializationFormat::Pickle
-        );
-        assert_eq!(
-            SerializationFormat::detect_file(b"\x80\x04\x95", "m.joblib"),
-            SerializationFormat::Joblib
-        );
-        assert_eq!(
-            SerializationFormat::detect_file(&[0x08, 0x07, 0x12, 0x07], "x"),
-            SerializationFormat::Onnx
-        );
-        let mut zip = b"PK\x03\x04".to_vec();
-        zip.extend_from_slice(&[0; 22]);
-        zip.extend_from_slice(&(14u16).to_le_bytes());
-        zip.extend_from_slice(&[0, 0]);
-        zip.extend_from_slice(b"model/data.pkl");
-        assert_eq!(
-            SerializationFormat::detect_file(&zip, "x"),
-            SerializationFormat::PytorchStateDict
-        );
-        assert_eq!(
-            SerializationFormat::detect_file(b"hello", "notes.txt"),
-            SerializationFormat::Unknown
-        );
-    }
-
-    #[test]
-    fn detects_folders() {
-        assert_eq!(
-            SerializationFormat::detect_dir(["saved_model.pb", "variables/variables.index"]),
-            SerializationFormat::TensorflowSavedmodel
-        );
-        assert_eq!(
-            SerializationFormat::detect_dir(["MLmodel", "model.pkl"]),
-            SerializationFormat::MlflowModel
-        );
-        assert_eq!(
-            SerializationFormat::detect_dir(["config.json", "model.safetensors"]),
-            SerializationFormat::Huggingface
-        );
+    fn names_round_trip() {
+        for f in SerializationFormat::ALL {
+            assert_eq!(SerializationFormat::parse(f.as_str()), Some(f));
+            assert_eq!(serde_json::to_value(f).unwrap(), f.as_str());
+        }
     }
 
     #[test]

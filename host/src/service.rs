@@ -165,6 +165,7 @@ impl StorageService {
     /// Saves one file.
     pub async fn save_file(&self, file: &Path, opts: &SaveOptions) -> Result<ModelStorageInfo> {
         let name = file_name(file)?;
+        let opts = &detected(opts, file, |p| SerializationFormat::detect_path(&p)).await?;
         let f = tokio::fs::File::open(file)
             .await
             .map_err(|e| Error::io(format!("opening `{}`", file.display()), e))?;
@@ -209,6 +210,8 @@ impl StorageService {
         }
         tree.files.sort();
         tree.empty_dirs.sort();
+        let files: Vec<String> = tree.files.iter().map(|(r, _)| r.clone()).collect();
+        let opts = &detected(opts, dir, move |d| SerializationFormat::detect_dir(&d, &files)).await?;
         let mut streams: Vec<Source> = Vec::new();
         for (r, executable) in tree.files {
             let full = dir.join(&r);
@@ -279,9 +282,9 @@ impl StorageService {
         }
         let format = opts.format.unwrap_or_else(|| {
             if is_directory {
-                SerializationFormat::detect_dir(files.iter().map(|f| f.path.as_str()))
+                SerializationFormat::Unknown // save_dir detects from the folder's files
             } else {
-                SerializationFormat::detect_file(&head, &files[0].path)
+                SerializationFormat::detect_file(&head, files[0].size_bytes)
             }
         });
         let info = ModelStorageInfo {
@@ -376,7 +379,7 @@ impl StorageService {
                     break;
                 }
                 if head.is_empty() {
-                    head = buf[..buf.len().min(256)].to_vec();
+                    head = buf[..buf.len().min(crate::detect::DETECT_HEAD)].to_vec();
                 }
                 hasher.update(&buf);
                 if tx.send(buf.freeze()).await.is_err() {
@@ -949,6 +952,25 @@ fn partial_name(target: &Path) -> PathBuf {
         ".{name}.wharf-partial-{:08x}",
         crate::runtime::rand_u64() as u32
     ))
+}
+
+/// `opts` with the format detected from the local file or folder at
+/// `path` (bounded reads, off the async threads) when none was given.
+async fn detected(
+    opts: &SaveOptions,
+    path: &Path,
+    detect: impl FnOnce(PathBuf) -> std::io::Result<SerializationFormat> + Send + 'static,
+) -> Result<SaveOptions> {
+    let mut opts = opts.clone();
+    if opts.format.is_none() {
+        let p = path.to_path_buf();
+        let found = tokio::task::spawn_blocking(move || detect(p))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("format detection task: {e}")))?
+            .map_err(|e| Error::io(format!("detecting the format of `{}`", path.display()), e))?;
+        opts.format = Some(found);
+    }
+    Ok(opts)
 }
 
 fn file_name(file: &Path) -> Result<String> {

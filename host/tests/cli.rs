@@ -221,7 +221,8 @@ fn folder_models_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let sm = dir.path().join("saved");
     std::fs::create_dir_all(sm.join("variables")).unwrap();
-    std::fs::write(sm.join("saved_model.pb"), b"graph").unwrap();
+    // saved_model_schema_version 1, meta_graphs { meta_info_def { } }
+    std::fs::write(sm.join("saved_model.pb"), b"\x08\x01\x12\x02\x0a\x00").unwrap();
     std::fs::write(sm.join("variables/variables.index"), b"index").unwrap();
     let put = wharf(dir.path(), &["put", "saved", "--model", "tf", "--model-version", "3"]);
     assert!(put.status.success(), "{}", stderr(&put));

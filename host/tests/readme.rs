@@ -132,3 +132,15 @@ fn every_model_storage_info_field_is_documented() {
         );
     }
 }
+
+#[test]
+fn format_table_names_every_format() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let formats = section(&readme, "Formats");
+    for f in wharf::SerializationFormat::ALL {
+        assert!(
+            formats.contains(&format!("\n| `{}` |", f.as_str())),
+            "README Formats misses `{f}`"
+        );
+    }
+}

@@ -65,12 +65,41 @@ pub fn wharf_implicit(dir: &Path, args: &[&str]) -> Output {
         .expect("wharf runs")
 }
 
-/// A small but real ONNX-shaped file: ir_version 7, producer name, padding.
+/// A real ONNX ModelProto of exactly `len` bytes (at least 32): ir_version 8,
+/// a producer name, a graph with one initializer whose raw_data is
+/// pseudo-random.
 pub fn write_model(path: &Path, len: usize) {
-    let mut v = vec![0x08, 0x07, 0x12, 0x05];
-    v.extend_from_slice(b"wharf");
+    fn varint(mut n: usize, out: &mut Vec<u8>) {
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+    let frame = |producer: &str, raw: usize| {
+        let mut tensor = vec![0x4a];
+        varint(raw, &mut tensor);
+        let mut graph = vec![0x2a];
+        varint(tensor.len() + raw, &mut graph);
+        let mut head = vec![0x08, 0x08, 0x12, producer.len() as u8];
+        head.extend_from_slice(producer.as_bytes());
+        head.push(0x3a);
+        varint(graph.len() + tensor.len() + raw, &mut head);
+        head.extend_from_slice(&graph);
+        head.extend_from_slice(&tensor);
+        head
+    };
+    // A varint's length can jump past `len`; a longer name closes the gap.
+    let (mut v, raw) = ["wharf", "wharf-", "wharf--", "wharf---"]
+        .iter()
+        .flat_map(|p| (len.saturating_sub(32)..len).map(move |raw| (*p, raw)))
+        .find_map(|(p, raw)| {
+            let f = frame(p, raw);
+            (f.len() + raw == len).then_some((f, raw))
+        })
+        .expect("a model of that length can be framed");
     let mut x: u32 = 1;
-    while v.len() < len {
+    for _ in 0..raw {
         x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
         v.push((x >> 24) as u8);
     }
