@@ -536,11 +536,8 @@ impl StorageService {
         out: &mut (dyn AsyncWrite + Unpin + Send),
         moved: &mut u64,
     ) -> Result<()> {
-        let expected = Expected {
-            size: Some(expect.size_bytes),
-            sha256: Some(expect.checksum.clone()),
-        };
-        self.stream_verified(path, None, &expected, out, moved).await?;
+        self.stream_verified(path, None, &Expected::from(expect), out, moved)
+            .await?;
         Ok(())
     }
 
@@ -605,10 +602,11 @@ impl StorageService {
     async fn download_to_file(
         &self,
         path: &ObjectPath,
-        expect: &StoredFile,
+        expect: &Expected,
+        executable: bool,
         target: &Path,
         moved: &mut u64,
-    ) -> Result<()> {
+    ) -> Result<(u64, String)> {
         let mut o = tokio::fs::OpenOptions::new();
         o.write(true).create_new(true);
         let mut out = o
@@ -617,13 +615,57 @@ impl StorageService {
             .map_err(|e| Error::io(format!("creating `{}`", target.display()), e))?;
         // One blocking write per chunk instead of tokio's default 2 MiB pieces.
         out.set_max_buf_size(CHUNK);
-        self.download_one(path, expect, &mut out, moved).await?;
-        if expect.executable {
+        let done = self.stream_verified(path, None, expect, &mut out, moved).await?;
+        if executable {
             set_executable(&out, target).await?;
         }
         out.sync_all()
             .await
-            .map_err(|e| Error::io(format!("writing `{}`", target.display()), e))
+            .map_err(|e| Error::io(format!("writing `{}`", target.display()), e))?;
+        Ok(done)
+    }
+
+    /// Streams one object into the local file `target`, verified against
+    /// `expect`: a character device or FIFO is written in place; a regular
+    /// file is written aside and moved into place only once every byte
+    /// matched, replacing an existing one only with `overwrite`. Returns
+    /// the bytes moved and their sha256.
+    pub(crate) async fn download_to_target(
+        &self,
+        path: &ObjectPath,
+        expect: &Expected,
+        executable: bool,
+        target: &Path,
+        overwrite: bool,
+        moved: &mut u64,
+    ) -> Result<(u64, String)> {
+        match Output::of(target, overwrite)? {
+            Output::InPlace => {
+                let mut out = tokio::fs::OpenOptions::new()
+                    .write(true)
+                    .open(target)
+                    .await
+                    .map_err(|e| Error::io(format!("opening `{}`", target.display()), e))?;
+                let done = self.stream_verified(path, None, expect, &mut out, moved).await?;
+                out.flush()
+                    .await
+                    .map_err(|e| Error::io(format!("writing `{}`", target.display()), e))?;
+                Ok(done)
+            }
+            Output::New { replace } => {
+                let tmp = partial_name(target);
+                let result = async {
+                    let done = self.download_to_file(path, expect, executable, &tmp, moved).await?;
+                    place(&tmp, target, replace)?;
+                    Ok(done)
+                }
+                .await;
+                if result.is_err() {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                }
+                result
+            }
+        }
     }
 
     /// Loads a model to `dest`, verified against its manifest, never
@@ -661,31 +703,15 @@ impl StorageService {
             } else {
                 dest.to_path_buf()
             };
-            match Output::of(&target, opts.overwrite)? {
-                Output::InPlace => {
-                    let mut out = tokio::fs::OpenOptions::new()
-                        .write(true)
-                        .open(&target)
-                        .await
-                        .map_err(|e| Error::io(format!("opening `{}`", target.display()), e))?;
-                    self.download_one(&data.join(&f.path)?, f, &mut out, &mut moved).await?;
-                    out.flush()
-                        .await
-                        .map_err(|e| Error::io(format!("writing `{}`", target.display()), e))?;
-                }
-                Output::New { replace } => {
-                    let tmp = partial_name(&target);
-                    let result = async {
-                        self.download_to_file(&data.join(&f.path)?, f, &tmp, &mut moved).await?;
-                        place(&tmp, &target, replace)
-                    }
-                    .await;
-                    if result.is_err() {
-                        let _ = tokio::fs::remove_file(&tmp).await;
-                    }
-                    result?;
-                }
-            }
+            self.download_to_target(
+                &data.join(&f.path)?,
+                &Expected::from(f),
+                f.executable,
+                &target,
+                opts.overwrite,
+                &mut moved,
+            )
+            .await?;
         } else {
             if std::fs::symlink_metadata(dest).is_ok() {
                 return Err(Error::new(
@@ -709,8 +735,14 @@ impl StorageService {
                             .await
                             .map_err(|e| Error::io(format!("creating `{}`", parent.display()), e))?;
                     }
-                    self.download_to_file(&data.join(&f.path)?, f, &target, &mut moved)
-                        .await?;
+                    self.download_to_file(
+                        &data.join(&f.path)?,
+                        &Expected::from(f),
+                        f.executable,
+                        &target,
+                        &mut moved,
+                    )
+                    .await?;
                 }
                 for d in &info.directories {
                     // Checked by `check_manifest` like the file paths.
@@ -1003,6 +1035,15 @@ pub struct Expected {
     pub size: Option<u64>,
     /// Its sha256, hex (either case).
     pub sha256: Option<String>,
+}
+
+impl From<&StoredFile> for Expected {
+    fn from(f: &StoredFile) -> Self {
+        Expected {
+            size: Some(f.size_bytes),
+            sha256: Some(f.checksum.clone()),
+        }
+    }
 }
 
 fn relative(root: &Path, path: &Path) -> Result<String> {

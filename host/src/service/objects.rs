@@ -3,7 +3,7 @@
 //! The same streaming, hashing and verification as models, without a
 //! manifest.
 
-use super::{Expected, Output, StorageService, partial_name, place};
+use super::{Expected, StorageService};
 use crate::adapter::{ByteRange, ObjectMeta, PutMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::ObjectPath;
@@ -69,50 +69,9 @@ impl StorageService {
             dest.to_path_buf()
         };
         let mut moved = 0;
-        let at = |e: Error| e.at(self.adapter.name(), "read", Some(path));
-        let (size_bytes, checksum) = match Output::of(&target, overwrite)? {
-            Output::InPlace => {
-                let mut out = tokio::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&target)
-                    .await
-                    .map_err(|e| Error::io(format!("opening `{}`", target.display()), e))?;
-                let done = self
-                    .stream_verified(&p, None, expect, &mut out, &mut moved)
-                    .await
-                    .map_err(at)?;
-                out.flush()
-                    .await
-                    .map_err(|e| Error::io(format!("writing `{}`", target.display()), e))?;
-                done
-            }
-            Output::New { replace } => {
-                let tmp = partial_name(&target);
-                let result = async {
-                    let mut out = tokio::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(&tmp)
-                        .await
-                        .map_err(|e| Error::io(format!("creating `{}`", tmp.display()), e))?;
-                    out.set_max_buf_size(super::CHUNK);
-                    let done = self
-                        .stream_verified(&p, None, expect, &mut out, &mut moved)
-                        .await
-                        .map_err(at)?;
-                    out.sync_all()
-                        .await
-                        .map_err(|e| Error::io(format!("writing `{}`", tmp.display()), e))?;
-                    place(&tmp, &target, replace)?;
-                    Ok::<_, Error>(done)
-                }
-                .await;
-                if result.is_err() {
-                    let _ = tokio::fs::remove_file(&tmp).await;
-                }
-                result?
-            }
-        };
+        let (size_bytes, checksum) = self
+            .download_to_target(&p, expect, false, &target, overwrite, &mut moved)
+            .await?;
         let transfer = ObjectTransfer {
             path: path.to_string(),
             size_bytes,
