@@ -135,31 +135,57 @@ impl StorageService {
         }
     }
 
-    /// `opts` with a version chosen when it names a model but no version:
-    /// the time of the save plus 32 random bits, checked to be free. The
-    /// commit is create-only, so even a clash after the check cannot
-    /// overwrite anything; it would only fail like an explicit version.
-    async fn with_default_version(&self, opts: &SaveOptions) -> Result<SaveOptions> {
+    /// Where a save goes, checked to be free: `opts` as given, or, when it
+    /// names a model but no version, with a version chosen: the time of the
+    /// save plus 32 random bits. The commit is create-only, so even a clash
+    /// after this check cannot overwrite anything; it would only fail like
+    /// an explicit version.
+    async fn free_base(&self, opts: &SaveOptions) -> Result<(SaveOptions, ObjectPath)> {
         let mut opts = opts.clone();
-        if opts.path.is_some() || opts.model.is_none() || opts.version.is_some() {
-            return Ok(opts);
-        }
+        let chosen = opts.path.is_none() && opts.model.is_some() && opts.version.is_none();
         for _ in 0..8 {
-            let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-            let v = format!(
-                "{}-{:08x}",
-                t.replace(['-', ':'], ""),
-                crate::runtime::rand_u64() as u32
-            );
-            opts.version = Some(v);
-            if !self.adapter.exists(&Self::storage_path(&opts)?.join(MANIFEST)?).await? {
-                return Ok(opts);
+            if chosen {
+                let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+                let v = format!(
+                    "{}-{:08x}",
+                    t.replace(['-', ':'], ""),
+                    crate::runtime::rand_u64() as u32
+                );
+                opts.version = Some(v);
+            }
+            let base = Self::storage_path(&opts)?;
+            if !self.adapter.exists(&base.join(MANIFEST)?).await? {
+                return Ok((opts, base));
+            }
+            if !chosen {
+                return Err(
+                    Error::new(ErrorKind::AlreadyExists, format!("model `{base}` already exists")).at(
+                        self.adapter.name(),
+                        "save",
+                        Some(base.as_str()),
+                    ),
+                );
             }
         }
         Err(Error::new(
             ErrorKind::AlreadyExists,
             "eight random default versions were all taken; the random source is broken",
         ))
+    }
+
+    /// The mode of a write that must not replace an object: create-only on
+    /// a backend with atomic create; on one without (mlflow's artifact
+    /// store), a check then an overwrite, which refuses an object that
+    /// exists but cannot tell two racing writers apart. `None`: an object
+    /// is there.
+    pub async fn create_only_mode(&self, path: &ObjectPath) -> Result<Option<PutMode>> {
+        if self.adapter.capabilities().write_create {
+            Ok(Some(PutMode::Create))
+        } else if self.adapter.exists(path).await? {
+            Ok(None)
+        } else {
+            Ok(Some(PutMode::Overwrite))
+        }
     }
 
     /// Saves one file.
@@ -236,23 +262,13 @@ impl StorageService {
         streams: Vec<Source>,
         directories: Vec<String>,
     ) -> Result<ModelStorageInfo> {
-        let opts = &self.with_default_version(opts).await?;
-        let base = Self::storage_path(opts)?;
+        let (opts, base) = &self.free_base(opts).await?;
         let manifest_path = base.join(MANIFEST)?;
-        if self.adapter.exists(&manifest_path).await? {
-            return Err(
-                Error::new(ErrorKind::AlreadyExists, format!("model `{base}` already exists")).at(
-                    self.adapter.name(),
-                    "save",
-                    Some(base.as_str()),
-                ),
-            );
-        }
         let upload = format!("{:016x}", crate::runtime::rand_u64());
         let data = base.join(&upload)?;
         let mut files = Vec::new();
         let mut written = Vec::new();
-        let mut head = Vec::new();
+        let mut head = Bytes::new();
         let mut moved = 0u64;
         let result: Result<()> = async {
             for Source {
@@ -264,14 +280,15 @@ impl StorageService {
             {
                 let path = data.join(&rel)?;
                 written.push(path.clone());
-                let (mut file, first) = self
+                let up = self
                     .upload_one(&path, &rel, reader, size, PutMode::Overwrite, &mut moved)
                     .await?;
-                file.executable = executable;
-                if head.is_empty() {
-                    head = first;
+                // save_file and save_dir detected the format from the local
+                // files already; only a stream is detected from its head.
+                if opts.format.is_none() && head.is_empty() {
+                    head = up.first.slice(..up.first.len().min(crate::detect::DETECT_HEAD));
                 }
-                files.push(file);
+                files.push(StoredFile { executable, ..up.file });
             }
             Ok(())
         }
@@ -280,13 +297,9 @@ impl StorageService {
             self.remove_all(&written).await;
             return Err(e);
         }
-        let format = opts.format.unwrap_or_else(|| {
-            if is_directory {
-                SerializationFormat::Unknown // save_dir detects from the folder's files
-            } else {
-                SerializationFormat::detect_file(&head, files[0].size_bytes)
-            }
-        });
+        let format = opts
+            .format
+            .unwrap_or_else(|| SerializationFormat::detect_file(&head, files[0].size_bytes));
         let info = ModelStorageInfo {
             storage_backend: StorageBackend::new(&self.kind)?,
             storage_path: base.to_string(),
@@ -314,13 +327,8 @@ impl StorageService {
         })
         .expect("a manifest serializes");
         // The commit point: create-only, so of two concurrent saves one wins.
-        // A backend without atomic create (mlflow's artifact store) gets a
-        // check then an overwrite: a version that exists is still refused,
-        // but two saves racing on the same version are not told apart.
         let commit = async {
-            let mode = if self.adapter.capabilities().write_create {
-                PutMode::Create
-            } else if self.adapter.exists(&manifest_path).await? {
+            let Some(mode) = self.create_only_mode(&manifest_path).await? else {
                 return Err(
                     Error::new(ErrorKind::AlreadyExists, format!("model `{base}` already exists")).at(
                         self.adapter.name(),
@@ -328,8 +336,6 @@ impl StorageService {
                         Some(base.as_str()),
                     ),
                 );
-            } else {
-                PutMode::Overwrite
             };
             let mut w = self
                 .adapter
@@ -357,13 +363,13 @@ impl StorageService {
         size: Option<u64>,
         mode: PutMode,
         moved: &mut u64,
-    ) -> Result<(StoredFile, Vec<u8>)> {
+    ) -> Result<Uploaded> {
         let mut w = self.adapter.write(path, mode, size).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
         let source = rel.to_string();
         let producer = tokio::spawn(async move {
             let mut hasher = Sha256::new();
-            let mut head = Vec::new();
+            let mut first = Bytes::new();
             loop {
                 let mut buf = BytesMut::with_capacity(CHUNK);
                 while buf.len() < CHUNK {
@@ -378,15 +384,16 @@ impl StorageService {
                 if buf.is_empty() {
                     break;
                 }
-                if head.is_empty() {
-                    head = buf[..buf.len().min(crate::detect::DETECT_HEAD)].to_vec();
-                }
                 hasher.update(&buf);
-                if tx.send(buf.freeze()).await.is_err() {
+                let buf = buf.freeze();
+                if first.is_empty() {
+                    first = buf.clone(); // shared, not copied
+                }
+                if tx.send(buf).await.is_err() {
                     break; // the consumer failed; its error is reported
                 }
             }
-            Ok::<_, Error>((hex::encode(hasher.finalize()), head))
+            Ok::<_, Error>((hex::encode(hasher.finalize()), first))
         });
         let mut total = 0u64;
         while let Some(chunk) = rx.recv().await {
@@ -400,7 +407,7 @@ impl StorageService {
                 p(*moved);
             }
         }
-        let (checksum, head) = producer
+        let (checksum, first) = producer
             .await
             .map_err(|e| Error::new(ErrorKind::Io, format!("reader task: {e}")))??;
         let meta = w.finish().await?;
@@ -411,16 +418,17 @@ impl StorageService {
             )
             .at(self.adapter.name(), "write", Some(path.as_str())));
         }
-        Ok((
-            StoredFile {
+        Ok(Uploaded {
+            file: StoredFile {
                 path: rel.to_string(),
                 size_bytes: total,
                 checksum,
                 stored_size_bytes: meta.stored_size,
                 executable: false,
             },
-            head,
-        ))
+            first,
+            etag: meta.etag,
+        })
     }
 
     async fn remove_all(&self, paths: &[ObjectPath]) {
@@ -1010,6 +1018,15 @@ fn file_name(file: &Path) -> Result<String> {
         .and_then(|n| n.to_str())
         .map(str::to_string)
         .ok_or_else(|| Error::invalid(format!("`{}` has no usable file name", file.display())))
+}
+
+/// What [`StorageService::upload_one`] stored.
+struct Uploaded {
+    file: StoredFile,
+    /// The first chunk read (for detecting a stream's format).
+    first: Bytes,
+    /// The object's etag, when the backend has one.
+    etag: Option<String>,
 }
 
 /// One file of a model being saved.

@@ -48,27 +48,32 @@ impl Cat {
         let service = ctx.service().await?;
         let range = match self.range {
             None => None,
-            Some(RangeArg::From(start, end)) => Some(ByteRange {
-                start,
-                end: end.map(|e| e + 1),
-            }),
-            Some(RangeArg::Last(n)) => {
+            Some(r) => {
+                // One stat: the size both places a suffix range and checks
+                // that the range starts inside the object.
                 let size = service.adapter().stat(&ObjectPath::parse(&self.path)?).await?.size;
-                Some(ByteRange {
-                    start: size.saturating_sub(n),
-                    end: None,
-                })
+                let range = match r {
+                    RangeArg::From(start, end) => ByteRange {
+                        start,
+                        end: end.map(|e| e + 1),
+                    },
+                    RangeArg::Last(n) => ByteRange {
+                        start: size.saturating_sub(n),
+                        end: None,
+                    },
+                };
+                if range.start > size || (range.start == size && size > 0) {
+                    return Err(Error::new(
+                        ErrorKind::Invalid,
+                        format!(
+                            "range starts at byte {} but `{}` has {size} bytes",
+                            range.start, self.path
+                        ),
+                    ));
+                }
+                Some(range)
             }
         };
-        if let Some(r) = range {
-            let size = service.adapter().stat(&ObjectPath::parse(&self.path)?).await?.size;
-            if r.start > size || (r.start == size && size > 0) {
-                return Err(Error::new(
-                    ErrorKind::Invalid,
-                    format!("range starts at byte {} but `{}` has {size} bytes", r.start, self.path),
-                ));
-            }
-        }
         let expect = Expected {
             size: None,
             sha256: self.sha256,

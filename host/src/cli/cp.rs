@@ -56,16 +56,14 @@ impl Cp {
                 let p = ObjectPath::parse(&path)?;
                 let mode = if self.force {
                     PutMode::Overwrite
-                } else if service.adapter().capabilities().write_create {
-                    PutMode::Create
-                } else if service.adapter().exists(&p).await? {
-                    return Err(Error::new(
-                        ErrorKind::AlreadyExists,
-                        format!("`{path}` exists; pass --force to replace it"),
-                    )
-                    .at(service.adapter().name(), "write", Some(&path)));
                 } else {
-                    PutMode::Overwrite
+                    service.create_only_mode(&p).await?.ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::AlreadyExists,
+                            format!("`{path}` exists; pass --force to replace it"),
+                        )
+                        .at(service.adapter().name(), "write", Some(&path))
+                    })?
                 };
                 let total = std::fs::metadata(&src).map(|m| m.len()).unwrap_or(0);
                 let bar = progress(total);

@@ -4,7 +4,7 @@
 //! manifest.
 
 use super::{Expected, StorageService};
-use crate::adapter::{ByteRange, ObjectMeta, PutMode};
+use crate::adapter::{ByteRange, PutMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::ObjectPath;
 use std::path::{Path, PathBuf};
@@ -93,16 +93,15 @@ impl StorageService {
     ) -> Result<ObjectTransfer> {
         let p = ObjectPath::parse(path)?;
         let mut moved = 0;
-        let (file, _) = self
+        let up = self
             .upload_one(&p, path, Box::new(reader), size_hint, mode, &mut moved)
             .await
             .map_err(|e| e.at(self.adapter.name(), "write", Some(path)))?;
-        let meta: Option<ObjectMeta> = self.adapter.stat(&p).await.ok();
         Ok(ObjectTransfer {
             path: path.to_string(),
-            size_bytes: file.size_bytes,
-            checksum: file.checksum,
-            etag: meta.and_then(|m| m.etag),
+            size_bytes: up.file.size_bytes,
+            checksum: up.file.checksum,
+            etag: up.etag,
         })
     }
 
