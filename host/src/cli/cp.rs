@@ -1,4 +1,4 @@
-use super::{Ctx, exit, print_json, progress, with_progress};
+use super::{Ctx, exit, print_json, with_bar};
 use clap::Args;
 use std::path::PathBuf;
 use wharf::{Error, ErrorKind, Expected, ObjectPath, PutMode};
@@ -66,12 +66,7 @@ impl Cp {
                     })?
                 };
                 let total = std::fs::metadata(&src).map(|m| m.len()).unwrap_or(0);
-                let bar = progress(total);
-                let done = with_progress(service, &bar).save_object_file(&src, &path, mode).await;
-                if let Some(b) = bar {
-                    b.finish_and_clear();
-                }
-                let done = done?;
+                let done = with_bar(total, service, async |s| s.save_object_file(&src, &path, mode).await).await?;
                 if ctx.json {
                     print_json(&done);
                 } else {
@@ -91,14 +86,10 @@ impl Cp {
                     service.read_object_into(&path, None, &expect, &mut out).await?;
                     return Ok(exit::OK);
                 }
-                let bar = progress(total);
-                let done = with_progress(service, &bar)
-                    .load_object_to_path(&path, &dest, &expect, self.force)
-                    .await;
-                if let Some(b) = bar {
-                    b.finish_and_clear();
-                }
-                let (done, target) = done?;
+                let (done, target) = with_bar(total, service, async |s| {
+                    s.load_object_to_path(&path, &dest, &expect, self.force).await
+                })
+                .await?;
                 if ctx.json {
                     print_json(&done);
                 } else {

@@ -1,4 +1,4 @@
-use super::{Ctx, exit, print_json, progress, with_progress};
+use super::{Ctx, exit, print_json, with_bar};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use wharf::{Error, ErrorKind, Expected, LoadOptions, ModelStorageInfo, StorageService};
@@ -100,13 +100,10 @@ impl Get {
             }
             None => PathBuf::from(path.rsplit('/').next().unwrap_or("model")),
         };
-        let bar = progress(info.size_bytes);
-        let service = with_progress(service, &bar);
-        let loaded = service.load_to_path_with(&path, &dest, &opts).await;
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
-        let info = loaded?;
+        let info = with_bar(info.size_bytes, service, async |s| {
+            s.load_to_path_with(&path, &dest, &opts).await
+        })
+        .await?;
         if ctx.json {
             print_json(&info);
         } else {
@@ -133,15 +130,10 @@ impl Get {
             .output
             .clone()
             .unwrap_or_else(|| PathBuf::from(r.storage_path.rsplit('/').next().unwrap_or("object")));
-        let bar = progress(r.size_bytes);
-        let svc = with_progress(service.clone(), &bar);
-        let loaded = svc
-            .load_object_to_path(&r.storage_path, &dest, &expect, self.force)
-            .await;
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
-        let (done, target) = loaded?;
+        let (done, target) = with_bar(r.size_bytes, service.clone(), async |s| {
+            s.load_object_to_path(&r.storage_path, &dest, &expect, self.force).await
+        })
+        .await?;
         eprintln!(
             "wrote {} ({} bytes, sha256 verified)",
             target.display(),

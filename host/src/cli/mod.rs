@@ -237,30 +237,25 @@ async fn run(cli: Cli) -> wharf::Result<u8> {
     result
 }
 
-/// A progress bar on stderr for transfers over 8 MiB, when stderr is a terminal.
-pub(crate) fn progress(total: u64) -> Option<indicatif::ProgressBar> {
+/// Runs `transfer` on `service` with a progress bar on stderr for
+/// transfers over 8 MiB when stderr is a terminal, cleared at the end.
+pub(crate) async fn with_bar<T>(
+    total: u64,
+    service: wharf::StorageService,
+    transfer: impl AsyncFnOnce(wharf::StorageService) -> T,
+) -> T {
     if total < (8 << 20) || !std::io::stderr().is_terminal() {
-        return None;
+        return transfer(service).await;
     }
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
             .expect("a valid template"),
     );
-    Some(bar)
-}
-
-pub(crate) fn with_progress(
-    service: wharf::StorageService,
-    bar: &Option<indicatif::ProgressBar>,
-) -> wharf::StorageService {
-    match bar {
-        Some(b) => {
-            let b = b.clone();
-            service.with_progress(std::sync::Arc::new(move |n| b.set_position(n)))
-        }
-        None => service,
-    }
+    let b = bar.clone();
+    let out = transfer(service.with_progress(std::sync::Arc::new(move |n| b.set_position(n)))).await;
+    bar.finish_and_clear();
+    out
 }
 
 pub(crate) fn print_json(v: &impl serde::Serialize) {

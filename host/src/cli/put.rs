@@ -1,4 +1,4 @@
-use super::{Ctx, exit, print_json, progress, with_progress};
+use super::{Ctx, exit, print_json, with_bar};
 use clap::Args;
 use std::path::PathBuf;
 use wharf::{SaveOptions, SerializationFormat};
@@ -53,16 +53,14 @@ impl Put {
         } else {
             meta.len()
         };
-        let bar = progress(total);
-        let service = with_progress(ctx.service().await?, &bar);
-        let info = if meta.is_dir() {
-            service.save_dir(&self.source, &opts).await
-        } else {
-            service.save_file(&self.source, &opts).await
-        };
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
+        let info = with_bar(total, ctx.service().await?, async |service| {
+            if meta.is_dir() {
+                service.save_dir(&self.source, &opts).await
+            } else {
+                service.save_file(&self.source, &opts).await
+            }
+        })
+        .await;
         print_json(&info?);
         Ok(exit::OK)
     }
