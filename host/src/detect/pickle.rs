@@ -301,23 +301,17 @@ fn run(b: &[u8], s: &mut Scan) -> End {
                 m.push(Value::Other);
             }
             // Globals.
-            b'c' => {
+            // GLOBAL names a class; INST also builds it from a marked tuple.
+            b'c' | b'i' => {
                 let module = line!().to_vec();
                 let name = line!().to_vec();
                 if !is_dotted(&module) || !is_dotted(&name) {
                     return End::Invalid;
                 }
                 global(s, &module, &name);
-                m.push(Value::Other);
-            }
-            b'i' => {
-                let module = line!().to_vec();
-                let name = line!().to_vec();
-                if !is_dotted(&module) || !is_dotted(&name) {
-                    return End::Invalid;
+                if op == b'i' {
+                    need!(m.pop_mark());
                 }
-                global(s, &module, &name);
-                need!(m.pop_mark());
                 m.push(Value::Other);
             }
             0x93 => {
