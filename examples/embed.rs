@@ -46,7 +46,11 @@ async fn main() -> wharf::Result<()> {
                 .with_idle(Duration::from_secs(30)),
         )
         .apply(host.adapter("models").await?);
-    let service = StorageService::new(adapter);
+    // `storage_backend` records the kind (the plugin, here
+    // local_filesystem), as `Host::service` does; the adapter's own name
+    // (`models`) goes in `backend_name`.
+    let kind = host.backend_kind("models").expect("configured above");
+    let service = StorageService::new(adapter).with_kind(kind);
 
     // A small safetensors file: an 8-byte header length, a JSON header, data.
     let header = br#"{"weight":{"dtype":"F32","shape":[4,4],"data_offsets":[0,64]}}"#;
