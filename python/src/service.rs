@@ -49,7 +49,20 @@ impl Shared {
     fn backend_of(&self, backend: Option<&str>, target: &Target) -> wharf::Result<String> {
         match (backend, target) {
             (Some(b), _) => Ok(b.to_string()),
-            (None, Target::Record(r)) => self.host()?.backend_for(r),
+            // A record several backends could hold (two of its kind, no
+            // `backend_name` among them) is the default backend's if that
+            // one is of its kind; the CLI needs `--backend` there.
+            (None, Target::Record(r)) => {
+                let host = self.host()?;
+                host.backend_for(r).or_else(|e| {
+                    let default_kind = host.backend_kind(&self.default_backend);
+                    if r.backend_name.is_none() && default_kind == Some(r.storage_backend.as_str()) {
+                        Ok(self.default_backend.clone())
+                    } else {
+                        Err(e)
+                    }
+                })
+            }
             (None, Target::Path(_)) => Ok(self.default_backend.clone()),
         }
     }
@@ -348,13 +361,10 @@ impl Service {
             let svc = sh.service(Some(&name)).await?;
             let p = target.path();
             let mut out = Vec::new();
-            if let Some(r) = target.object_record() {
+            if let Some(r) = object_of(&svc, &target).await? {
                 out.reserve(r.size_bytes.min(64 << 20) as usize);
-                match svc.read_object_into(p, None, &expected(r), &mut out).await {
-                    // A wharf record trimmed to five fields names a model.
-                    Err(e) if e.kind() == ErrorKind::NotFound && svc.exists(p).await? => out.clear(),
-                    done => return done.map(|_| Out::Bytes(out)),
-                }
+                svc.read_object_into(p, None, &expected(r), &mut out).await?;
+                return Ok(Out::Bytes(out));
             }
             match svc.load_to_writer(p, &mut out, &target.load_options(false)).await {
                 // A path that holds an object, not a model.
@@ -392,11 +402,9 @@ impl Service {
             let name = sh.backend_of(backend.as_deref(), &target)?;
             let svc = sh.service(Some(&name)).await?;
             let p = target.path();
-            if let Some(r) = target.object_record() {
-                match svc.load_object_to_path(p, &dest, &expected(r), overwrite).await {
-                    Err(e) if e.kind() == ErrorKind::NotFound && svc.exists(p).await? => {}
-                    done => return done.map(|_| json(r)),
-                }
+            if let Some(r) = object_of(&svc, &target).await? {
+                svc.load_object_to_path(p, &dest, &expected(r), overwrite).await?;
+                return Ok(json(r));
             }
             match svc.load_to_path_with(p, &dest, &target.load_options(overwrite)).await {
                 Err(e)
@@ -430,8 +438,8 @@ impl Service {
             let svc = sh.service(Some(&name)).await?;
             let p = target.path();
             let object_too = !matches!(&target, Target::Record(r) if !r.is_object_record());
-            if target.object_record().is_some() && delete_object(&svc, p).await? {
-                return Ok(Out::Bool(true));
+            if object_of(&svc, &target).await?.is_some() {
+                return Ok(Out::Bool(delete_object(&svc, p).await?));
             }
             if svc.delete(p).await? {
                 return Ok(Out::Bool(true));
@@ -476,11 +484,8 @@ impl Service {
             let name = sh.backend_of(backend.as_deref(), &target)?;
             let svc = sh.service(Some(&name)).await?;
             let p = target.path();
-            if target.object_record().is_some() {
-                match svc.adapter().stat(&ObjectPath::parse(p)?).await {
-                    Err(e) if e.kind() == ErrorKind::NotFound => {}
-                    done => return Ok(json(&done?)),
-                }
+            if object_of(&svc, &target).await?.is_some() {
+                return Ok(json(&svc.adapter().stat(&ObjectPath::parse(p)?).await?));
             }
             match svc.info(p).await {
                 Err(e) if e.kind() == ErrorKind::NotFound && matches!(target, Target::Path(_)) => {
@@ -716,9 +721,7 @@ impl Service {
                 let name = shared.backend_of(backend.as_deref(), &target)?;
                 let svc = shared.service(Some(&name)).await?;
                 let p = target.path();
-                let (object, expect) = if let Some(r) = target.object_record()
-                    && svc.adapter().exists(&ObjectPath::parse(p)?).await?
-                {
+                let (object, expect) = if let Some(r) = object_of(&svc, &target).await? {
                     let e = Expect {
                         size: r.size_bytes,
                         sha256: Some(r.checksum.clone()),
@@ -767,6 +770,15 @@ impl Service {
             })
         })
         .map_err(to_py)
+    }
+}
+
+/// The record of one object `target` is, unless a model lives at its path
+/// (a wharf record trimmed to the platform's five fields names the model).
+async fn object_of<'a>(svc: &StorageService, target: &'a Target) -> wharf::Result<Option<&'a ModelStorageInfo>> {
+    match target.object_record() {
+        Some(r) if !svc.exists(&r.storage_path).await? => Ok(Some(r)),
+        _ => Ok(None),
     }
 }
 

@@ -56,7 +56,10 @@ def _sanitize(stem: str) -> str:
 def _format_value(format: SerializationFormat | str | None) -> str | None:
     if format is None:
         return None
-    return SerializationFormat(format).value
+    try:
+        return SerializationFormat(format).value
+    except ValueError:
+        return str(format)  # refused by the native side, listing the formats
 
 
 def _target(info: Record) -> dict[str, Any]:
