@@ -19,4 +19,4 @@ rm -rf target/python
 "$py" -m pip install --quiet --disable-pip-version-check --no-deps --no-index --target target/python "$wheel"
 echo "python: built and installed $(basename "$wheel") in $((SECONDS - start)) s"
 export PYTHONPATH=$PWD/target/python
-exec "$py" -m pytest -p no:cacheprovider -ra python/tests "$@"
+exec "$py" -m pytest -c python/pyproject.toml -p no:cacheprovider -ra "$@"
