@@ -12,6 +12,9 @@
 #                                  WHARF_TEST_JOBS at a time (default 4)
 #   ./scripts/test.sh ARGS...      `cargo test ARGS...` with the servers up,
 #                                  e.g. `--test redis` or `-p wharf -- cache`
+#   ./scripts/test.sh --python [PYTEST ARGS]
+#                                  the Python package only (build, install,
+#                                  pytest; scripts/python-tests.sh)
 #
 # Most binaries spend their time waiting on a server, each on its own, so
 # several at once finish in about the time of the slowest; each binary keeps
@@ -22,17 +25,30 @@ rustup target add wasm32-wasip2 >/dev/null
 ./scripts/tools.sh
 logs=$(mktemp -d)
 trap './scripts/servers.sh stop; rm -rf "$logs"' EXIT
-# A server that fails to start fails the run (it is not skipped).
-exports=$(./scripts/servers.sh start)
+# A server that fails to start fails the run (it is not skipped). The
+# Python suite alone needs s3s-fs and redis only.
+servers=()
+[ "${1:-}" = --python ] && servers=(s3s redis)
+exports=$(./scripts/servers.sh start "${servers[@]}")
 eval "$exports"
 
+# Sums cargo's `test result:` lines and pytest's last line (`3 passed, 1
+# failed in 2.0s`; its errors count as failures).
 summary() {
     awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i-1); if ($i == "failed;") f += $(i-1) } }
+         /^(=+ )?([0-9]+ [a-z]+,? )+in [0-9.]+s/ {
+             for (i = 2; i <= NF; i++) {
+                 if ($i ~ /^passed,?$/) p += $(i-1)
+                 if ($i ~ /^(failed|errors?),?$/) f += $(i-1)
+             }
+         }
          END { printf "summary: %d passed, %d failed\n", p, f }' "$@"
 }
 
 # The benchmarks (wharf-bench) are not tests: scripts/bench.sh runs them.
-selection=(--workspace --exclude wharf-bench)
+# The Python extension (wharf-python) is built by maturin and tested from
+# Python (scripts/python-tests.sh, one more job below).
+selection=(--workspace --exclude wharf-bench --exclude wharf-python)
 targets=()
 
 # WHARF_LINT=1 (what .ci/run sets): clippy lints the workspace's crates in
@@ -45,8 +61,18 @@ if [ "${WHARF_LINT:-}" = 1 ]; then
     RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver)
     CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
     export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
-    selection=(--workspace)
+    selection=(--workspace --exclude wharf-python)
     targets=(--all-targets)
+fi
+
+if [ "${1:-}" = --python ]; then
+    shift
+    set +e
+    ./scripts/python-tests.sh "$@" 2>&1 | tee "$logs/python.log"
+    status=${PIPESTATUS[0]}
+    set -e
+    summary "$logs/python.log"
+    exit "$status"
 fi
 
 if [ $# -gt 0 ]; then
@@ -86,7 +112,10 @@ rank() {
 while read -r dir name exe; do
     echo "$(rank "$name") $dir $name $exe"
 done <"$logs/binaries" | sort -n -k1,1 | cut -d' ' -f2- >"$logs/queue"
-# The doc examples are one more job (rustdoc compiles and runs them).
+# The doc examples are one more job (rustdoc compiles and runs them); the
+# Python package is another, started first: it builds the extension, then
+# waits on the servers like the rest.
+{ echo "python"; cat "$logs/queue"; } >"$logs/queue.new" && mv "$logs/queue.new" "$logs/queue"
 echo "doc" >>"$logs/queue"
 
 run_one() {
@@ -96,6 +125,9 @@ run_one() {
     if [ "$dir" = doc ]; then
         name=doc-tests
         cargo test "${selection[@]}" --doc >"$logs/$name.log" 2>&1
+    elif [ "$dir" = python ]; then
+        name=python
+        ./scripts/python-tests.sh >"$logs/$name.log" 2>&1
     else
         (cd "$dir" && "$exe") >"$logs/$name.log" 2>&1
     fi

@@ -284,6 +284,46 @@ impl Config {
             .or_insert_with(|| local_backend(data_dir));
         self
     }
+
+    /// The configuration the `wharf` command uses, and its base directory
+    /// (where relative paths in it are taken from). `explicit` (`--config`,
+    /// `$WHARF_CONFIG`) is used as it is; else a `./wharf.toml` only if
+    /// [`trust::implicit`](crate::trust::implicit) allows it (else a
+    /// `config` error saying why); else the built-in `local_filesystem`
+    /// backend storing into [`default_data_dir`]. A file that declares no
+    /// `local_filesystem` backend gets that one too.
+    pub fn discover(explicit: Option<&Path>) -> Result<(Config, PathBuf)> {
+        let cwd =
+            std::env::current_dir().map_err(|e| Error::new(crate::ErrorKind::Io, format!("current directory: {e}")))?;
+        let data_dir = default_data_dir();
+        let file = match explicit {
+            Some(p) => Some((p.to_path_buf(), None)),
+            None => match cwd.join("wharf.toml") {
+                // Found, not chosen: used only if it is ours and approved.
+                p if p.exists() => Some((p.clone(), Some(crate::trust::implicit(&p)?))),
+                _ => None,
+            },
+        };
+        match file {
+            Some((path, text)) => {
+                let cfg = match text {
+                    Some(t) => Config::parse(&t, &path.display().to_string())?,
+                    None => Config::load(&path)?,
+                };
+                let base = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map_or(cwd.clone(), Path::to_path_buf);
+                let data = if data_dir.is_absolute() {
+                    data_dir
+                } else {
+                    cwd.join(data_dir)
+                };
+                Ok((cfg.with_local_default(&data), base))
+            }
+            None => Ok((Config::local_default(&data_dir), cwd)),
+        }
+    }
 }
 
 fn local_backend(data_dir: &Path) -> BackendConfig {
@@ -541,6 +581,24 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_explicit_file_is_used_as_it_is_with_the_local_default_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("custom.toml");
+        std::fs::write(
+            &file,
+            "default_backend = \"x\"\n[backends.x]\nplugin = \"local_filesystem\"\n",
+        )
+        .unwrap();
+        let (cfg, base) = Config::discover(Some(&file)).unwrap();
+        assert_eq!(base, dir.path());
+        assert_eq!(cfg.default_backend(), "x");
+        assert!(cfg.backends.contains_key("x"));
+        assert!(cfg.backends.contains_key(StorageBackend::LOCAL_FILESYSTEM));
+        let e = Config::discover(Some(&dir.path().join("missing.toml"))).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Config);
+    }
 
     #[test]
     fn unknown_keys_are_named() {

@@ -24,6 +24,7 @@ mod path;
 pub mod plugins;
 pub mod runtime;
 pub mod service;
+pub mod trust;
 
 pub use adapter::{
     Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,

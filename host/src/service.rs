@@ -22,6 +22,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 mod objects;
 pub use objects::ObjectTransfer;
+#[cfg(test)]
+mod tests;
 
 /// The manifest's object name under a model's storage path.
 pub const MANIFEST: &str = "wharf.json";
@@ -508,6 +510,34 @@ impl StorageService {
         Ok(true)
     }
 
+    /// Where one file of a model is stored, and what its manifest records
+    /// of it (size, sha256), for readers that go to the object itself (a
+    /// seekable reader, a ranged read). `file` may be `None` for a one-file
+    /// model.
+    pub async fn file_object(&self, storage_path: &str, file: Option<&str>) -> Result<(ObjectPath, StoredFile)> {
+        let (base, m) = self.manifest(storage_path).await?;
+        let found = match file {
+            Some(name) => m.info.files.iter().find(|f| f.path == name),
+            None if !m.info.is_directory && m.info.files.len() == 1 => m.info.files.first(),
+            None => {
+                return Err(Error::invalid(format!(
+                    "`{storage_path}` is a folder model of {} files; name one of them",
+                    m.info.files.len()
+                ))
+                .at(self.adapter.name(), "load", Some(storage_path)));
+            }
+        };
+        let f = found
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("model `{storage_path}` has no file `{}`", file.unwrap_or_default()),
+                )
+            })?
+            .clone();
+        Ok((base.join(&m.data)?.join(&f.path)?, f))
+    }
+
     /// Streams one file of a model into `out`, verifying size and sha256.
     ///
     /// On `Err` the bytes already written to `out` must be discarded;
@@ -518,22 +548,9 @@ impl StorageService {
         file: &str,
         out: &mut (dyn AsyncWrite + Unpin + Send),
     ) -> Result<StoredFile> {
-        let (base, m) = self.manifest(storage_path).await?;
-        let f = m
-            .info
-            .files
-            .iter()
-            .find(|f| f.path == file)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!("model `{storage_path}` has no file `{file}`"),
-                )
-            })?
-            .clone();
-        let data = base.join(&m.data)?;
+        let (path, f) = self.file_object(storage_path, Some(file)).await?;
         let mut moved = 0;
-        self.download_one(&data.join(&f.path)?, &f, out, &mut moved).await?;
+        self.download_one(&path, &f, out, &mut moved).await?;
         Ok(f)
     }
 

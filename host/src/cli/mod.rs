@@ -15,7 +15,7 @@ mod verify;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use wharf::{Config, ErrorKind, Host};
 
@@ -164,45 +164,12 @@ fn code_of(e: &wharf::Error) -> u8 {
     }
 }
 
-fn load_config(explicit: Option<&Path>) -> wharf::Result<(Config, PathBuf)> {
-    let cwd =
-        std::env::current_dir().map_err(|e| wharf::Error::new(ErrorKind::Io, format!("current directory: {e}")))?;
-    let data_dir = wharf::config::default_data_dir();
-    let file = match explicit {
-        Some(p) => Some((p.to_path_buf(), None)),
-        None => match cwd.join("wharf.toml") {
-            // Found, not chosen: used only if it is ours and approved.
-            p if p.exists() => Some((p.clone(), Some(trust::implicit(&p)?))),
-            _ => None,
-        },
-    };
-    match file {
-        Some((path, text)) => {
-            let cfg = match text {
-                Some(t) => Config::parse(&t, &path.display().to_string())?,
-                None => Config::load(&path)?,
-            };
-            let base = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map_or(cwd.clone(), Path::to_path_buf);
-            let data = if data_dir.is_absolute() {
-                data_dir
-            } else {
-                cwd.join(data_dir)
-            };
-            Ok((cfg.with_local_default(&data), base))
-        }
-        None => Ok((Config::local_default(&data_dir), cwd)),
-    }
-}
-
 async fn run(cli: Cli) -> wharf::Result<u8> {
     let command = match cli.command {
         Command::ConfigFile(c) => return c.execute(cli.json),
         c => c,
     };
-    let (config, base) = load_config(cli.config.as_deref())?;
+    let (config, base) = Config::discover(cli.config.as_deref())?;
     let backend = cli
         .backend
         .clone()

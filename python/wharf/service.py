@@ -1,0 +1,486 @@
+"""``StorageService`` and ``AsyncStorageService``: the platform's
+``StorageOperations`` over wharf's host, blocking (with the GIL released)
+or as asyncio coroutines (the loop is never blocked: operations run on
+wharf's own runtime and wake the loop when they end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, NamedTuple, Union, overload
+
+from . import _native
+from .errors import InvalidInput
+from .types import ModelStorageInfo, SerializationFormat
+
+__all__ = ["StorageService", "AsyncStorageService", "ObjectInfo", "Record", "Data"]
+
+#: What identifies a model or object: a record (ours, a dict, JSON, the
+#: platform's own object with the five fields) or a storage path.
+Record = Union[ModelStorageInfo, Mapping[str, Any], str, "os.PathLike[str]", Any]
+#: What ``save`` takes: bytes, a local file or folder, or a binary file object.
+Data = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", BinaryIO]
+
+_EXTENSIONS = {
+    "pickle": ".pkl",
+    "scikit_learn_pickle": ".pkl",
+    "joblib": ".joblib",
+    "onnx": ".onnx",
+    "pytorch_state_dict": ".pt",
+    "safetensors": ".safetensors",
+    "gguf": ".gguf",
+    "jax_params": ".msgpack",
+}
+
+
+class ObjectInfo(NamedTuple):
+    """One entry of a listing."""
+
+    path: str
+    size: int
+    etag: str | None
+    modified_ms: int | None
+
+
+def _sanitize(stem: str) -> str:
+    """A model name from a file name, as ``wharf put`` makes one."""
+    out = re.sub(r"[^\w.\-]", "_", stem)
+    return f"model{out}" if not out or out.startswith(".") else out
+
+
+def _format_value(format: SerializationFormat | str | None) -> str | None:
+    if format is None:
+        return None
+    try:
+        return SerializationFormat(format).value
+    except ValueError:
+        return str(format)  # refused by the native side, listing the formats
+
+
+def _target(info: Record) -> dict[str, Any]:
+    """The native arguments naming what an operation is about."""
+    if isinstance(info, os.PathLike) or (isinstance(info, str) and not info.lstrip().startswith("{")):
+        return {"path": os.fspath(info)}
+    return {"record": ModelStorageInfo.coerce(info).to_json()}
+
+
+def _info(text: str) -> ModelStorageInfo:
+    return ModelStorageInfo.from_json(text)
+
+
+class _Call(NamedTuple):
+    """One native operation: the function, its arguments, and what makes
+    the Python value of its result."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    convert: Callable[[Any], Any]
+
+
+def _identity(v: Any) -> Any:
+    return v
+
+
+class _Service:
+    """What the blocking and the asyncio service share: how each operation
+    maps to a native call."""
+
+    def __init__(self, config: str | os.PathLike[str] | Mapping[str, Any] | None = None, backend: str | None = None):
+        if backend is not None and "://" in backend:
+            raise InvalidInput(f"backend {backend!r}: URLs are not supported yet; name a configured backend")
+        if config is None:
+            self._native = _native.Service(None, None, backend)
+        elif isinstance(config, Mapping):
+            self._native = _native.Service(None, json.dumps(config), backend)
+        else:
+            self._native = _native.Service(os.fspath(config), None, backend)
+        self._backend = backend
+
+    @property
+    def backend(self) -> str:
+        """The backend saves and paths go to."""
+        return self._native.default_backend
+
+    @property
+    def backends(self) -> list[str]:
+        """The configured backends."""
+        return self._native.backend_names()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(backend={self.backend!r})"
+
+    def _save(
+        self,
+        data: Data,
+        path: str | None,
+        model: str | None,
+        version: str | None,
+        format: SerializationFormat | str | None,
+        name: str | None,
+    ) -> _Call:
+        fmt = _format_value(format)
+        opts: dict[str, Any] = {"version": version, "path": path, "format": fmt, "backend": self._backend}
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            stored = name or "model" + _EXTENSIONS.get(fmt or "", "")
+            opts["model"] = model if path else (model or _sanitize(stored.rsplit(".", 1)[0]))
+            blob = data if isinstance(data, bytes) else bytes(data)
+            return _Call(self._native.save_bytes, (blob, stored), opts, _info)
+        if isinstance(data, (str, os.PathLike)):
+            source = os.fspath(data)
+            stem = os.path.basename(os.path.normpath(source))
+            if not os.path.isdir(source):
+                stem = os.path.splitext(stem)[0]
+            opts["model"] = model if path else (model or _sanitize(stem))
+            return _Call(self._native.save_path, (source,), opts, _info)
+        if isinstance(data, io.TextIOBase):
+            raise InvalidInput("save() takes a binary file object; this one is opened in text mode")
+        if hasattr(data, "read"):
+            own = getattr(data, "name", None)
+            stored = name or (
+                os.path.basename(own) if isinstance(own, str) and own else "model" + _EXTENSIONS.get(fmt or "", "")
+            )
+            opts["model"] = model if path else (model or _sanitize(os.path.splitext(stored)[0]))
+            return _Call(self._native.save_file_object, (data, stored), opts, _info)
+        raise InvalidInput(f"save() takes bytes, a path or a binary file object, not {type(data).__name__}")
+
+    def _load(self, info: Record, dest: str | os.PathLike[str] | None, overwrite: bool) -> _Call:
+        kw = {**_target(info), "backend": self._backend}
+        if dest is None:
+            return _Call(self._native.load_bytes, (), kw, _identity)
+        return _Call(self._native.load_to, (os.fspath(dest),), {**kw, "overwrite": overwrite}, _info)
+
+    def _simple(self, name: str, info: Record, convert: Callable[[Any], Any] = _identity) -> _Call:
+        return _Call(getattr(self._native, name), (), {**_target(info), "backend": self._backend}, convert)
+
+    def _page(self, prefix: str, cursor: str | None, limit: int) -> _Call:
+        def convert(v: Any) -> tuple[list[ObjectInfo], str | None]:
+            rows, next_cursor = v
+            return [ObjectInfo(*r) for r in rows], next_cursor
+
+        kw = {"cursor": cursor, "limit": limit, "backend": self._backend}
+        return _Call(self._native.list_page, (prefix,), kw, convert)
+
+    def _health(self, timeout: float) -> _Call:
+        return _Call(self._native.health, (), {"timeout": timeout, "backend": self._backend}, json.loads)
+
+    def _open(self, info: Record, mode: str, buffer_size: int) -> BinaryIO:
+        if mode in ("rb", "r"):
+            if mode == "r":
+                raise InvalidInput("open() reads bytes: use mode 'rb'")
+            raw = _ObjectReader(self._native.open_reader(**_target(info), backend=self._backend))
+            return io.BufferedReader(raw, buffer_size=buffer_size)  # type: ignore[return-value]
+        if mode in ("wb", "xb"):
+            path = info if isinstance(info, str) else ModelStorageInfo.coerce(info).storage_path
+            writer = self._native.open_writer(path, overwrite=mode == "wb", backend=self._backend)
+            return _ObjectWriter(writer, path)  # type: ignore[return-value]
+        raise InvalidInput(f"open() mode {mode!r}: use 'rb', 'wb' or 'xb'")
+
+
+class StorageService(_Service):
+    """Saves, loads and lists models on a configured backend; every call
+    blocks with the GIL released, so threads run alongside (one service
+    may be shared by all of them).
+
+    ``StorageService()`` does what the ``wharf`` command does with no
+    config: ``$WHARF_CONFIG``, else an approved ``./wharf.toml``, else the
+    built-in ``local_filesystem`` backend storing into ``$WHARF_DATA_DIR``
+    or ``./wharf-data``. ``config`` is a wharf.toml path or the same as a
+    dict; ``backend`` a configured backend's name (default: the config's
+    ``default_backend``).
+
+    >>> svc = StorageService()
+    >>> info = svc.save(b"weights", model="demo")
+    >>> svc.load(info)
+    b'weights'
+    """
+
+    def _run(self, call: _Call) -> Any:
+        return call.convert(call.fn(*call.args, **call.kwargs))
+
+    def save(
+        self,
+        data: Data,
+        path: str | None = None,
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        format: SerializationFormat | str | None = None,
+        name: str | None = None,
+    ) -> ModelStorageInfo:
+        """Saves ``data`` (bytes, a local file or folder, or a binary file
+        object, which is streamed, never read whole) as a model version,
+        sha256-checksummed, and returns its record.
+
+        Stored under ``path`` if given, else ``models/<model>/<version>``
+        (model: the file's name; version: a new one). ``format`` is detected
+        from content when not given; ``name`` is the stored file's name for
+        bytes and streams. Create-only: an existing version raises
+        :class:`~wharf.AlreadyExists`.
+        """
+        return self._run(self._save(data, path, model, version, format, name))
+
+    @overload
+    def load(self, info: Record) -> bytes: ...
+    @overload
+    def load(self, info: Record, dest: str | os.PathLike[str], *, overwrite: bool = False) -> ModelStorageInfo: ...
+    def load(
+        self, info: Record, dest: str | os.PathLike[str] | None = None, *, overwrite: bool = False
+    ) -> bytes | ModelStorageInfo:
+        """The model's bytes, verified against the record's size and
+        sha256; with ``dest``, streamed into that file (or a new folder)
+        instead, which appears only once verified (``overwrite`` to replace
+        a file), and the record is returned.
+
+        ``info`` is a record (this type, a dict, the platform's own object,
+        a five-field record naming one object) or a storage path.
+        """
+        return self._run(self._load(info, dest, overwrite))
+
+    def open(self, info: Record, mode: str = "rb", *, buffer_size: int = 1 << 20) -> BinaryIO:
+        """A file object: ``"rb"`` a seekable reader of the model's file (or
+        the object) that reads ranges on demand and, read through in order,
+        checks the sha256 at the end; ``"wb"`` / ``"xb"`` a writer of the
+        object ``info`` (a path), visible only once closed (``"xb"``:
+        create-only), discarded if the ``with`` block raises."""
+        return self._open(info, mode, buffer_size)
+
+    def delete(self, info: Record) -> bool:
+        """Deletes the model (or object); whether it existed."""
+        return self._run(self._simple("delete", info))
+
+    def exists(self, info: Record) -> bool:
+        """Whether the model (or object) exists."""
+        return self._run(self._simple("exists", info))
+
+    def get_metadata(self, info: Record) -> dict[str, Any]:
+        """A model's stored record as a dict, else the object's ``path``,
+        ``size``, ``etag`` and ``modified_ms`` (what ``wharf stat`` shows)."""
+        return self._run(self._simple("metadata", info, json.loads))
+
+    def list_objects(self, prefix: str = "") -> list[str]:
+        """Every object path under ``prefix`` (a prefix of paths, not a
+        folder), in ascending order. See :meth:`iter_objects` for large
+        listings."""
+        return list(self.iter_objects(prefix))
+
+    def iter_objects(self, prefix: str = "", *, page_size: int = 1000) -> Iterator[str]:
+        """The object paths under ``prefix``, fetched a page at a time."""
+        for entry in self.iter_object_info(prefix, page_size=page_size):
+            yield entry.path
+
+    def iter_object_info(self, prefix: str = "", *, page_size: int = 1000) -> Iterator[ObjectInfo]:
+        """Like :meth:`iter_objects`, with each object's size, etag and time."""
+        cursor: str | None = None
+        while True:
+            entries, cursor = self._run(self._page(prefix, cursor, page_size))
+            yield from entries
+            if cursor is None:
+                return
+
+    def health(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The backend's check: ``backend``, ``ok``, ``latency_ms``,
+        ``detail`` and ``capabilities``, as ``wharf health --json``."""
+        return self._run(self._health(timeout))
+
+
+def _settle(fut: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(value)
+
+
+class AsyncStorageService(_Service):
+    """:class:`StorageService` for asyncio: the same methods as coroutines.
+    Operations run on wharf's runtime (not in the loop's thread pool), so
+    thousands may be in flight; cancelling the awaiting task stops the
+    operation (an unfinished save leaves nothing)."""
+
+    async def _run(self, call: _Call) -> Any:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+
+        def done(value: Any, error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, fut, value, error)
+
+        pending = call.fn(*call.args, **call.kwargs, done=done)
+        try:
+            return call.convert(await fut)
+        except asyncio.CancelledError:
+            pending.cancel()
+            raise
+
+    async def save(
+        self,
+        data: Data,
+        path: str | None = None,
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        format: SerializationFormat | str | None = None,
+        name: str | None = None,
+    ) -> ModelStorageInfo:
+        """See :meth:`StorageService.save`."""
+        return await self._run(self._save(data, path, model, version, format, name))
+
+    @overload
+    async def load(self, info: Record) -> bytes: ...
+    @overload
+    async def load(
+        self, info: Record, dest: str | os.PathLike[str], *, overwrite: bool = False
+    ) -> ModelStorageInfo: ...
+    async def load(
+        self, info: Record, dest: str | os.PathLike[str] | None = None, *, overwrite: bool = False
+    ) -> bytes | ModelStorageInfo:
+        """See :meth:`StorageService.load`."""
+        return await self._run(self._load(info, dest, overwrite))
+
+    async def open(self, info: Record, mode: str = "rb", *, buffer_size: int = 1 << 20) -> BinaryIO:
+        """See :meth:`StorageService.open`; opened without blocking the
+        loop. The file object itself is a blocking one."""
+        return await asyncio.to_thread(self._open, info, mode, buffer_size)
+
+    async def delete(self, info: Record) -> bool:
+        """See :meth:`StorageService.delete`."""
+        return await self._run(self._simple("delete", info))
+
+    async def exists(self, info: Record) -> bool:
+        """See :meth:`StorageService.exists`."""
+        return await self._run(self._simple("exists", info))
+
+    async def get_metadata(self, info: Record) -> dict[str, Any]:
+        """See :meth:`StorageService.get_metadata`."""
+        return await self._run(self._simple("metadata", info, json.loads))
+
+    async def list_objects(self, prefix: str = "") -> list[str]:
+        """See :meth:`StorageService.list_objects`."""
+        return [p async for p in self.iter_objects(prefix)]
+
+    async def iter_objects(self, prefix: str = "", *, page_size: int = 1000) -> AsyncIterator[str]:
+        """See :meth:`StorageService.iter_objects`."""
+        async for entry in self.iter_object_info(prefix, page_size=page_size):
+            yield entry.path
+
+    async def iter_object_info(self, prefix: str = "", *, page_size: int = 1000) -> AsyncIterator[ObjectInfo]:
+        """See :meth:`StorageService.iter_object_info`."""
+        cursor: str | None = None
+        while True:
+            entries, cursor = await self._run(self._page(prefix, cursor, page_size))
+            for e in entries:
+                yield e
+            if cursor is None:
+                return
+
+    async def health(self, timeout: float = 10.0) -> dict[str, Any]:
+        """See :meth:`StorageService.health`."""
+        return await self._run(self._health(timeout))
+
+
+class _ObjectReader(io.RawIOBase):
+    """The raw side of ``open(..., "rb")``: reads at the current offset
+    through the native reader (one stream while reads are in order)."""
+
+    def __init__(self, native: Any):
+        super().__init__()
+        self._r = native
+        self._pos = 0
+        self.name = native.path
+
+    @property
+    def size(self) -> int:
+        return self._r.size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            pos = offset
+        elif whence == io.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == io.SEEK_END:
+            pos = self._r.size + offset
+        else:
+            raise InvalidInput(f"whence {whence}")
+        if pos < 0:
+            raise InvalidInput(f"negative seek position {pos}")
+        self._pos = pos
+        return pos
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        data = self._r.read_at(self._pos, len(view))
+        n = len(data)
+        view[:n] = data
+        self._pos += n
+        return n
+
+    def readall(self) -> bytes:
+        chunks = []
+        while True:
+            data = self._r.read_at(self._pos, 8 << 20)
+            if not data:
+                return b"".join(chunks)
+            self._pos += len(data)
+            chunks.append(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._r.close()
+        super().close()
+
+
+class _ObjectWriter(io.RawIOBase):
+    """``open(path, "wb")``: visible once closed; a ``with`` block that
+    raises discards it."""
+
+    def __init__(self, native: Any, path: str):
+        super().__init__()
+        self._w = native
+        self.name = path
+        self.result: dict[str, Any] | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        if self.closed:
+            raise ValueError("write to a closed file")
+        data = b if isinstance(b, bytes) else bytes(b)
+        return self._w.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                if not self._w.closed:
+                    self.result = json.loads(self._w.finish())
+            finally:
+                super().close()
+
+    def abort(self) -> None:
+        """Discards what was written."""
+        if not self.closed:
+            try:
+                self._w.abort()
+            finally:
+                super().close()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
