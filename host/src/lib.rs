@@ -15,6 +15,7 @@ pub mod config;
 pub mod conformance;
 pub mod detect;
 mod error;
+pub mod gc;
 mod host;
 pub mod layers;
 mod memory;
@@ -22,8 +23,10 @@ pub mod model;
 pub mod ownership;
 mod path;
 pub mod plugins;
+pub mod registry;
 pub mod runtime;
 pub mod service;
+pub mod transaction;
 pub mod trust;
 
 pub use adapter::{
@@ -31,9 +34,12 @@ pub use adapter::{
 };
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
+pub use gc::{GcItem, GcOptions, GcReport};
 pub use host::Host;
 pub use memory::InMemory;
 pub use model::{ModelStorageInfo, SerializationFormat, StorageBackend, StoredFile};
 pub use path::ObjectPath;
+pub use registry::{Reference, VersionEntry};
 pub use runtime::{BackendSpec, Limits, Plugin, Runtime, RuntimeConfig, WasmAdapter};
 pub use service::{Expected, LoadOptions, ObjectTransfer, SaveOptions, StorageService};
+pub use transaction::Transaction;

@@ -39,7 +39,8 @@ pub struct SaveOptions {
     pub model: Option<String>,
     /// Version name; without one, a model is saved under a new version named
     /// after the UTC time of the save plus a random suffix
-    /// (`20261205T121500Z-3f9a0c1e`), never one that exists.
+    /// (`20261205T121500Z-3f9a0c1e`), never one that exists; on a backend
+    /// with atomic create a model without a version gets its next number.
     pub version: Option<String>,
     /// An explicit storage path instead of `models/<model>/<version>`.
     pub path: Option<String>,
@@ -64,22 +65,101 @@ pub struct LoadOptions {
 /// Called with the number of bytes moved so far.
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
-#[derive(Serialize, Deserialize)]
+/// A model version's `wharf.json`.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Manifest {
-    wharf_manifest: u32,
+pub(crate) struct Manifest {
+    pub wharf_manifest: u32,
     /// The upload id the files live under.
-    data: String,
-    info: ModelStorageInfo,
+    pub data: String,
+    /// Which prefix `data` is under.
+    #[serde(default, skip_serializing_if = "DataRoot::is_version")]
+    pub data_root: DataRoot,
+    /// The transaction that saved it: visible only once that committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx: Option<String>,
+    pub info: ModelStorageInfo,
+}
+
+/// Where a version's files live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum DataRoot {
+    /// `<storage_path>/<data>/...`: a version saved under a path or a name
+    /// it was given.
+    #[default]
+    Version,
+    /// `<model>/_wharf/uploads/<data>/...`: a numbered version, whose
+    /// number is only known when its manifest is committed.
+    Model,
+}
+
+impl DataRoot {
+    fn is_version(&self) -> bool {
+        *self == DataRoot::Version
+    }
+}
+
+impl Manifest {
+    /// The prefix its files live under, for the version at `base`.
+    pub(crate) fn data_prefix(&self, base: &ObjectPath) -> Result<ObjectPath> {
+        match self.data_root {
+            DataRoot::Version => base.join(&self.data),
+            DataRoot::Model => {
+                let (model, _) = base
+                    .as_str()
+                    .rsplit_once('/')
+                    .ok_or_else(|| Error::invalid(format!("`{base}` is not a model version")))?;
+                ObjectPath::parse(model)?
+                    .join(crate::registry::UPLOADS)?
+                    .join(&self.data)
+            }
+        }
+    }
+}
+
+/// What a deleted version leaves at its `wharf.json`: a numbered version's
+/// number is never handed out again, and a transaction's delete keeps the
+/// version (`previous`) until the transaction commits.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Tombstone {
+    pub wharf_tombstone: u32,
+    pub deleted_at: String,
+    /// The transaction that deletes it: until that commits, `previous`
+    /// is still the version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Box<Manifest>>,
+}
+
+/// What a `wharf.json` holds.
+#[derive(Clone)]
+#[expect(clippy::large_enum_variant, reason = "short-lived, one per manifest read")]
+pub(crate) enum Slot {
+    Manifest(Manifest),
+    Tombstone(Tombstone),
+}
+
+/// Whether a `wharf.json` shows a version to readers.
+#[expect(clippy::large_enum_variant, reason = "short-lived, one per manifest read")]
+pub(crate) enum Visible {
+    Yes(Manifest),
+    Deleted,
+    Uncommitted,
 }
 
 /// Saves, loads, lists and deletes models on one backend.
 #[derive(Clone)]
 pub struct StorageService {
-    adapter: Arc<dyn Adapter>,
+    pub(crate) adapter: Arc<dyn Adapter>,
     /// The backend's kind, recorded as `storage_backend`.
     kind: String,
     progress: Option<Progress>,
+    /// The transaction this service saves in (see
+    /// [`StorageService::transaction`]).
+    pub(crate) tx: Option<String>,
 }
 
 impl StorageService {
@@ -91,6 +171,7 @@ impl StorageService {
             kind: adapter.name().to_string(),
             adapter,
             progress: None,
+            tx: None,
         }
     }
 
@@ -118,7 +199,7 @@ impl StorageService {
         &self.adapter
     }
 
-    fn storage_path(opts: &SaveOptions) -> Result<ObjectPath> {
+    pub(crate) fn storage_path(opts: &SaveOptions) -> Result<ObjectPath> {
         if let Some(p) = &opts.path {
             return ObjectPath::parse(p);
         }
@@ -138,11 +219,12 @@ impl StorageService {
     }
 
     /// Where a save goes, checked to be free: `opts` as given, or, when it
-    /// names a model but no version, with a version chosen: the time of the
-    /// save plus 32 random bits. The commit is create-only, so even a clash
-    /// after this check cannot overwrite anything; it would only fail like
-    /// an explicit version.
-    async fn free_base(&self, opts: &SaveOptions) -> Result<(SaveOptions, ObjectPath)> {
+    /// names a model but no version (on a backend without atomic create,
+    /// where versions cannot be numbered), with a version chosen: the time
+    /// of the save plus 32 random bits. The commit is create-only where the
+    /// backend has it, so even a clash after this check cannot overwrite
+    /// anything; it would only fail like an explicit version.
+    pub(crate) async fn free_base(&self, opts: &SaveOptions) -> Result<(SaveOptions, ObjectPath)> {
         let mut opts = opts.clone();
         let chosen = opts.path.is_none() && opts.model.is_some() && opts.version.is_none();
         for _ in 0..8 {
@@ -160,13 +242,7 @@ impl StorageService {
                 return Ok((opts, base));
             }
             if !chosen {
-                return Err(
-                    Error::new(ErrorKind::AlreadyExists, format!("model `{base}` already exists")).at(
-                        self.adapter.name(),
-                        "save",
-                        Some(base.as_str()),
-                    ),
-                );
+                return Err(self.taken(&base).await);
             }
         }
         Err(Error::new(
@@ -264,10 +340,13 @@ impl StorageService {
         streams: Vec<Source>,
         directories: Vec<String>,
     ) -> Result<ModelStorageInfo> {
-        let (opts, base) = &self.free_base(opts).await?;
-        let manifest_path = base.join(MANIFEST)?;
+        let target = self.save_target(opts).await?;
+        let opts = &target.opts;
         let upload = format!("{:016x}", crate::runtime::rand_u64());
-        let data = base.join(&upload)?;
+        let data = match &target.numbered {
+            Some(model) => model.join(crate::registry::UPLOADS)?.join(&upload)?,
+            None => target.base.join(&upload)?,
+        };
         let mut files = Vec::new();
         let mut written = Vec::new();
         let mut head = Bytes::new();
@@ -304,7 +383,7 @@ impl StorageService {
             .unwrap_or_else(|| SerializationFormat::detect_file(&head, files[0].size_bytes));
         let info = ModelStorageInfo {
             storage_backend: StorageBackend::new(&self.kind)?,
-            storage_path: base.to_string(),
+            storage_path: target.base.to_string(),
             format,
             size_bytes: files.iter().map(|f| f.size_bytes).sum(),
             checksum: ModelStorageInfo::checksum_of(&files, &directories, is_directory),
@@ -322,36 +401,75 @@ impl StorageService {
             created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             encodings: self.adapter.encodings(),
         };
-        let manifest = serde_json::to_vec_pretty(&Manifest {
+        let mut manifest = Manifest {
             wharf_manifest: 1,
             data: upload,
-            info: info.clone(),
-        })
-        .expect("a manifest serializes");
-        // The commit point: create-only, so of two concurrent saves one wins.
-        let commit = async {
-            let Some(mode) = self.create_only_mode(&manifest_path).await? else {
-                return Err(
-                    Error::new(ErrorKind::AlreadyExists, format!("model `{base}` already exists")).at(
-                        self.adapter.name(),
-                        "save",
-                        Some(base.as_str()),
-                    ),
-                );
-            };
-            let mut w = self
-                .adapter
-                .write(&manifest_path, mode, Some(manifest.len() as u64))
-                .await?;
-            w.append(Bytes::from(manifest)).await?;
-            w.finish().await
-        }
-        .await;
+            data_root: if target.numbered.is_some() {
+                DataRoot::Model
+            } else {
+                DataRoot::Version
+            },
+            tx: self.tx.clone(),
+            info,
+        };
+        // The commit point: the manifest, written create-only.
+        let commit = match &target.numbered {
+            Some(model) => self.commit_numbered(model, &mut manifest).await,
+            None => self.commit_manifest(&target.base, &manifest).await,
+        };
         if let Err(e) = commit {
             self.remove_all(&written).await;
             return Err(e);
         }
-        Ok(info)
+        Ok(manifest.info)
+    }
+
+    /// Writes `manifest` at `base`: the commit point. Create-only, so of
+    /// two concurrent saves one wins. A backend without atomic create
+    /// (mlflow's artifact store) gets a check then an overwrite: a version
+    /// that exists is still refused, but two saves racing on the same
+    /// version are not told apart.
+    async fn commit_manifest(&self, base: &ObjectPath, manifest: &Manifest) -> Result<()> {
+        let manifest_path = base.join(MANIFEST)?;
+        let Some(mode) = self.create_only_mode(&manifest_path).await? else {
+            return Err(self.taken(base).await);
+        };
+        let bytes = serde_json::to_vec_pretty(manifest).expect("a manifest serializes");
+        match self.put_small(&manifest_path, mode, bytes).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(self.taken(base).await),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes a small object whole. A refused `mode` (create-only on a
+    /// taken path, a stale etag) is `already-exists` or
+    /// `precondition-failed` whether the backend refuses it when the write
+    /// opens or when it finishes.
+    pub(crate) async fn put_small(
+        &self,
+        path: &ObjectPath,
+        mode: PutMode,
+        bytes: Vec<u8>,
+    ) -> Result<crate::adapter::ObjectMeta> {
+        let mut w = self.adapter.write(path, mode, Some(bytes.len() as u64)).await?;
+        w.append(Bytes::from(bytes)).await?;
+        w.finish().await
+    }
+
+    /// The error for a save to a version that is taken: it exists, or it
+    /// was deleted (a numbered version keeps its slot as a tombstone, so
+    /// its number is never handed out again).
+    async fn taken(&self, base: &ObjectPath) -> Error {
+        let why = match self.read_slot(base).await {
+            Ok(Some((Slot::Tombstone(_), _))) => "was deleted; version numbers are never reused",
+            _ => "already exists",
+        };
+        Error::new(ErrorKind::AlreadyExists, format!("model `{base}` {why}")).at(
+            self.adapter.name(),
+            "save",
+            Some(base.as_str()),
+        )
     }
 
     /// Streams one file into the backend. Reading and hashing run in their
@@ -441,46 +559,90 @@ impl StorageService {
         }
     }
 
-    async fn manifest(&self, storage_path: &str) -> Result<(ObjectPath, Manifest)> {
-        let base = ObjectPath::parse(storage_path)?;
+    /// Reads the `wharf.json` at `base`, with its etag when `with_etag`
+    /// (a stat first, so a change between the two only makes a later
+    /// compare-and-swap fail). `None` when there is none.
+    pub(crate) async fn read_slot_at(
+        &self,
+        base: &ObjectPath,
+        with_etag: bool,
+    ) -> Result<Option<(Slot, Option<String>)>> {
         let path = base.join(MANIFEST)?;
-        let at = |e: Error| e.at(self.adapter.name(), "load", Some(storage_path));
-        let mut r = self.adapter.read(&path, None).await.map_err(|e| {
-            if e.kind() == ErrorKind::NotFound {
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!("no model at `{storage_path}` (no {MANIFEST})"),
-                )
-                .at(self.adapter.name(), "load", Some(storage_path))
-            } else {
-                e
+        let at = |e: Error| e.at(self.adapter.name(), "load", Some(base.as_str()));
+        let etag = if with_etag {
+            match self.adapter.stat(&path).await {
+                Ok(m) => m.etag,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(at(e)),
             }
-        })?;
+        } else {
+            None
+        };
+        let bytes = match self.read_small(&path, MAX_MANIFEST).await {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(at(e)),
+        };
+        let slot = parse_slot(&bytes).map_err(at)?;
+        match &slot {
+            Slot::Manifest(m) => self.check_stored(base, m).map_err(at)?,
+            Slot::Tombstone(Tombstone { previous: Some(m), .. }) => self.check_stored(base, m).map_err(at)?,
+            Slot::Tombstone(_) => {}
+        }
+        Ok(Some((slot, etag)))
+    }
+
+    pub(crate) async fn read_slot(&self, base: &ObjectPath) -> Result<Option<(Slot, Option<String>)>> {
+        self.read_slot_at(base, false).await
+    }
+
+    /// Reads a small object whole, refusing one larger than `max`.
+    pub(crate) async fn read_small(&self, path: &ObjectPath, max: u64) -> Result<Vec<u8>> {
+        let mut r = self.adapter.read(path, None).await?;
         let mut bytes = Vec::new();
         while let Some(c) = r.next_chunk(CHUNK).await? {
-            if bytes.len() + c.len() > MAX_MANIFEST as usize {
-                return Err(at(Error::new(
+            if (bytes.len() + c.len()) as u64 > max {
+                return Err(Error::new(
                     ErrorKind::Invalid,
-                    format!("{MANIFEST} is larger than allowed"),
-                )));
+                    format!("`{path}` is larger than the {max} bytes allowed"),
+                ));
             }
             bytes.extend_from_slice(&c);
         }
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-            at(Error::new(
-                ErrorKind::Integrity,
-                format!("{MANIFEST} is not a valid manifest: {e}"),
-            ))
-        })?;
-        if m.info.storage_path != storage_path {
-            return Err(at(Error::new(
+        Ok(bytes)
+    }
+
+    fn check_stored(&self, base: &ObjectPath, m: &Manifest) -> Result<()> {
+        if m.info.storage_path != base.as_str() {
+            return Err(Error::new(
                 ErrorKind::Integrity,
                 format!("{MANIFEST} describes `{}`", m.info.storage_path),
-            )));
+            ));
         }
-        check_encodings(&m.info.encodings, &self.adapter.encodings()).map_err(at)?;
-        check_manifest(&m).map_err(at)?;
-        Ok((base, m))
+        check_encodings(&m.info.encodings, &self.adapter.encodings())?;
+        check_manifest(m)
+    }
+
+    /// The committed manifest of the model a storage path or reference
+    /// (`MODEL@3`, `MODEL@latest`, `MODEL@production`) names.
+    pub(crate) async fn manifest(&self, storage_path: &str) -> Result<(ObjectPath, Manifest)> {
+        let path = self.resolve(storage_path).await?;
+        let at = |e: Error| e.at(self.adapter.name(), "load", Some(storage_path));
+        let base = ObjectPath::parse(&path).map_err(at)?;
+        let missing = |why: &str| at(Error::new(ErrorKind::NotFound, format!("no model at `{path}` ({why})")));
+        let slot = match self.read_slot(&base).await? {
+            Some((slot, _)) => slot,
+            None => return Err(missing(&format!("no {MANIFEST}"))),
+        };
+        match self
+            .visible(slot, &mut crate::registry::TxCache::default())
+            .await
+            .map_err(at)?
+        {
+            Visible::Yes(m) => Ok((base, m)),
+            Visible::Deleted => Err(missing("it was deleted")),
+            Visible::Uncommitted => Err(missing("its transaction has not committed")),
+        }
     }
 
     /// The stored `ModelStorageInfo` of a model.
@@ -488,26 +650,14 @@ impl StorageService {
         Ok(self.manifest(storage_path).await?.1.info)
     }
 
-    /// Whether a model exists at `storage_path`.
+    /// Whether a model exists at `storage_path` (or the reference names
+    /// one).
     pub async fn exists(&self, storage_path: &str) -> Result<bool> {
-        let path = ObjectPath::parse(storage_path)?.join(MANIFEST)?;
-        self.adapter.exists(&path).await
-    }
-
-    /// Deletes a model: the manifest first (the model is gone at once), then
-    /// its files. Returns whether it existed.
-    pub async fn delete(&self, storage_path: &str) -> Result<bool> {
-        let (base, m) = match self.manifest(storage_path).await {
-            Ok(x) => x,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        self.adapter.delete(&base.join(MANIFEST)?).await?;
-        let data = base.join(&m.data)?;
-        for f in &m.info.files {
-            self.adapter.delete(&data.join(&f.path)?).await?;
+        match self.manifest(storage_path).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
         }
-        Ok(true)
     }
 
     /// Where one file of a model is stored, and what its manifest records
@@ -535,7 +685,7 @@ impl StorageService {
                 )
             })?
             .clone();
-        Ok((base.join(&m.data)?.join(&f.path)?, f))
+        Ok((m.data_prefix(&base)?.join(&f.path)?, f))
     }
 
     /// Streams one file of a model into `out`, verifying size and sha256.
@@ -718,7 +868,7 @@ impl StorageService {
     ) -> Result<ModelStorageInfo> {
         let (base, m) = self.manifest(storage_path).await?;
         check_expected(&m.info, opts).map_err(|e| e.at(self.adapter.name(), "load", Some(storage_path)))?;
-        let data = base.join(&m.data)?;
+        let data = m.data_prefix(&base)?;
         let info = m.info;
         let mut moved = 0;
         if !info.is_directory && info.files.len() == 1 {
@@ -806,7 +956,7 @@ impl StorageService {
         }
         let f = &m.info.files[0];
         let mut moved = 0;
-        self.download_one(&base.join(&m.data)?.join(&f.path)?, f, out, &mut moved)
+        self.download_one(&m.data_prefix(&base)?.join(&f.path)?, f, out, &mut moved)
             .await?;
         out.flush().await.map_err(|e| Error::io("writing the output", e))?;
         Ok(m.info)
@@ -893,11 +1043,27 @@ fn place(tmp: &Path, target: &Path, replace: bool) -> Result<()> {
 /// A manifest from storage is input like any other: every path must be a
 /// plain relative object path, no two files may clash, and the recorded
 /// checksum and size must follow from the per-file entries.
+fn parse_slot(bytes: &[u8]) -> Result<Slot> {
+    let bad =
+        |e: serde_json::Error| Error::new(ErrorKind::Integrity, format!("{MANIFEST} is not a valid manifest: {e}"));
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(bad)?;
+    if v.get("wharf_tombstone").is_some() {
+        Ok(Slot::Tombstone(serde_json::from_value(v).map_err(bad)?))
+    } else {
+        Ok(Slot::Manifest(serde_json::from_value(v).map_err(bad)?))
+    }
+}
+
 fn check_manifest(m: &Manifest) -> Result<()> {
     let bad = |msg: String| Error::new(ErrorKind::Integrity, format!("{MANIFEST} is not trustworthy: {msg}"));
     ObjectPath::parse(&m.data).map_err(|e| bad(format!("upload id {:?}: {}", m.data, e.message())))?;
     if m.data.contains('/') {
         return Err(bad(format!("upload id {:?} has a `/`", m.data)));
+    }
+    if let Some(id) = &m.tx
+        && !crate::registry::is_tx_id(id)
+    {
+        return Err(bad(format!("transaction id {id:?} is not one wharf writes")));
     }
     let info = &m.info;
     if info.files.is_empty() {

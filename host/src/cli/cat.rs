@@ -1,11 +1,13 @@
 use super::{Ctx, exit};
 use clap::Args;
-use wharf::{ByteRange, Error, ErrorKind, Expected, ObjectPath};
+use wharf::{ByteRange, Error, ErrorKind, Expected, ObjectPath, Reference};
 
 /// `wharf cat <path> [--range R]`.
 #[derive(Args)]
 pub(crate) struct Cat {
-    /// The object's path in the backend (`wharf ls` lists them).
+    /// The object's path in the backend (`wharf ls` lists them), or a
+    /// reference to a one-file model (MODEL@N, MODEL@latest, MODEL@ALIAS),
+    /// whose file is then checked against its recorded sha256.
     path: String,
     /// Only these bytes, as HTTP ranges write them: `START-END` (both
     /// included), `START-` (to the end) or `-N` (the last N).
@@ -44,8 +46,25 @@ pub(crate) fn parse_range(s: &str) -> Result<RangeArg, String> {
 }
 
 impl Cat {
-    pub async fn execute(self, ctx: &Ctx) -> wharf::Result<u8> {
+    pub async fn execute(mut self, ctx: &Ctx) -> wharf::Result<u8> {
         let service = ctx.service().await?;
+        if !matches!(Reference::parse(&self.path)?, Reference::Path(_)) {
+            let (object, file) = service.file_object(&self.path, None).await?;
+            self.path = object.to_string();
+            if self.range.is_none() {
+                if self
+                    .sha256
+                    .as_ref()
+                    .is_some_and(|s| !s.eq_ignore_ascii_case(&file.checksum))
+                {
+                    return Err(Error::new(
+                        ErrorKind::Integrity,
+                        format!("`{}` records sha256 {}, not the one asked for", object, file.checksum),
+                    ));
+                }
+                self.sha256 = Some(file.checksum);
+            }
+        }
         let range = match self.range {
             None => None,
             Some(r) => {

@@ -6,7 +6,8 @@ use wharf::{Error, ErrorKind, Expected, LoadOptions, ModelStorageInfo, StorageSe
 /// `wharf get <storage-path>` or `wharf get --info info.json`.
 #[derive(Args)]
 pub(crate) struct Get {
-    /// The model's storage_path (as printed by `wharf put`).
+    /// The model's storage_path (as printed by `wharf put`), or a
+    /// reference: MODEL@N, MODEL@latest, MODEL@ALIAS.
     #[arg(required_unless_present = "info")]
     storage_path: Option<String>,
     /// Read backend, path and the expected size and sha256 from a
@@ -66,7 +67,13 @@ impl Get {
                 };
                 (ctx.host.service(&backend).await?, info.storage_path.clone(), Some(info))
             }
-            (None, Some(p)) => (ctx.service().await?, p.clone(), None),
+            (None, Some(p)) => {
+                // A reference is resolved once: an alias moved meanwhile
+                // cannot mix two versions.
+                let service = ctx.service().await?;
+                let path = service.resolve(p).await?;
+                (service, path, None)
+            }
             (None, None) => unreachable!("clap requires one of them"),
         };
         if let Some(r) = &record

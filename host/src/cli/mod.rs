@@ -2,12 +2,14 @@
 
 mod cat;
 mod cp;
+mod gc;
 mod get;
 mod health;
 mod ls;
 mod metrics;
 mod plugins;
 mod put;
+mod registry;
 mod rm;
 mod stat;
 mod trust;
@@ -68,8 +70,17 @@ enum Command {
     Ls(ls::Ls),
     /// Show a model's ModelStorageInfo (or an object's metadata).
     Stat(stat::Stat),
-    /// Delete a model.
+    /// Delete a model version (a storage path or MODEL@N / @ALIAS).
     Rm(rm::Rm),
+    /// List the models with versions.
+    Models(registry::Models),
+    /// List a model's versions (number, created_at, size, format, aliases).
+    Versions(registry::Versions),
+    /// Set, remove and list a model's aliases.
+    #[command(subcommand)]
+    Alias(registry::Alias),
+    /// Remove what crashed saves and abandoned transactions left behind.
+    Gc(gc::Gc),
     /// Check every configured backend.
     Health(health::Health),
     /// Print the storage operations of all commands so far (Prometheus text).
@@ -189,6 +200,10 @@ async fn run(cli: Cli) -> wharf::Result<u8> {
         Command::Ls(c) => c.execute(&ctx).await,
         Command::Stat(c) => c.execute(&ctx).await,
         Command::Rm(c) => c.execute(&ctx).await,
+        Command::Models(c) => c.execute(&ctx).await,
+        Command::Versions(c) => c.execute(&ctx).await,
+        Command::Alias(c) => c.execute(&ctx).await,
+        Command::Gc(c) => c.execute(&ctx).await,
         Command::Health(c) => c.execute(&ctx).await,
         Command::Metrics(c) => return c.execute(&ctx).await,
         Command::Plugins(c) => c.execute(&ctx).await,

@@ -11,8 +11,10 @@ pub(crate) struct Put {
     /// Model name; default: the file name without extension.
     #[arg(long)]
     model: Option<String>,
-    /// Version; default: a new one named after the UTC time of the save
-    /// plus a random suffix, e.g. 20261127T101500Z-3f9a0c1e.
+    /// Version; default: the model's next number (1, 2, ...), allocated
+    /// atomically; on a backend without atomic create (mlflow), a new one
+    /// named after the UTC time of the save plus a random suffix, e.g.
+    /// 20261127T101500Z-3f9a0c1e.
     #[arg(long = "model-version")]
     version: Option<String>,
     /// Store at this path instead of models/<model>/<version>.

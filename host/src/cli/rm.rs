@@ -5,7 +5,8 @@ use wharf::{Error, ErrorKind};
 /// `wharf rm <storage-path>`.
 #[derive(Args)]
 pub(crate) struct Rm {
-    /// The model's storage_path.
+    /// The model's storage_path, or a reference: MODEL@N, MODEL@latest,
+    /// MODEL@ALIAS. A version an alias names is refused (exit 4).
     storage_path: String,
 }
 

@@ -5,7 +5,8 @@ use wharf::{ErrorKind, ObjectPath};
 /// `wharf stat <path>`.
 #[derive(Args)]
 pub(crate) struct Stat {
-    /// A model's storage_path, or any object's path.
+    /// A model's storage_path or reference (MODEL@N, MODEL@latest,
+    /// MODEL@ALIAS), or any object's path.
     path: String,
 }
 
