@@ -144,7 +144,9 @@ impl StorageService {
         let mut unsettled = HashSet::new();
         for (id, touched) in &marks {
             let mut state = self.tx_state(id).await.map_err(at)?;
+            let mut abandoned = false;
             if state == TxState::Pending {
+                abandoned = true;
                 if !old(tx_started(id)) {
                     unsettled.insert(id.clone());
                     continue;
@@ -166,7 +168,15 @@ impl StorageService {
             } else {
                 state
             };
-            if let Err(e) = self.finish_tx(id, state, touched).await {
+            // An abandoned transaction's record stays until a later run
+            // finds it older than the grace period: its owner, if it is
+            // still alive, must find `aborted` there when it commits.
+            let settled = if abandoned {
+                self.settle_all(id, state, touched).await
+            } else {
+                self.finish_tx(id, state, touched).await
+            };
+            if let Err(e) = settled {
                 tracing::warn!("gc: settling transaction {id}: {e}");
                 unsettled.insert(id.clone());
             }
@@ -175,8 +185,9 @@ impl StorageService {
         // 3. Records whose marks are settled.
         for r in &records {
             let id = &r.path[TX_DIR.len() + 1..];
-            if !is_tx_id(id) || unsettled.contains(id) || marks.contains_key(id) {
-                // Marked ones were removed by finish_tx; foreign names stay.
+            if !is_tx_id(id) || unsettled.contains(id) || marks.contains_key(id) || !old(modified(r)) {
+                // Marked ones were removed by finish_tx (or are kept, when
+                // abandoned just now); foreign names stay.
                 continue;
             }
             if !opts.dry_run {

@@ -157,6 +157,30 @@ impl StorageService {
         Ok(())
     }
 
+    /// Settles every object in `touched`.
+    pub(crate) async fn settle_all(&self, id: &str, state: TxState, touched: &[ObjectPath]) -> Result<()> {
+        for p in touched {
+            self.settle(p, id, state).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the object at `path` is still marked by transaction `id`.
+    async fn marked_by(&self, path: &ObjectPath, id: &str) -> Result<bool> {
+        if let Some(base) = path.as_str().strip_suffix(&format!("/{MANIFEST}")) {
+            return Ok(match self.read_slot(&ObjectPath::parse(base)?).await? {
+                Some((Slot::Manifest(m), _)) => m.tx.as_deref() == Some(id),
+                Some((Slot::Tombstone(t), _)) => t.tx.as_deref() == Some(id),
+                None => false,
+            });
+        }
+        let (model, alias) = alias_of(path)?;
+        Ok(self
+            .read_alias(&model, &alias)
+            .await?
+            .is_some_and(|(r, _)| r.tx.as_deref() == Some(id)))
+    }
+
     /// Decides transaction `id`'s outcome by creating its record; returns
     /// the outcome that holds (another party's, if it was first).
     pub(crate) async fn decide(&self, id: &str, state: TxState, touched: &[ObjectPath]) -> Result<TxState> {
@@ -178,9 +202,7 @@ impl StorageService {
     /// record. Failures are left for `wharf gc` (the outcome is decided
     /// already) and reported.
     pub(crate) async fn finish_tx(&self, id: &str, state: TxState, touched: &[ObjectPath]) -> Result<()> {
-        for p in touched {
-            self.settle(p, id, state).await?;
-        }
+        self.settle_all(id, state, touched).await?;
         match self.adapter.delete(&tx_record_path(id)?).await {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -418,6 +440,17 @@ impl Transaction {
         if self.touched.is_empty() {
             return Ok(());
         }
+        // Every mark must still be there: `wharf gc` settles the marks of a
+        // transaction it abandoned (and keeps its `aborted` record a grace
+        // period longer, which `decide` below finds).
+        for p in &self.touched {
+            if !svc.marked_by(p, &self.id).await.map_err(at)? {
+                return Err(at(conflict(format!(
+                    "transaction {} was abandoned (by `wharf gc`, after its grace period) before it committed: `{p}` no longer carries it; none of it is visible",
+                    self.id
+                ))));
+            }
+        }
         if let Err(e) = self.check().await {
             self.undo().await;
             return Err(at(e));
@@ -493,5 +526,216 @@ impl Drop for Transaction {
             };
             handle.spawn(async move { tx.undo().await });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gc::GcOptions;
+    use crate::{InMemory, StorageService};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn service() -> StorageService {
+        StorageService::new(Arc::new(InMemory::new()))
+    }
+
+    fn model(m: &str) -> SaveOptions {
+        SaveOptions {
+            model: Some(m.into()),
+            ..Default::default()
+        }
+    }
+
+    async fn save(s: &StorageService, m: &str, bytes: &'static [u8]) -> ModelStorageInfo {
+        s.save_stream("m.bin", bytes, &model(m)).await.unwrap()
+    }
+
+    fn versions(v: &[crate::VersionEntry]) -> Vec<&str> {
+        v.iter().map(|e| e.version.as_str()).collect()
+    }
+
+    /// Every object under `prefix`.
+    async fn objects(s: &StorageService, prefix: &str) -> Vec<String> {
+        s.list_all(prefix).await.unwrap().into_iter().map(|o| o.path).collect()
+    }
+
+    #[tokio::test]
+    async fn nothing_is_visible_before_commit_and_all_of_it_after() {
+        let s = service();
+        save(&s, "det", b"one").await;
+        s.set_alias("det", "prod", "1").await.unwrap();
+        let mut tx = s.transaction().unwrap();
+        let a = tx.save_stream("m.bin", &b"two"[..], &model("det")).await.unwrap();
+        let b = tx.save_stream("m.bin", &b"other"[..], &model("aux")).await.unwrap();
+        assert_eq!(a.version.as_deref(), Some("2"));
+        tx.set_alias("det", "prod", "2").await.unwrap();
+        // Before: the old state, everywhere a reader looks.
+        assert_eq!(versions(&s.versions("det").await.unwrap()), ["1"]);
+        assert!(s.versions("aux").await.unwrap().is_empty());
+        assert_eq!(s.alias("det", "prod").await.unwrap().as_deref(), Some("1"));
+        assert_eq!(s.latest("det").await.unwrap(), Some(1));
+        assert_eq!(s.info(&a.storage_path).await.unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(s.info("det@prod").await.unwrap().checksum, save_sum(b"one"));
+        // Another transaction, or a plain move, cannot touch the alias now.
+        let mut other = s.transaction().unwrap();
+        let e = other.set_alias("det", "prod", "1").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PreconditionFailed, "{e}");
+        assert!(e.to_string().contains(tx.id()), "{e}");
+        assert_eq!(
+            s.set_alias("det", "prod", "1").await.unwrap_err().kind(),
+            ErrorKind::PreconditionFailed
+        );
+        drop(other);
+        tx.commit().await.unwrap();
+        // After: all of it, and no mark or record left.
+        assert_eq!(versions(&s.versions("det").await.unwrap()), ["1", "2"]);
+        assert_eq!(s.info(&b.storage_path).await.unwrap().checksum, save_sum(b"other"));
+        assert_eq!(s.alias("det", "prod").await.unwrap().as_deref(), Some("2"));
+        assert!(objects(&s, "_wharf/tx/").await.is_empty());
+        let raw = s
+            .read_small(&ObjectPath::parse("models/det/2/wharf.json").unwrap(), 1 << 20)
+            .await
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&raw).contains("\"tx\""));
+    }
+
+    fn save_sum(b: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        let file = hex::encode(Sha256::digest(b));
+        ModelStorageInfo::checksum_of(
+            &[crate::StoredFile {
+                path: "m.bin".into(),
+                size_bytes: b.len() as u64,
+                checksum: file,
+                stored_size_bytes: None,
+                executable: false,
+            }],
+            &[],
+            false,
+        )
+    }
+
+    #[tokio::test]
+    async fn rollback_and_drop_leave_nothing_and_numbers_are_not_reused() {
+        let s = service();
+        save(&s, "det", b"one").await;
+        let mut tx = s.transaction().unwrap();
+        tx.save_stream("m.bin", &b"two"[..], &model("det")).await.unwrap();
+        tx.set_alias("det", "prod", "1").await.unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(versions(&s.versions("det").await.unwrap()), ["1"]);
+        assert!(s.aliases("det").await.unwrap().is_empty());
+        // The rolled-back number stays taken; its files are gone.
+        assert_eq!(save(&s, "det", b"three").await.version.as_deref(), Some("3"));
+        assert!(objects(&s, "_wharf/tx/").await.is_empty());
+        let uploads = objects(&s, "models/det/_wharf/uploads/").await;
+        assert_eq!(uploads.len(), 2, "{uploads:?}");
+
+        let mut tx = s.transaction().unwrap();
+        tx.delete("det@3").await.unwrap();
+        assert_eq!(versions(&s.versions("det").await.unwrap()), ["1", "3"]);
+        drop(tx); // rolled back in the background
+        for _ in 0..100 {
+            if objects(&s, "_wharf/tx/").await.is_empty()
+                && !String::from_utf8_lossy(
+                    &s.read_small(&ObjectPath::parse("models/det/3/wharf.json").unwrap(), 1 << 20)
+                        .await
+                        .unwrap(),
+                )
+                .contains("tombstone")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(versions(&s.versions("det").await.unwrap()), ["1", "3"]);
+        assert!(s.delete("det@3").await.unwrap(), "no mark left to block it");
+    }
+
+    #[tokio::test]
+    async fn a_commit_that_would_leave_an_alias_on_a_deleted_version_fails_whole() {
+        let s = service();
+        save(&s, "det", b"one").await;
+        save(&s, "det", b"two").await;
+        s.set_alias("det", "prod", "2").await.unwrap();
+        let mut tx = s.transaction().unwrap();
+        tx.save_stream("m.bin", &b"three"[..], &model("det")).await.unwrap();
+        tx.delete("det@1").await.unwrap();
+        tx.delete("det@2").await.unwrap();
+        let e = tx.commit().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PreconditionFailed);
+        assert!(e.to_string().contains("det@prod"), "{e}");
+        assert_eq!(versions(&s.versions("det").await.unwrap()), ["1", "2"]);
+        assert_eq!(s.alias("det", "prod").await.unwrap().as_deref(), Some("2"));
+        // A plain alias move onto a version a running transaction deletes
+        // is refused too, and undone.
+        let mut tx = s.transaction().unwrap();
+        tx.delete("det@1").await.unwrap();
+        assert_eq!(
+            s.set_alias("det", "staging", "1").await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        assert!(s.alias("det", "staging").await.unwrap().is_none());
+        tx.commit().await.unwrap();
+        assert_eq!(versions(&s.versions("det").await.unwrap()), ["2"]);
+    }
+
+    #[tokio::test]
+    async fn gc_abandons_old_transactions_and_finishes_decided_ones() {
+        let s = service();
+        save(&s, "det", b"one").await;
+        // A process that died mid-transaction: marks, no record.
+        let mut dead = s.transaction().unwrap();
+        dead.save_stream("m.bin", &b"lost"[..], &model("det")).await.unwrap();
+        dead.set_alias("det", "prod", "1").await.unwrap();
+        // A young one is left alone.
+        let report = s.gc(&GcOptions::default()).await.unwrap();
+        assert_eq!(report.objects, 0, "{report:?}");
+        let report = s
+            .gc(&GcOptions {
+                older_than: Duration::ZERO,
+                dry_run: false,
+            })
+            .await
+            .unwrap();
+        assert!(
+            report
+                .items
+                .iter()
+                .any(|i| i.why == "abandoned-transaction" && i.path == dead.id()),
+            "{report:?}"
+        );
+        // Its owner comes back too late: told, and nothing is visible.
+        let e = dead.commit().await.unwrap_err();
+        assert!(e.to_string().contains("abandoned"), "{e}");
+        assert_eq!(versions(&s.versions("det").await.unwrap()), ["1"]);
+        assert!(s.aliases("det").await.unwrap().is_empty());
+
+        // A process that died right after its commit record: visible at
+        // once; gc drops the marks and the record.
+        let mut tx = s.transaction().unwrap();
+        tx.save_stream("m.bin", &b"kept"[..], &model("det")).await.unwrap();
+        let touched = std::mem::take(&mut tx.touched);
+        s.decide(tx.id(), TxState::Committed, &touched).await.unwrap();
+        tx.finished = true;
+        assert_eq!(versions(&s.versions("det").await.unwrap()), ["1", "3"]);
+        let report = s
+            .gc(&GcOptions {
+                older_than: Duration::ZERO,
+                dry_run: false,
+            })
+            .await
+            .unwrap();
+        assert!(
+            report.items.iter().any(|i| i.why == "settled-transaction"),
+            "{report:?}"
+        );
+        assert!(objects(&s, "_wharf/tx/").await.is_empty());
+        assert_eq!(versions(&s.versions("det").await.unwrap()), ["1", "3"]);
+        // Nothing unreferenced is left: one upload per live version.
+        let uploads = objects(&s, "models/det/_wharf/uploads/").await;
+        assert_eq!(uploads.len(), 2, "{uploads:?}");
     }
 }

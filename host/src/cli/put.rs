@@ -23,6 +23,11 @@ pub(crate) struct Put {
     /// Serialization format; default: detected from the content.
     #[arg(long, value_parser = parse_format)]
     format: Option<SerializationFormat>,
+    /// Point this alias of the model at the new version, in one
+    /// transaction with the save: both become visible at once, or neither
+    /// (repeatable).
+    #[arg(long, requires = "model", conflicts_with = "path")]
+    alias: Vec<String>,
 }
 
 fn parse_format(s: &str) -> Result<SerializationFormat, String> {
@@ -55,11 +60,38 @@ impl Put {
         } else {
             meta.len()
         };
+        let aliases = self.alias;
         let info = with_bar(total, ctx.service().await?, async |service| {
-            if meta.is_dir() {
-                service.save_dir(&self.source, &opts).await
-            } else {
-                service.save_file(&self.source, &opts).await
+            if aliases.is_empty() {
+                return if meta.is_dir() {
+                    service.save_dir(&self.source, &opts).await
+                } else {
+                    service.save_file(&self.source, &opts).await
+                };
+            }
+            let mut tx = service.transaction()?;
+            let staged = async {
+                let info = if meta.is_dir() {
+                    tx.save_dir(&self.source, &opts).await?
+                } else {
+                    tx.save_file(&self.source, &opts).await?
+                };
+                let model = info.model_name.clone().unwrap_or_default();
+                let version = info.version.clone().unwrap_or_default();
+                for a in &aliases {
+                    tx.set_alias(&model, a, &version).await?;
+                }
+                Ok::<_, wharf::Error>(info)
+            }
+            .await;
+            match staged {
+                Ok(info) => tx.commit().await.map(|()| info),
+                Err(e) => {
+                    if let Err(r) = tx.rollback().await {
+                        tracing::warn!("{r}; `wharf gc` removes what is left");
+                    }
+                    Err(e)
+                }
             }
         })
         .await;
