@@ -170,8 +170,10 @@ impl StorageService {
             };
             // An abandoned transaction's record stays until a later run
             // finds it older than the grace period: its owner, if it is
-            // still alive, must find `aborted` there when it commits.
-            let settled = if abandoned {
+            // still alive, must find `aborted` there when it commits (with
+            // no grace period at all, running ones are fair game anyway;
+            // their commit still finds its marks gone and fails).
+            let settled = if abandoned && !opts.older_than.is_zero() {
                 self.settle_all(id, state, touched).await
             } else {
                 self.finish_tx(id, state, touched).await
