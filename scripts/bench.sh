@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs a benchmark with the servers it needs (started on 127.0.0.1, stopped
 # by pid on exit) and prints its Markdown report, for BENCHMARKS.md.
-#   scripts/bench.sh local_filesystem | aws_s3 | redis | database | layers | python
+#   scripts/bench.sh local_filesystem | aws_s3 | redis | database | layers | registry | python
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bench=${1:?usage: scripts/bench.sh local_filesystem|aws_s3|redis|database|layers|python}
+bench=${1:?usage: scripts/bench.sh local_filesystem|aws_s3|redis|database|layers|registry|python}
 rustup target add wasm32-wasip2 >/dev/null
 ./scripts/tools.sh
 trap './scripts/servers.sh stop' EXIT
@@ -15,6 +15,10 @@ aws_s3 | python)
     ;;
 redis | database)
     exports=$(./scripts/servers.sh start "${bench/database/postgres}")
+    eval "$exports"
+    ;;
+registry)
+    exports=$(./scripts/servers.sh start s3s postgres redis)
     eval "$exports"
     ;;
 esac
