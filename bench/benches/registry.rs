@@ -25,7 +25,10 @@ fn us(d: Duration) -> String {
 }
 
 async fn put(a: &Arc<dyn Adapter>, path: &str, mode: PutMode, bytes: &'static [u8]) -> Option<String> {
-    let mut w = a.write(&ObjectPath::parse(path).unwrap(), mode, Some(bytes.len() as u64)).await.unwrap();
+    let mut w = a
+        .write(&ObjectPath::parse(path).unwrap(), mode, Some(bytes.len() as u64))
+        .await
+        .unwrap();
     w.append(Bytes::from_static(bytes)).await.unwrap();
     w.finish().await.unwrap().etag
 }
@@ -65,8 +68,14 @@ fn config(backend: &str, prefix: &str, dir: &std::path::Path) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let ops: usize = std::env::var("WHARF_BENCH_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    let gc_objects: usize = std::env::var("WHARF_BENCH_GC_OBJECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let ops: usize = std::env::var("WHARF_BENCH_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let gc_objects: usize = std::env::var("WHARF_BENCH_GC_OBJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let mut report = String::new();
     report.push_str(&format!(
         "| backend | tx commit p50 / p99 | create-only put p50 / p99 | ratio (p50) | alias move p50 / p99 | CAS put p50 / p99 | ratio (p50) | gc over {gc_objects} objects | listing them | ratio |\n|---|---|---|---|---|---|---|---|---|---|\n"
@@ -88,7 +97,9 @@ async fn main() {
         for i in 0..ops {
             let mut tx = svc.transaction().unwrap();
             let info = tx.save_stream("m.bin", &b"0123456789abcdef"[..], &opts).await.unwrap();
-            tx.set_alias("m", "prod", info.version.as_deref().unwrap()).await.unwrap();
+            tx.set_alias("m", "prod", info.version.as_deref().unwrap())
+                .await
+                .unwrap();
             let t = Instant::now();
             tx.commit().await.unwrap();
             commit.push(t.elapsed());
@@ -122,7 +133,15 @@ async fn main() {
             futures::stream::iter(0..gc_objects)
                 .map(|i| {
                     let a = a.clone();
-                    async move { put(&a, &format!("models/g/_wharf/uploads/{i:016x}/f"), PutMode::Overwrite, b"orphan").await }
+                    async move {
+                        put(
+                            &a,
+                            &format!("models/g/_wharf/uploads/{i:016x}/f"),
+                            PutMode::Overwrite,
+                            b"orphan",
+                        )
+                        .await
+                    }
                 })
                 .buffer_unordered(16)
                 .collect::<Vec<_>>()
@@ -143,12 +162,28 @@ async fn main() {
             let list_time = t.elapsed();
             assert!(n >= gc_objects);
             let t = Instant::now();
-            let r = svc.gc(&GcOptions { older_than: Duration::ZERO, dry_run: false }).await.unwrap();
+            let r = svc
+                .gc(&GcOptions {
+                    older_than: Duration::ZERO,
+                    dry_run: false,
+                })
+                .await
+                .unwrap();
             assert_eq!(r.objects as usize, gc_objects, "{r:?}");
             (Some(t.elapsed()), Some(list_time))
         };
-        let (c50, c99, p50, p99) = (pct(&mut commit, 0.5), pct(&mut commit, 0.99), pct(&mut create, 0.5), pct(&mut create, 0.99));
-        let (m50, m99, s50, s99) = (pct(&mut moves, 0.5), pct(&mut moves, 0.99), pct(&mut cas, 0.5), pct(&mut cas, 0.99));
+        let (c50, c99, p50, p99) = (
+            pct(&mut commit, 0.5),
+            pct(&mut commit, 0.99),
+            pct(&mut create, 0.5),
+            pct(&mut create, 0.99),
+        );
+        let (m50, m99, s50, s99) = (
+            pct(&mut moves, 0.5),
+            pct(&mut moves, 0.99),
+            pct(&mut cas, 0.5),
+            pct(&mut cas, 0.99),
+        );
         let row = format!(
             "| {backend} | {} / {} | {} / {} | {:.1} | {} / {} | {} / {} | {:.1} | {} | {} | {} |\n",
             us(c50),
