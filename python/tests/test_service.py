@@ -141,7 +141,10 @@ def test_delete_exists_list_metadata_health(svc: wharf.StorageService) -> None:
     assert h["ok"] is True and h["backend"] == svc.backend and h["capabilities"]["read_range"] is True
     assert svc.delete(a) is True
     assert not svc.exists(a) and svc.delete(a) is False
-    assert svc.list_objects("models/lst/1/") == []
+    # A numbered version leaves a tombstone: its number is never reused.
+    assert svc.list_objects("models/lst/1/") == ["models/lst/1/wharf.json"]
+    with pytest.raises(wharf.AlreadyExists, match="never reused"):
+        svc.save(b"a" * 10, model="lst", version="1")
     with pytest.raises(wharf.NotFound) as e:
         svc.load(a)
     assert isinstance(e.value, FileNotFoundError) and e.value.kind == "not-found"

@@ -657,4 +657,19 @@ async fn models_save_and_load_through_the_service() {
     let back = dir.path().join("back.onnx");
     service.load_to_path("models/detector/v1", &back).await.unwrap();
     assert!(std::fs::read(&back).unwrap() == bytes);
+
+    // No atomic create: no numbered versions (a time-and-random default
+    // instead), and transactions and aliases are refused, saying why.
+    let quick = wharf::SaveOptions {
+        model: Some("detector".into()),
+        ..Default::default()
+    };
+    let info = service.save_file(&model, &quick).await.unwrap();
+    let v = info.version.unwrap();
+    assert!(v.len() == "20261205T121500Z-3f9a0c1e".len() && v.as_bytes()[8] == b'T', "{v}");
+    let e = service.transaction().err().expect("refused");
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(e.to_string().contains("atomic create"), "{e}");
+    let e = service.set_alias("detector", "prod", "v1").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
 }
