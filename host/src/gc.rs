@@ -25,6 +25,7 @@ use crate::error::Result;
 use crate::path::ObjectPath;
 use crate::registry::{ALIASES, TX_DIR, TxState, UPLOADS, is_tx_id, tx_started};
 use crate::service::{MANIFEST, Slot, StorageService};
+use futures::{StreamExt, stream};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -85,6 +86,14 @@ impl GcReport {
     }
 }
 
+/// Reads and deletes in flight at once.
+const PARALLEL: usize = 16;
+
+/// Whether `path` is a `wharf.json` or an alias (what a transaction marks).
+fn is_marker(path: &str) -> bool {
+    path.ends_with(&format!("/{MANIFEST}")) || path.contains(&format!("/{ALIASES}/"))
+}
+
 fn modified(o: &ObjectMeta) -> Option<SystemTime> {
     o.modified_ms
         .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
@@ -130,14 +139,18 @@ impl StorageService {
         let listing = self.list_all("models/").await.map_err(at)?;
         report.scanned = (records.len() + listing.len()) as u64;
         let mut marks: BTreeMap<String, Vec<ObjectPath>> = BTreeMap::new();
-        for o in &listing {
-            let Some(id) = self.mark_of(&o.path).await.map_err(at)? else {
-                continue;
-            };
-            marks
-                .entry(id)
-                .or_default()
-                .push(ObjectPath::parse(&o.path).map_err(at)?);
+        let marked: Vec<_> = stream::iter(listing.iter().filter(|o| is_marker(&o.path)))
+            .map(|o| async move { (o, self.mark_of(&o.path).await) })
+            .buffered(PARALLEL)
+            .collect()
+            .await;
+        for (o, mark) in marked {
+            if let Some(id) = mark.map_err(at)? {
+                marks
+                    .entry(id)
+                    .or_default()
+                    .push(ObjectPath::parse(&o.path).map_err(at)?);
+            }
         }
 
         // 2. Settle, abandoning what is old and undecided.
@@ -208,18 +221,26 @@ impl StorageService {
             self.list_all("models/").await.map_err(at)?
         };
         let mut named = HashSet::new();
-        for o in &listing {
-            let Some(base) = o.path.strip_suffix(&format!("/{MANIFEST}")) else {
-                continue;
-            };
-            let base = ObjectPath::parse(base).map_err(at)?;
-            match self.read_slot(&base).await {
+        let mut guarded_dirs = Vec::new();
+        let bases = listing
+            .iter()
+            .filter_map(|o| o.path.strip_suffix(&format!("/{MANIFEST}")))
+            .map(ObjectPath::parse)
+            .collect::<Result<Vec<_>>>()
+            .map_err(at)?;
+        let slots: Vec<_> = stream::iter(&bases)
+            .map(|base| async move { (base, self.read_slot(base).await) })
+            .buffered(PARALLEL)
+            .collect()
+            .await;
+        for (base, slot) in slots {
+            match slot {
                 Ok(Some((Slot::Manifest(m), _))) => {
-                    named.insert(m.data_prefix(&base).map_err(at)?.to_string());
+                    named.insert(m.data_prefix(base).map_err(at)?.to_string());
                 }
                 Ok(Some((Slot::Tombstone(t), _))) => {
                     if let Some(m) = t.previous {
-                        named.insert(m.data_prefix(&base).map_err(at)?.to_string());
+                        named.insert(m.data_prefix(base).map_err(at)?.to_string());
                     }
                 }
                 Ok(None) => {}
@@ -227,25 +248,33 @@ impl StorageService {
                 // (nothing is removed on a guess).
                 Err(e) => {
                     tracing::warn!("gc: {e}; keeping what is under `{base}`");
-                    named.insert(format!("{base}/"));
+                    guarded_dirs.push(format!("{base}/"));
                 }
             }
         }
-        for o in &listing {
-            let Some(prefix) = data_prefix_of(&o.path) else {
-                continue;
-            };
-            let guarded =
-                named.contains(prefix) || named.iter().any(|n| n.ends_with('/') && prefix.starts_with(n.as_str()));
-            if guarded || !old(modified(o)) {
-                continue;
-            }
-            if !opts.dry_run {
-                match self.adapter.delete(&ObjectPath::parse(&o.path).map_err(at)?).await {
-                    Err(e) if e.kind() != crate::ErrorKind::NotFound => return Err(at(e)),
-                    _ => {}
-                }
-            }
+        let orphans: Vec<&ObjectMeta> = listing
+            .iter()
+            .filter(|o| {
+                data_prefix_of(&o.path).is_some_and(|prefix| {
+                    !named.contains(prefix) && !guarded_dirs.iter().any(|d| prefix.starts_with(d.as_str()))
+                }) && old(modified(o))
+            })
+            .collect();
+        if !opts.dry_run {
+            // Many small deletes: PARALLEL at a time, not one by one.
+            let deleted: Vec<Result<()>> = stream::iter(&orphans)
+                .map(|o| async move {
+                    match self.adapter.delete(&ObjectPath::parse(&o.path)?).await {
+                        Err(e) if e.kind() != crate::ErrorKind::NotFound => Err(e),
+                        _ => Ok(()),
+                    }
+                })
+                .buffered(PARALLEL)
+                .collect()
+                .await;
+            deleted.into_iter().collect::<Result<()>>().map_err(at)?;
+        }
+        for o in orphans {
             report.add(o.path.clone(), o.size, "orphaned-data", true);
         }
         Ok(report)

@@ -666,7 +666,10 @@ async fn models_save_and_load_through_the_service() {
     };
     let info = service.save_file(&model, &quick).await.unwrap();
     let v = info.version.unwrap();
-    assert!(v.len() == "20261205T121500Z-3f9a0c1e".len() && v.as_bytes()[8] == b'T', "{v}");
+    assert!(
+        v.len() == "20261205T121500Z-3f9a0c1e".len() && v.as_bytes()[8] == b'T',
+        "{v}"
+    );
     let e = service.transaction().err().expect("refused");
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
     assert!(e.to_string().contains("atomic create"), "{e}");
