@@ -653,7 +653,8 @@ impl Service {
     }
 
     /// `wharf gc`: what crashed saves and transactions left, older than
-    /// `older_than` seconds (or `older_than_text`, as `24h`); the report
+    /// `older_than` seconds (or `older_than_text`, as `wharf gc --older-than`
+    /// reads it: `24h`); the report
     /// as JSON.
     #[pyo3(signature = (older_than=None, older_than_text=None, dry_run=false, backend=None, done=None))]
     fn gc(
@@ -667,9 +668,7 @@ impl Service {
     ) -> PyResult<Py<PyAny>> {
         let invalid = |what: String| to_py(Error::new(ErrorKind::Invalid, what));
         let older_than = match (older_than, older_than_text) {
-            (_, Some(t)) => {
-                humantime::parse_duration(t.trim()).map_err(|e| invalid(format!("older_than `{t}`: {e}")))?
-            }
+            (_, Some(t)) => wharf_units::parse_duration(&t).map_err(|e| invalid(format!("older_than `{t}`: {e}")))?,
             (Some(s), None) => Duration::try_from_secs_f64(s).map_err(|e| invalid(format!("older_than {s}: {e}")))?,
             (None, None) => GcOptions::default().older_than,
         };
