@@ -11,7 +11,7 @@ import io
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from typing import Any, BinaryIO, Callable, NamedTuple, Union, overload
 
 from . import _native
@@ -610,7 +610,7 @@ class AsyncTransaction:
                     self._native = await self._svc._run(call)
         return self._native
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, "AsyncTransaction"]:
         async def started() -> "AsyncTransaction":
             await self._tx()
             return self
