@@ -7,6 +7,7 @@ mod errors;
 mod runtime;
 mod service;
 mod stream;
+mod transaction;
 
 use pyo3::prelude::*;
 
@@ -53,6 +54,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::Reader>()?;
     m.add_class::<stream::Writer>()?;
     m.add_class::<runtime::Pending>()?;
+    m.add_class::<transaction::Tx>()?;
     m.add_function(wrap_pyfunction!(formats, m)?)?;
     m.add_function(wrap_pyfunction!(backends, m)?)?;
     m.add_function(wrap_pyfunction!(error_classes, m)?)?;

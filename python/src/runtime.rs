@@ -47,6 +47,8 @@ pub enum Out {
     /// One page of a listing: `(path, size, etag, modified_ms)` rows and
     /// the cursor of the next page.
     Page(Vec<wharf::ObjectMeta>, Option<String>),
+    /// A transaction just started.
+    Tx(Box<crate::transaction::Tx>),
 }
 
 impl Out {
@@ -65,6 +67,7 @@ impl Out {
                     .into_any()
                     .unbind()
             }
+            Out::Tx(tx) => Bound::new(py, *tx)?.into_any().unbind(),
         })
     }
 }

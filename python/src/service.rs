@@ -7,14 +7,15 @@
 use crate::errors::to_py;
 use crate::runtime::{Out, run, runtime};
 use crate::stream::{Expect, Reader, Writer, python_file};
+use crate::transaction::Tx;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wharf::{
-    ByteRange, Config, Error, ErrorKind, Expected, Host, LoadOptions, ModelStorageInfo, ObjectPath, ObjectTransfer,
-    PutMode, SaveOptions, SerializationFormat, StorageBackend, StorageService,
+    ByteRange, Config, Error, ErrorKind, Expected, GcOptions, Host, LoadOptions, ModelStorageInfo, ObjectPath,
+    ObjectTransfer, PutMode, SaveOptions, SerializationFormat, StorageBackend, StorageService,
 };
 
 /// What every operation shares: the configuration and the host built
@@ -141,11 +142,11 @@ fn expected(r: &ModelStorageInfo) -> Expected {
     }
 }
 
-fn json(v: &impl serde::Serialize) -> Out {
+pub(crate) fn json(v: &impl serde::Serialize) -> Out {
     Out::Str(serde_json::to_string(v).expect("serializable"))
 }
 
-fn save_options(
+pub(crate) fn save_options(
     model: Option<String>,
     version: Option<String>,
     path: Option<String>,
@@ -553,6 +554,138 @@ impl Service {
                 }),
             };
             Ok(json(&row))
+        })
+    }
+
+    /// The models with a version, whose names start with `prefix`, as JSON.
+    #[pyo3(signature = (prefix=String::new(), backend=None, done=None))]
+    fn models(
+        &self,
+        py: Python<'_>,
+        prefix: String,
+        backend: Option<String>,
+        done: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.with(py, done, |sh| async move {
+            let svc = sh.service(backend.as_deref()).await?;
+            Ok(json(&svc.models(&prefix).await?))
+        })
+    }
+
+    /// A model's versions (`VersionEntry` rows) as JSON.
+    #[pyo3(signature = (model, backend=None, done=None))]
+    fn versions(
+        &self,
+        py: Python<'_>,
+        model: String,
+        backend: Option<String>,
+        done: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.with(py, done, |sh| async move {
+            let svc = sh.service(backend.as_deref()).await?;
+            Ok(json(&svc.versions(&model).await?))
+        })
+    }
+
+    /// The storage path a reference (`MODEL@N`, `@latest`, `@ALIAS`, or a
+    /// path) names.
+    #[pyo3(signature = (reference, backend=None, done=None))]
+    fn resolve(
+        &self,
+        py: Python<'_>,
+        reference: String,
+        backend: Option<String>,
+        done: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.with(py, done, |sh| async move {
+            let svc = sh.service(backend.as_deref()).await?;
+            Ok(Out::Str(svc.resolve(&reference).await?))
+        })
+    }
+
+    /// A model's aliases (alias to version) as JSON.
+    #[pyo3(signature = (model, backend=None, done=None))]
+    fn aliases(
+        &self,
+        py: Python<'_>,
+        model: String,
+        backend: Option<String>,
+        done: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.with(py, done, |sh| async move {
+            let svc = sh.service(backend.as_deref()).await?;
+            Ok(json(&svc.aliases(&model).await?))
+        })
+    }
+
+    /// Points `model@alias` at `version`.
+    #[pyo3(signature = (model, alias, version, backend=None, done=None))]
+    fn set_alias(
+        &self,
+        py: Python<'_>,
+        model: String,
+        alias: String,
+        version: String,
+        backend: Option<String>,
+        done: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.with(py, done, |sh| async move {
+            let svc = sh.service(backend.as_deref()).await?;
+            svc.set_alias(&model, &alias, &version).await?;
+            Ok(Out::None)
+        })
+    }
+
+    /// Removes `model@alias`; whether it existed.
+    #[pyo3(signature = (model, alias, backend=None, done=None))]
+    fn remove_alias(
+        &self,
+        py: Python<'_>,
+        model: String,
+        alias: String,
+        backend: Option<String>,
+        done: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.with(py, done, |sh| async move {
+            let svc = sh.service(backend.as_deref()).await?;
+            Ok(Out::Bool(svc.remove_alias(&model, &alias).await?))
+        })
+    }
+
+    /// `wharf gc`: what crashed saves and transactions left, older than
+    /// `older_than` seconds (or `older_than_text`, as `wharf gc --older-than`
+    /// reads it: `24h`); the report
+    /// as JSON.
+    #[pyo3(signature = (older_than=None, older_than_text=None, dry_run=false, backend=None, done=None))]
+    fn gc(
+        &self,
+        py: Python<'_>,
+        older_than: Option<f64>,
+        older_than_text: Option<String>,
+        dry_run: bool,
+        backend: Option<String>,
+        done: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let invalid = |what: String| to_py(Error::new(ErrorKind::Invalid, what));
+        let older_than = match (older_than, older_than_text) {
+            (_, Some(t)) => wharf_units::parse_duration(&t).map_err(|e| invalid(format!("older_than `{t}`: {e}")))?,
+            (Some(s), None) => Duration::try_from_secs_f64(s).map_err(|e| invalid(format!("older_than {s}: {e}")))?,
+            (None, None) => GcOptions::default().older_than,
+        };
+        let opts = GcOptions { older_than, dry_run };
+        self.with(py, done, |sh| async move {
+            let svc = sh.service(backend.as_deref()).await?;
+            Ok(json(&svc.gc(&opts).await?))
+        })
+    }
+
+    /// Starts a transaction on the backend (`unsupported` where commits
+    /// cannot be atomic).
+    #[pyo3(signature = (backend=None, done=None))]
+    fn transaction(&self, py: Python<'_>, backend: Option<String>, done: Option<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        self.with(py, done, |sh| async move {
+            let svc = sh.service(backend.as_deref()).await?;
+            Ok(Out::Tx(Box::new(Tx::new(svc.transaction()?))))
         })
     }
 

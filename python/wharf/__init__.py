@@ -29,14 +29,17 @@ from .errors import (
     Unsupported,
     WharfError,
 )
-from .service import AsyncStorageService, ObjectInfo, StorageService
-from .types import ModelStorageInfo, SerializationFormat, StorageBackend, StoredFile
+from .service import AsyncStorageService, AsyncTransaction, ObjectInfo, StorageService, Transaction
+from .types import ModelStorageInfo, SerializationFormat, StorageBackend, StoredFile, VersionInfo
 
 __all__ = [
     "__version__",
     "StorageService",
     "AsyncStorageService",
+    "Transaction",
+    "AsyncTransaction",
     "ObjectInfo",
+    "VersionInfo",
     "ModelStorageInfo",
     "StoredFile",
     "StorageBackend",

@@ -11,14 +11,22 @@ import io
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from typing import Any, BinaryIO, Callable, NamedTuple, Union, overload
 
 from . import _native
 from .errors import InvalidInput
-from .types import ModelStorageInfo, SerializationFormat
+from .types import ModelStorageInfo, SerializationFormat, VersionInfo
 
-__all__ = ["StorageService", "AsyncStorageService", "ObjectInfo", "Record", "Data"]
+__all__ = [
+    "StorageService",
+    "AsyncStorageService",
+    "Transaction",
+    "AsyncTransaction",
+    "ObjectInfo",
+    "Record",
+    "Data",
+]
 
 #: What identifies a model or object: a record (ours, a dict, JSON, the
 #: platform's own object with the five fields) or a storage path.
@@ -73,6 +81,25 @@ def _info(text: str) -> ModelStorageInfo:
     return ModelStorageInfo.from_json(text)
 
 
+def _versions(text: str) -> list[VersionInfo]:
+    return [VersionInfo.from_dict(d) for d in json.loads(text)]
+
+
+def _reference(info: Record) -> str:
+    """A reference or storage path from what names a model version."""
+    if isinstance(info, os.PathLike) or (isinstance(info, str) and not info.lstrip().startswith("{")):
+        return os.fspath(info)
+    return ModelStorageInfo.coerce(info).storage_path
+
+
+def _gc_args(older_than: float | str) -> dict[str, Any]:
+    if isinstance(older_than, str):
+        return {"older_than_text": older_than}
+    if isinstance(older_than, bool) or not isinstance(older_than, (int, float)):
+        raise InvalidInput(f"older_than: seconds or a duration such as '24h', not {older_than!r}")
+    return {"older_than": float(older_than)}
+
+
 class _Call(NamedTuple):
     """One native operation: the function, its arguments, and what makes
     the Python value of its result."""
@@ -123,21 +150,27 @@ class _Service:
         version: str | None,
         format: SerializationFormat | str | None,
         name: str | None,
+        tx: Any = None,
     ) -> _Call:
+        """The save of ``data``; into the native transaction ``tx`` if given."""
         fmt = _format_value(format)
-        opts: dict[str, Any] = {"version": version, "path": path, "format": fmt, "backend": self._backend}
+        opts: dict[str, Any] = {"version": version, "path": path, "format": fmt}
+        native: Any = tx
+        if tx is None:
+            native = self._native
+            opts["backend"] = self._backend
         if isinstance(data, (bytes, bytearray, memoryview)):
             stored = name or "model" + _EXTENSIONS.get(fmt or "", "")
             opts["model"] = model if path else (model or _sanitize(stored.rsplit(".", 1)[0]))
             blob = data if isinstance(data, bytes) else bytes(data)
-            return _Call(self._native.save_bytes, (blob, stored), opts, _info)
+            return _Call(native.save_bytes, (blob, stored), opts, _info)
         if isinstance(data, (str, os.PathLike)):
             source = os.fspath(data)
             stem = os.path.basename(os.path.normpath(source))
             if not os.path.isdir(source):
                 stem = os.path.splitext(stem)[0]
             opts["model"] = model if path else (model or _sanitize(stem))
-            return _Call(self._native.save_path, (source,), opts, _info)
+            return _Call(native.save_path, (source,), opts, _info)
         if isinstance(data, io.TextIOBase):
             raise InvalidInput("save() takes a binary file object; this one is opened in text mode")
         if hasattr(data, "read"):
@@ -146,7 +179,7 @@ class _Service:
                 os.path.basename(own) if isinstance(own, str) and own else "model" + _EXTENSIONS.get(fmt or "", "")
             )
             opts["model"] = model if path else (model or _sanitize(os.path.splitext(stored)[0]))
-            return _Call(self._native.save_file_object, (data, stored), opts, _info)
+            return _Call(native.save_file_object, (data, stored), opts, _info)
         raise InvalidInput(f"save() takes bytes, a path or a binary file object, not {type(data).__name__}")
 
     def _load(self, info: Record, dest: str | os.PathLike[str] | None, overwrite: bool) -> _Call:
@@ -168,6 +201,9 @@ class _Service:
 
     def _health(self, timeout: float) -> _Call:
         return _Call(self._native.health, (), {"timeout": timeout, "backend": self._backend}, json.loads)
+
+    def _call(self, name: str, *args: Any, convert: Callable[[Any], Any] = _identity, **kwargs: Any) -> _Call:
+        return _Call(getattr(self._native, name), args, {**kwargs, "backend": self._backend}, convert)
 
     def _open(self, info: Record, mode: str, buffer_size: int) -> BinaryIO:
         if mode in ("rb", "r"):
@@ -288,6 +324,53 @@ class StorageService(_Service):
         ``detail`` and ``capabilities``, as ``wharf health --json``."""
         return self._run(self._health(timeout))
 
+    def models(self, prefix: str = "") -> list[str]:
+        """The registry's models (those with a version) whose names start
+        with ``prefix``, sorted."""
+        return self._run(self._call("models", prefix, convert=json.loads))
+
+    def versions(self, model: str) -> list[VersionInfo]:
+        """A model's versions, oldest number first, each with the aliases
+        naming it."""
+        return self._run(self._call("versions", model, convert=_versions))
+
+    def resolve(self, ref: str) -> str:
+        """The storage path a reference names: ``MODEL@N``,
+        ``MODEL@latest``, ``MODEL@ALIAS``, or a storage path as it is.
+        ``load``, ``exists``, ``delete`` and ``get_metadata`` take
+        references too."""
+        return self._run(self._call("resolve", ref))
+
+    def aliases(self, model: str) -> dict[str, str]:
+        """A model's aliases: alias to version."""
+        return self._run(self._call("aliases", model, convert=json.loads))
+
+    def set_alias(self, model: str, alias: str, version: str | int) -> None:
+        """Points ``MODEL@ALIAS`` at ``version`` (compare-and-swap: of two
+        concurrent moves one fails with :class:`~wharf.PreconditionFailed`);
+        :class:`~wharf.NotFound` if the version does not exist."""
+        self._run(self._call("set_alias", model, alias, str(version)))
+
+    def remove_alias(self, model: str, alias: str) -> bool:
+        """Removes ``MODEL@ALIAS``; whether it existed."""
+        return self._run(self._call("remove_alias", model, alias))
+
+    def gc(self, older_than: float | str = "24h", dry_run: bool = False) -> dict[str, Any]:
+        """Removes what crashed saves and abandoned transactions left,
+        older than ``older_than`` (seconds, or a duration such as
+        ``"24h"``, ``"90m"``), as ``wharf gc`` does; ``dry_run`` only
+        reports. The report: ``dry_run``, ``items`` (``path``, ``bytes``,
+        ``why``), ``objects``, ``bytes``, ``scanned``."""
+        return self._run(self._call("gc", **_gc_args(older_than), dry_run=dry_run, convert=json.loads))
+
+    def transaction(self) -> "Transaction":
+        """Starts a :class:`Transaction`: saves, deletes and alias moves
+        that become visible together, or not at all. As a context manager
+        it commits when the block ends and rolls back if it raises.
+        :class:`~wharf.Unsupported` on a backend where a commit cannot be
+        atomic."""
+        return Transaction(self, self._native.transaction(backend=self._backend))
+
 
 def _settle(fut: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
     if fut.done():
@@ -382,6 +465,219 @@ class AsyncStorageService(_Service):
     async def health(self, timeout: float = 10.0) -> dict[str, Any]:
         """See :meth:`StorageService.health`."""
         return await self._run(self._health(timeout))
+
+    async def models(self, prefix: str = "") -> list[str]:
+        """See :meth:`StorageService.models`."""
+        return await self._run(self._call("models", prefix, convert=json.loads))
+
+    async def versions(self, model: str) -> list[VersionInfo]:
+        """See :meth:`StorageService.versions`."""
+        return await self._run(self._call("versions", model, convert=_versions))
+
+    async def resolve(self, ref: str) -> str:
+        """See :meth:`StorageService.resolve`."""
+        return await self._run(self._call("resolve", ref))
+
+    async def aliases(self, model: str) -> dict[str, str]:
+        """See :meth:`StorageService.aliases`."""
+        return await self._run(self._call("aliases", model, convert=json.loads))
+
+    async def set_alias(self, model: str, alias: str, version: str | int) -> None:
+        """See :meth:`StorageService.set_alias`."""
+        await self._run(self._call("set_alias", model, alias, str(version)))
+
+    async def remove_alias(self, model: str, alias: str) -> bool:
+        """See :meth:`StorageService.remove_alias`."""
+        return await self._run(self._call("remove_alias", model, alias))
+
+    async def gc(self, older_than: float | str = "24h", dry_run: bool = False) -> dict[str, Any]:
+        """See :meth:`StorageService.gc`."""
+        return await self._run(self._call("gc", **_gc_args(older_than), dry_run=dry_run, convert=json.loads))
+
+    def transaction(self) -> "AsyncTransaction":
+        """An :class:`AsyncTransaction`, started by ``async with`` (or by
+        awaiting it, or by its first operation); see
+        :meth:`StorageService.transaction`."""
+        return AsyncTransaction(self)
+
+
+class Transaction:
+    """Saves, deletes and alias moves on one backend that become visible
+    together at :meth:`commit`, or never (:meth:`rollback`). Made by
+    :meth:`StorageService.transaction`::
+
+        with svc.transaction() as tx:
+            info = tx.save("detector.onnx", model="detector")
+            tx.set_alias("detector", "production", info.version)
+        # committed here; had the block raised, rolled back (and re-raised)
+
+    Until the commit nothing of it is visible to readers; a conflict with
+    another transaction or writer raises :class:`~wharf.PreconditionFailed`
+    (at the operation, or at the commit, which then makes none of it
+    visible). Once committed or rolled back it cannot be used again
+    (:class:`~wharf.InvalidInput`). One forgotten without either is rolled
+    back in the background (and ``gc`` cleans up after a crash)."""
+
+    def __init__(self, service: StorageService, native: Any):
+        self._svc = service
+        self._native = native
+
+    @property
+    def id(self) -> str:
+        """The transaction's id (errors and ``gc`` reports name it)."""
+        return self._native.id
+
+    @property
+    def open(self) -> bool:
+        """Whether it is neither committed nor rolled back yet."""
+        return self._native.open
+
+    def __repr__(self) -> str:
+        return f"Transaction(id={self.id!r}, open={self.open})"
+
+    def save(
+        self,
+        data: Data,
+        path: str | None = None,
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        format: SerializationFormat | str | None = None,
+        name: str | None = None,
+    ) -> ModelStorageInfo:
+        """See :meth:`StorageService.save`; visible once committed. A
+        numbered version (``model`` without ``version``) gets its number
+        now."""
+        return self._svc._run(self._svc._save(data, path, model, version, format, name, tx=self._native))
+
+    def delete(self, info: Record) -> bool:
+        """Deletes a version (a record, storage path or reference) when the
+        transaction commits; whether it exists."""
+        return self._native.delete(_reference(info))
+
+    def set_alias(self, model: str, alias: str, version: str | int) -> None:
+        """Points ``MODEL@ALIAS`` at ``version`` when the transaction
+        commits (a version saved in it too)."""
+        self._native.set_alias(model, alias, str(version))
+
+    def commit(self) -> None:
+        """Makes all of it visible at once; on a conflict none of it
+        (:class:`~wharf.PreconditionFailed`)."""
+        self._native.commit()
+
+    def rollback(self) -> None:
+        """Drops all of it: none of it ever becomes visible."""
+        self._native.rollback()
+
+    def __enter__(self) -> "Transaction":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if not self.open:
+            return  # committed or rolled back inside the block
+        if exc_type is None:
+            self.commit()
+            return
+        try:
+            self.rollback()
+        except Exception:
+            # The block's exception is the one to see; what failed to roll
+            # back stays invisible, and ``gc`` removes it.
+            pass
+
+
+class AsyncTransaction:
+    """:class:`Transaction` for asyncio, made by
+    :meth:`AsyncStorageService.transaction`::
+
+        async with svc.transaction() as tx:
+            info = await tx.save(data, model="detector")
+            await tx.set_alias("detector", "production", info.version)
+    """
+
+    def __init__(self, service: AsyncStorageService):
+        self._svc = service
+        self._native: Any = None
+        self._starting: asyncio.Lock | None = None
+
+    async def _tx(self) -> Any:
+        if self._native is None:
+            if self._starting is None:
+                self._starting = asyncio.Lock()
+            async with self._starting:
+                if self._native is None:
+                    call = self._svc._call("transaction")
+                    self._native = await self._svc._run(call)
+        return self._native
+
+    def __await__(self) -> Generator[Any, None, "AsyncTransaction"]:
+        async def started() -> "AsyncTransaction":
+            await self._tx()
+            return self
+
+        return started().__await__()
+
+    @property
+    def id(self) -> str | None:
+        """The transaction's id; ``None`` until started."""
+        return None if self._native is None else self._native.id
+
+    @property
+    def open(self) -> bool:
+        """Whether it is neither committed nor rolled back yet."""
+        return self._native is None or self._native.open
+
+    def __repr__(self) -> str:
+        return f"AsyncTransaction(id={self.id!r}, open={self.open})"
+
+    async def _call(self, method: str, *args: Any, convert: Callable[[Any], Any] = _identity) -> Any:
+        native = await self._tx()
+        return await self._svc._run(_Call(getattr(native, method), args, {}, convert))
+
+    async def save(
+        self,
+        data: Data,
+        path: str | None = None,
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        format: SerializationFormat | str | None = None,
+        name: str | None = None,
+    ) -> ModelStorageInfo:
+        """See :meth:`Transaction.save`."""
+        native = await self._tx()
+        return await self._svc._run(self._svc._save(data, path, model, version, format, name, tx=native))
+
+    async def delete(self, info: Record) -> bool:
+        """See :meth:`Transaction.delete`."""
+        return await self._call("delete", _reference(info))
+
+    async def set_alias(self, model: str, alias: str, version: str | int) -> None:
+        """See :meth:`Transaction.set_alias`."""
+        await self._call("set_alias", model, alias, str(version))
+
+    async def commit(self) -> None:
+        """See :meth:`Transaction.commit`."""
+        await self._call("commit")
+
+    async def rollback(self) -> None:
+        """See :meth:`Transaction.rollback`."""
+        await self._call("rollback")
+
+    async def __aenter__(self) -> "AsyncTransaction":
+        await self._tx()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if not self.open:
+            return
+        if exc_type is None:
+            await self.commit()
+            return
+        try:
+            await self.rollback()
+        except Exception:
+            pass  # as in Transaction.__exit__: the block's exception propagates
 
 
 class _ObjectReader(io.RawIOBase):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-__all__ = ["StorageBackend", "SerializationFormat", "StoredFile", "ModelStorageInfo"]
+__all__ = ["StorageBackend", "SerializationFormat", "StoredFile", "ModelStorageInfo", "VersionInfo"]
 
 
 class _ByValue(str, Enum):
@@ -237,3 +237,39 @@ class ModelStorageInfo:
         """A record of one object (no ``files``: the platform's five-field
         records) rather than of a model wharf saved."""
         return not self.files
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One version of a model in the registry (a row of
+    ``StorageService.versions``): its ``version`` (``"1"``, ``"2"``, ... or a
+    name it was saved under), where it is stored, when, how large, its
+    format, and the aliases naming it."""
+
+    version: str
+    storage_path: str
+    created_at: str
+    size_bytes: int
+    format: SerializationFormat
+    aliases: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "VersionInfo":
+        return cls(
+            version=d["version"],
+            storage_path=d["storage_path"],
+            created_at=d.get("created_at", ""),
+            size_bytes=int(d["size_bytes"]),
+            format=SerializationFormat(_value(d["format"])),
+            aliases=tuple(d.get("aliases", ())),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "storage_path": self.storage_path,
+            "created_at": self.created_at,
+            "size_bytes": self.size_bytes,
+            "format": _value(self.format),
+            "aliases": list(self.aliases),
+        }
