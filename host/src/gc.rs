@@ -139,17 +139,27 @@ impl StorageService {
         let listing = self.list_all("models/").await.map_err(at)?;
         report.scanned = (records.len() + listing.len()) as u64;
         let mut marks: BTreeMap<String, Vec<ObjectPath>> = BTreeMap::new();
-        let marked: Vec<_> = stream::iter(listing.iter().filter(|o| is_marker(&o.path)))
-            .map(|o| async move { (o, self.mark_of(&o.path).await) })
+        // Owned items and a cloned service per task: the future of `gc`
+        // stays `Send` for callers that spawn it.
+        let markers: Vec<String> = listing
+            .iter()
+            .filter(|o| is_marker(&o.path))
+            .map(|o| o.path.clone())
+            .collect();
+        let marked: Vec<(String, Result<Option<String>>)> = stream::iter(markers)
+            .map(|path| {
+                let svc = self.clone();
+                async move {
+                    let mark = svc.mark_of(&path).await;
+                    (path, mark)
+                }
+            })
             .buffered(PARALLEL)
             .collect()
             .await;
-        for (o, mark) in marked {
+        for (path, mark) in marked {
             if let Some(id) = mark.map_err(at)? {
-                marks
-                    .entry(id)
-                    .or_default()
-                    .push(ObjectPath::parse(&o.path).map_err(at)?);
+                marks.entry(id).or_default().push(ObjectPath::parse(&path).map_err(at)?);
             }
         }
 
@@ -228,19 +238,25 @@ impl StorageService {
             .map(ObjectPath::parse)
             .collect::<Result<Vec<_>>>()
             .map_err(at)?;
-        let slots: Vec<_> = stream::iter(&bases)
-            .map(|base| async move { (base, self.read_slot(base).await) })
+        let slots: Vec<(ObjectPath, Result<Option<_>>)> = stream::iter(bases)
+            .map(|base| {
+                let svc = self.clone();
+                async move {
+                    let slot = svc.read_slot(&base).await;
+                    (base, slot)
+                }
+            })
             .buffered(PARALLEL)
             .collect()
             .await;
         for (base, slot) in slots {
             match slot {
                 Ok(Some((Slot::Manifest(m), _))) => {
-                    named.insert(m.data_prefix(base).map_err(at)?.to_string());
+                    named.insert(m.data_prefix(&base).map_err(at)?.to_string());
                 }
                 Ok(Some((Slot::Tombstone(t), _))) => {
                     if let Some(m) = t.previous {
-                        named.insert(m.data_prefix(base).map_err(at)?.to_string());
+                        named.insert(m.data_prefix(&base).map_err(at)?.to_string());
                     }
                 }
                 Ok(None) => {}
@@ -252,21 +268,26 @@ impl StorageService {
                 }
             }
         }
-        let orphans: Vec<&ObjectMeta> = listing
+        let orphans: Vec<(String, u64)> = listing
             .iter()
             .filter(|o| {
                 data_prefix_of(&o.path).is_some_and(|prefix| {
                     !named.contains(prefix) && !guarded_dirs.iter().any(|d| prefix.starts_with(d.as_str()))
                 }) && old(modified(o))
             })
+            .map(|o| (o.path.clone(), o.size))
             .collect();
         if !opts.dry_run {
             // Many small deletes: PARALLEL at a time, not one by one.
-            let deleted: Vec<Result<()>> = stream::iter(&orphans)
-                .map(|o| async move {
-                    match self.adapter.delete(&ObjectPath::parse(&o.path)?).await {
-                        Err(e) if e.kind() != crate::ErrorKind::NotFound => Err(e),
-                        _ => Ok(()),
+            let paths: Vec<String> = orphans.iter().map(|(p, _)| p.clone()).collect();
+            let deleted: Vec<Result<()>> = stream::iter(paths)
+                .map(|path| {
+                    let adapter = self.adapter.clone();
+                    async move {
+                        match adapter.delete(&ObjectPath::parse(&path)?).await {
+                            Err(e) if e.kind() != crate::ErrorKind::NotFound => Err(e),
+                            _ => Ok(()),
+                        }
                     }
                 })
                 .buffered(PARALLEL)
@@ -274,8 +295,8 @@ impl StorageService {
                 .await;
             deleted.into_iter().collect::<Result<()>>().map_err(at)?;
         }
-        for o in orphans {
-            report.add(o.path.clone(), o.size, "orphaned-data", true);
+        for (path, size) in orphans {
+            report.add(path, size, "orphaned-data", true);
         }
         Ok(report)
     }

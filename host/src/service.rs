@@ -596,8 +596,21 @@ impl StorageService {
         self.read_slot_at(base, false).await
     }
 
-    /// Reads a small object whole, refusing one larger than `max`.
+    /// Reads a small object whole, refusing one larger than `max`. A read
+    /// that fails as `transient` (an object replaced while it was read, on
+    /// a backend without snapshot reads) starts again, up to 5 times:
+    /// manifests and aliases are small and often rewritten.
     pub(crate) async fn read_small(&self, path: &ObjectPath, max: u64) -> Result<Vec<u8>> {
+        let mut attempt = 0;
+        loop {
+            match self.read_small_once(path, max).await {
+                Err(e) if e.kind() == ErrorKind::Transient && attempt < 4 => attempt += 1,
+                done => return done,
+            }
+        }
+    }
+
+    async fn read_small_once(&self, path: &ObjectPath, max: u64) -> Result<Vec<u8>> {
         let mut r = self.adapter.read(path, None).await?;
         let mut bytes = Vec::new();
         while let Some(c) = r.next_chunk(CHUNK).await? {

@@ -87,8 +87,10 @@ impl<S: Read + Write> ChunkReader<S> {
             match conn.read_bulk_header()? {
                 Some(len) if len == want => self.current = len,
                 // GETRANGE of a missing key answers "".
+                // A concurrent writer replaced it: reading again from the
+                // start gets the new object whole (transient, not damage).
                 Some(0) | None => {
-                    return Err(Error::Backend(format!(
+                    return Err(Error::Transient(format!(
                         "`{}` was overwritten or deleted while being read (chunk {} is gone); read it again",
                         self.path,
                         self.pos / self.chunk_size
