@@ -123,6 +123,11 @@ stop_one() {
         kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$pidfile"
+    # A server that keeps its data outside $state (postgres) names the folder here.
+    if [ -f "$state/$1.datadir" ]; then
+        rm -rf "$(cat "$state/$1.datadir")"
+        rm -f "$state/$1.datadir"
+    fi
 }
 
 cmd=${1:-}

@@ -32,6 +32,17 @@ install() {
     # A real directory here is an install from before the cache.
     [ -L "$tools/$name" ] || rm -rf "${tools:?}/$name"
     ln -sfn "$dir" "$tools/$name"
+    # Other pin sets of NAME unused for 7 days go (a venv is GiBs); one in
+    # use by another clone on this machine is touched by its runs and stays.
+    touch "$dir/.used"
+    local old
+    for old in "$cache/$name"-*; do
+        [ "$old" != "$dir" ] && [ -d "$old" ] || continue
+        if [ -z "$(find "$old/.used" "$old/.complete" -maxdepth 0 -mtime -7 2>/dev/null)" ]; then
+            echo "tools: removing $old (unused for 7 days)" >&2
+            rm -rf "$old"
+        fi
+    done
 }
 
 reqs=scripts/requirements-test.txt

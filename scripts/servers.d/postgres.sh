@@ -4,7 +4,7 @@
 # We run as root and postgres refuses to, so the cluster belongs to the
 # `postgres` OS user and lives in a folder under /tmp that it can reach
 # (not under /root or the work tree). Its path is kept in
-# $state/postgres.datadir and the folder is removed on the next start.
+# $state/postgres.datadir and the folder is removed when the server stops (or on the next start).
 # fsync is off: the cluster is thrown away, and the benchmark compares the
 # adapter with a native client on this same server. max_wal_size is kept at
 # 1 GB so the multi-GiB tests recycle WAL instead of filling the disk.

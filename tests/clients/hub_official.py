@@ -28,7 +28,9 @@ os.environ["HF_TOKEN"] = os.environ["WHARF_HUB_TOKEN"]
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="wharf-hf-home-"))
+# A cache of our own, removed when the script ends.
+_HF_HOME = tempfile.TemporaryDirectory(prefix="wharf-hf-home-")
+os.environ.setdefault("HF_HOME", _HF_HOME.name)
 
 from huggingface_hub import (  # noqa: E402
     CommitOperationAdd,
@@ -83,6 +85,11 @@ def download(repo_id, path, repo_type=None):
 
 
 def fidelity(api, repo_id):
+    with tempfile.TemporaryDirectory(prefix="wharf-hf-up-") as work:
+        return _fidelity(api, repo_id, work)
+
+
+def _fidelity(api, repo_id, work):
     """create_repo, upload_file (regular and LFS), upload_folder (LFS multipart),
     create_commit (add + delete, stale parent_commit refused), list_repo_files,
     list_repo_tree, hf_hub_download: every byte must come back."""
@@ -97,7 +104,6 @@ def fidelity(api, repo_id):
         assert e.response.status_code == 409, e
     api.create_repo(repo_id, exist_ok=True)
 
-    work = tempfile.mkdtemp(prefix="wharf-hf-up-")
     want = {}
     # Regular: small text.
     text = os.path.join(work, "config.json")
