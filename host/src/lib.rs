@@ -26,7 +26,8 @@ pub mod runtime;
 pub mod service;
 
 pub use adapter::{
-    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
+    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PendingPage,
+    PendingUpload, PutMode,
 };
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
