@@ -10,7 +10,10 @@ use std::path::PathBuf;
 mod guests;
 
 /// (constant name, crate name) of every fixture.
-const FIXTURES: &[(&str, &str)] = &[("MISBEHAVE", "wharf-fixture-misbehave")];
+const FIXTURES: &[(&str, &str)] = &[
+    ("MISBEHAVE", "wharf-fixture-misbehave"),
+    ("LEGACY", "wharf-fixture-legacy"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());

@@ -3,7 +3,7 @@
 //! [`crate::runtime::WasmAdapter`] implements it over a Wasm component;
 //! middleware and tests implement it too, so they all compose.
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::path::ObjectPath;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -84,6 +84,30 @@ pub struct ListPage {
     pub next_cursor: Option<String>,
 }
 
+/// A write that was started and never committed: invisible to `list`, yet
+/// holding storage (an S3 multipart upload, a temporary file, staged chunks).
+/// What a crashed save leaves behind; see [`Adapter::list_pending`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PendingUpload {
+    /// The object path the write was for.
+    pub path: String,
+    /// The adapter's id of the write, opaque to the host.
+    pub upload_id: String,
+    /// When the write started, ms since the Unix epoch, if the storage says.
+    pub started_ms: Option<u64>,
+    /// Bytes the storage holds for it, if known.
+    pub staged_bytes: Option<u64>,
+}
+
+/// One page of [`Adapter::list_pending`].
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PendingPage {
+    /// Pending uploads, in the adapter's order.
+    pub entries: Vec<PendingUpload>,
+    /// Cursor for the next page; `None` on the last one.
+    pub next_cursor: Option<String>,
+}
+
 /// What a backend can do; see the contract's `capabilities` record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Capabilities {
@@ -147,6 +171,28 @@ pub trait Adapter: Send + Sync {
     /// [`LayeredAdapter`](crate::layers::LayeredAdapter) forwards its inner
     /// adapter's list unless it changes bytes, when it puts itself first.
     fn encodings(&self) -> Vec<Encoding>;
+    /// One page of the writes under `prefix` that were started and never
+    /// committed (what a crash leaves inside the storage), after `cursor`.
+    /// Writes in progress right now are listed too; `started_ms` tells them
+    /// apart. `Unsupported` when the backend has no such thing to show.
+    async fn list_pending(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<PendingPage> {
+        let _ = (cursor, limit);
+        Err(pending_unsupported(self.name(), "list_pending", prefix))
+    }
+    /// Discards one pending upload and what it staged; one already gone
+    /// succeeds. Never touches a committed object.
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
+        Err(pending_unsupported(self.name(), "abort_pending", &upload.path))
+    }
+}
+
+/// The answer of a backend that keeps no pending uploads it could show.
+pub(crate) fn pending_unsupported(backend: &str, op: &'static str, path: &str) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        "this backend cannot list or abort pending uploads",
+    )
+    .at(backend, op, Some(path))
 }
 
 /// An object being read.

@@ -1,7 +1,7 @@
 //! The conformance suite every adapter must pass, run through the host.
 //!
-//! Which cases apply comes from the adapter's [`Capabilities`], never from a
-//! skip list. It lives in the library so `cargo test` and the `wharf`
+//! Which cases apply comes from the adapter's [`Capabilities`] (and whether
+//! it lists pending uploads at all), never from a skip list. It lives in the library so `cargo test` and the `wharf`
 //! binary run the same cases.
 
 use crate::adapter::{Adapter, ByteRange, Capabilities, PutMode};
@@ -75,6 +75,15 @@ impl Report {
             .collect()
     }
 
+    /// Names of the cases that did not apply, in suite order.
+    pub fn not_applicable(&self) -> Vec<&'static str> {
+        self.cases
+            .iter()
+            .filter(|c| matches!(c.outcome, Outcome::NotApplicable(_)))
+            .map(|c| c.name)
+            .collect()
+    }
+
     /// Number of passed cases.
     pub fn passed(&self) -> usize {
         self.cases.iter().filter(|c| c.outcome == Outcome::Passed).count()
@@ -105,8 +114,8 @@ type CaseFn = for<'a> fn(&'a Ctx) -> BoxFuture<'a, std::result::Result<(), Strin
 
 struct Case {
     name: &'static str,
-    /// `Some(reason)` when the case does not apply to these capabilities.
-    skip: fn(&Capabilities) -> Option<&'static str>,
+    /// `Some(reason)` when the case does not apply to this adapter.
+    skip: fn(&Ctx) -> Option<&'static str>,
     run: CaseFn,
 }
 
@@ -115,6 +124,8 @@ struct Ctx {
     caps: Capabilities,
     prefix: String,
     opts: SuiteOptions,
+    /// `list_pending` answers something other than `unsupported`.
+    pending_uploads: bool,
 }
 
 impl Ctx {
@@ -123,7 +134,7 @@ impl Ctx {
     }
 }
 
-fn always(_: &Capabilities) -> Option<&'static str> {
+fn always(_: &Ctx) -> Option<&'static str> {
     None
 }
 
@@ -147,12 +158,12 @@ fn cases() -> Vec<Case> {
         case!(stat_exists_and_missing, always),
         case!(read_missing_is_not_found, always),
         case!(overwrite_replaces, always),
-        case!(range_start_only, |c| (!c.read_range).then_some("no read_range")),
-        case!(range_start_end, |c| (!c.read_range).then_some("no read_range")),
-        case!(range_past_end, |c| (!c.read_range).then_some("no read_range")),
-        case!(create_on_existing_fails, |c| (!c.write_create)
+        case!(range_start_only, |c| (!c.caps.read_range).then_some("no read_range")),
+        case!(range_start_end, |c| (!c.caps.read_range).then_some("no read_range")),
+        case!(range_past_end, |c| (!c.caps.read_range).then_some("no read_range")),
+        case!(create_on_existing_fails, |c| (!c.caps.write_create)
             .then_some("no write_create")),
-        case!(update_with_stale_etag_fails, |c| (!c.write_update)
+        case!(update_with_stale_etag_fails, |c| (!c.caps.write_update)
             .then_some("no write_update")),
         case!(delete_missing_succeeds, always),
         case!(delete_removes, always),
@@ -162,8 +173,10 @@ fn cases() -> Vec<Case> {
         case!(escaping_paths_rejected, always),
         case!(list_paginated, always),
         case!(list_prefix_is_a_string_prefix, always),
-        case!(copy_object, |c| (!c.copy).then_some("no copy")),
+        case!(copy_object, |c| (!c.caps.copy).then_some("no copy")),
         case!(health_reports_ok, always),
+        case!(pending_upload_listed_and_aborted, |c| (!c.pending_uploads)
+            .then_some("lists no pending uploads")),
     ]
 }
 
@@ -172,11 +185,16 @@ fn cases() -> Vec<Case> {
 pub async fn run(adapter: Arc<dyn Adapter>, opts: SuiteOptions) -> Result<Report> {
     let caps = adapter.capabilities();
     let prefix = format!("wharf-conformance/{:016x}/", crate::runtime::rand_u64());
+    let pending_uploads = !matches!(
+        adapter.list_pending(&prefix, None, 1).await,
+        Err(e) if e.kind() == ErrorKind::Unsupported
+    );
     let ctx = Ctx {
         adapter: adapter.clone(),
         caps,
         prefix,
         opts,
+        pending_uploads,
     };
     let mut reports = Vec::new();
     for case in cases() {
@@ -184,7 +202,7 @@ pub async fn run(adapter: Arc<dyn Adapter>, opts: SuiteOptions) -> Result<Report
             continue;
         }
         let start = Instant::now();
-        let outcome = match (case.skip)(&ctx.caps) {
+        let outcome = match (case.skip)(&ctx) {
             Some(why) => Outcome::NotApplicable(why),
             None => match (case.run)(&ctx).await {
                 Ok(()) => Outcome::Passed,
@@ -569,6 +587,71 @@ async fn dropped_writer_leaves_nothing(ctx: &Ctx) -> std::result::Result<(), Str
         return Err("a dropped write is visible".into());
     }
     no_entries(ctx, "dropped").await
+}
+
+/// A write started and not finished, as a killed host leaves it, shows in
+/// `list_pending`, never in `list`, and `abort_pending` removes it, twice
+/// without error. The writer stays open meanwhile (leaking it would leak
+/// the layers' tasks and threads too); dropped at the end, its own cleanup
+/// finds the upload gone. The backends' own tests kill the write for real.
+async fn pending_upload_listed_and_aborted(ctx: &Ctx) -> std::result::Result<(), String> {
+    let path = ctx.path("pending/model.bin");
+    let prefix = format!("{}pending/", ctx.prefix);
+    let mut w = ctx
+        .adapter
+        .write(&path, PutMode::Overwrite, None)
+        .await
+        .map_err(|e| err("write", e))?;
+    // Two of the smallest parts: enough for an S3 multipart upload.
+    let part = (ctx.caps.write_min_chunk as usize).max(1 << 20);
+    for _ in 0..2 {
+        w.append(Bytes::from(vec![7u8; part]))
+            .await
+            .map_err(|e| err("append", e))?;
+    }
+    // Neither finished nor aborted: what the storage holds of a crash.
+    let pending = all_pending(ctx, &prefix).await?;
+    let Some(upload) = pending.iter().find(|u| u.path == path.as_str()) else {
+        return Err(format!("list_pending does not show the unfinished write: {pending:?}"));
+    };
+    if ctx.adapter.exists(&path).await.map_err(|e| err("exists", e))? {
+        return Err("an unfinished write is visible".into());
+    }
+    no_entries(ctx, "pending/").await?;
+    ctx.adapter
+        .abort_pending(upload)
+        .await
+        .map_err(|e| err("abort_pending", e))?;
+    let left = all_pending(ctx, &prefix).await?;
+    if left.iter().any(|u| u.upload_id == upload.upload_id) {
+        return Err(format!("abort_pending left it listed: {left:?}"));
+    }
+    ctx.adapter
+        .abort_pending(upload)
+        .await
+        .map_err(|e| err("abort_pending of an upload already gone", e))?;
+    drop(w);
+    if ctx.adapter.exists(&path).await.map_err(|e| err("exists", e))? {
+        return Err("an aborted pending upload became visible".into());
+    }
+    Ok(())
+}
+
+async fn all_pending(ctx: &Ctx, prefix: &str) -> std::result::Result<Vec<crate::PendingUpload>, String> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = ctx
+            .adapter
+            .list_pending(prefix, cursor.as_deref(), 100)
+            .await
+            .map_err(|e| err("list_pending", e))?;
+        out.extend(page.entries);
+        match page.next_cursor {
+            Some(c) if cursor.as_deref() != Some(c.as_str()) => cursor = Some(c),
+            _ => return Ok(out),
+        }
+    }
 }
 
 async fn no_entries(ctx: &Ctx, rel: &str) -> std::result::Result<(), String> {

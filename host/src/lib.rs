@@ -30,7 +30,8 @@ pub mod transaction;
 pub mod trust;
 
 pub use adapter::{
-    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
+    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PendingPage,
+    PendingUpload, PutMode,
 };
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 mod objects;
+mod pending;
 pub use objects::ObjectTransfer;
 #[cfg(test)]
 mod tests;

@@ -78,10 +78,11 @@ async fn conformance() {
     let report = conformance::run(adapter, SuiteOptions::default()).await.unwrap();
     println!("{report}");
     assert!(report.failures().is_empty(), "{report}");
+    // Every case applies but pending uploads (Azure discards uncommitted blocks itself).
     assert_eq!(
-        report.passed(),
-        report.cases.len(),
-        "every case applies to azure_blob: {report}"
+        report.not_applicable(),
+        ["pending_upload_listed_and_aborted"],
+        "{report}"
     );
 }
 

@@ -83,7 +83,12 @@ async fn conformance_through_every_layer_on_s3s() {
     .unwrap();
     println!("{report}");
     assert!(report.failures().is_empty(), "{report}");
-    assert_eq!(report.passed(), report.cases.len(), "{report}");
+    // s3s-fs has no ListMultipartUploads: the one case that does not apply.
+    assert_eq!(
+        report.not_applicable(),
+        ["pending_upload_listed_and_aborted"],
+        "{report}"
+    );
 }
 
 /// What the server holds is ciphertext of the compressed bytes; a key

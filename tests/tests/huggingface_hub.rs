@@ -118,10 +118,11 @@ async fn conformance() {
     let report = conformance::run(adapter, SuiteOptions::default()).await.unwrap();
     println!("{report}");
     assert!(report.failures().is_empty(), "{report}");
+    // Every case applies but pending uploads (the Hub lists no unfinished uploads).
     assert_eq!(
-        report.passed(),
-        report.cases.len(),
-        "every case applies to huggingface_hub: {report}"
+        report.not_applicable(),
+        ["pending_upload_listed_and_aborted"],
+        "{report}"
     );
     assert_eq!(leftovers(scratch.path()), Vec::<String>::new(), "spool files stayed");
 }

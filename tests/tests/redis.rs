@@ -106,10 +106,11 @@ async fn run_conformance(prefix: &str, extra: &str, opts: SuiteOptions) {
     let report = conformance::run(adapter, opts).await.unwrap();
     println!("{report}");
     assert!(report.failures().is_empty(), "{report}");
+    // Every case applies but pending uploads (chunk keys expire and do not name their object).
     assert_eq!(
-        report.passed(),
-        report.cases.len(),
-        "every case applies to redis: {report}"
+        report.not_applicable(),
+        ["pending_upload_listed_and_aborted"],
+        "{report}"
     );
 }
 

@@ -105,6 +105,9 @@ impl S3 {
             412 if matches!(mode, Some(PutMode::Create)) => Error::AlreadyExists(message),
             412 => Error::PreconditionFailed(message),
             409 if matches!(mode, Some(PutMode::Create)) => Error::AlreadyExists(message),
+            // An S3-compatible server without this operation (s3s-fs has no
+            // ListMultipartUploads).
+            501 => Error::Unsupported(message),
             s if is_transient_status(s) || code == "SlowDown" || code == "RequestTimeout" => Error::Transient(message),
             400 if code == "InvalidArgument" || code == "InvalidRequest" => Error::Invalid(message),
             _ => Error::Backend(message),

@@ -80,6 +80,11 @@ use wharf_guest::{
 
 struct Component;
 wharf_guest::export!(Component);
+wharf_guest::no_pending_uploads!(
+    Component,
+    "azure_blob",
+    "the Blob service discards uncommitted blocks by itself a week after they were staged, and has no call that discards them earlier without committing over the object"
+);
 
 impl Guest for Component {
     type Backend = Azure;

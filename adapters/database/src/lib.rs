@@ -121,6 +121,11 @@ struct Component;
 // would collide at link time.
 #[cfg(target_arch = "wasm32")]
 wharf_guest::export!(Component);
+wharf_guest::no_pending_uploads!(
+    Component,
+    "database",
+    "a write is one transaction, which the server rolls back when the writer is gone"
+);
 
 impl Guest for Component {
     type Backend = Db;

@@ -96,6 +96,11 @@ use wharf_guest::{
 
 struct Component;
 wharf_guest::export!(Component);
+wharf_guest::no_pending_uploads!(
+    Component,
+    "gcp_storage",
+    "the JSON API cannot list resumable upload sessions; an unfinished one expires a week after it started"
+);
 
 impl Guest for Component {
     type Backend = Store;

@@ -1,13 +1,16 @@
 //! The wharf storage-adapter contract (`wit/storage.wit`, world
-//! `storage-adapter`) for the guest crates, generated once, and what every
-//! adapter would otherwise repeat:
+//! `maintained-storage-adapter`: `adapter` and the optional `maintenance`)
+//! for the guest crates, generated once, and what every adapter would
+//! otherwise repeat:
 //!
 //! - [`bindings`]: the `wit_bindgen` output; the contract's types and traits
 //!   are re-exported at the root ([`Error`], [`ObjectMeta`], [`Guest`],
 //!   [`GuestBackend`], ...; the resource handles as [`BackendHandle`],
 //!   [`ReaderHandle`] and [`WriterHandle`]).
-//! - [`export!`]: exports an adapter's `Guest` implementation, e.g.
-//!   `wharf_guest::export!(Component);`.
+//! - [`export!`]: exports an adapter's `Guest` and [`Maintenance`]
+//!   implementations, e.g. `wharf_guest::export!(Component);`. An adapter
+//!   that cannot show what an interrupted write left implements
+//!   `Maintenance` with [`no_pending_uploads!`].
 //! - [`UploadSlot`]: the contract's writer over an adapter's [`Upload`];
 //!   [`DownloadCell`]: its reader over a [`Download`] (`wharf-guest-http`'s
 //!   `RangedBody` is one).
@@ -26,12 +29,12 @@ pub mod config;
 mod reader;
 mod writer;
 
-/// The bindings of the `storage-adapter` world, generated with a public
-/// export macro whose default bindings path is this module.
+/// The bindings of the `maintained-storage-adapter` world, generated with a
+/// public export macro whose default bindings path is this module.
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "storage-adapter",
+        world: "maintained-storage-adapter",
         generate_all,
         pub_export_macro: true,
         default_bindings_module: "wharf_guest::bindings",
@@ -39,19 +42,52 @@ pub mod bindings {
 }
 
 pub use bindings::exports::wharf::storage::adapter::{
-    Backend as BackendHandle, ByteRange, Capabilities, Error, Guest, GuestBackend, GuestReader, GuestWriter,
-    ObjectMeta, Page, PutMode, Reader as ReaderHandle, Writer as WriterHandle,
+    Backend as BackendHandle, BackendBorrow, ByteRange, Capabilities, Error, Guest, GuestBackend, GuestReader,
+    GuestWriter, ObjectMeta, Page, PutMode, Reader as ReaderHandle, Writer as WriterHandle,
 };
+pub use bindings::exports::wharf::storage::maintenance::{Guest as Maintenance, PendingPage, PendingUpload};
 pub use reader::{Download, DownloadCell};
 pub use writer::{Upload, UploadSlot};
 
-/// Exports `$ty`, an adapter's implementation of [`Guest`], as the
-/// component's `wharf:storage/adapter`: `wharf_guest::export!(Component);`
-/// at the root of the adapter crate.
+/// Exports `$ty`, an adapter's implementation of [`Guest`] and
+/// [`Maintenance`], as the component's `wharf:storage/adapter` and
+/// `wharf:storage/maintenance`: `wharf_guest::export!(Component);` at the
+/// root of the adapter crate.
 #[macro_export]
 macro_rules! export {
     ($ty:ident) => {
         $crate::bindings::export!($ty with_types_in $crate::bindings);
+    };
+}
+
+/// The [`Maintenance`] answer of an adapter that cannot list or abort what
+/// an unfinished write left; `why` says what becomes of it instead.
+pub fn pending_unsupported<T>(backend: &str, why: &str) -> Result<T, Error> {
+    Err(Error::Unsupported(format!(
+        "{backend} cannot list or abort pending uploads: {why}"
+    )))
+}
+
+/// Implements [`Maintenance`] for `$ty` as [`pending_unsupported`] with
+/// `$backend` and `$why`: `wharf_guest::no_pending_uploads!(Component,
+/// "database", "a write is one transaction");`.
+#[macro_export]
+macro_rules! no_pending_uploads {
+    ($ty:ident, $backend:literal, $why:literal) => {
+        impl $crate::Maintenance for $ty {
+            fn list_pending(
+                _: $crate::BackendBorrow<'_>,
+                _: String,
+                _: Option<String>,
+                _: u32,
+            ) -> Result<$crate::PendingPage, $crate::Error> {
+                $crate::pending_unsupported($backend, $why)
+            }
+
+            fn abort_pending(_: $crate::BackendBorrow<'_>, _: String, _: String) -> Result<(), $crate::Error> {
+                $crate::pending_unsupported($backend, $why)
+            }
+        }
     };
 }
 

@@ -65,6 +65,11 @@ const COPY_INLINE_MAX: u64 = 64 << 20;
 
 struct Component;
 wharf_guest::export!(Component);
+wharf_guest::no_pending_uploads!(
+    Component,
+    "huggingface_hub",
+    "nothing reaches the Hub before the commit but LFS objects, which no commit references and the Hub does not list"
+);
 
 impl Guest for Component {
     type Backend = Hub;

@@ -9,6 +9,11 @@
 //! destination exists), so a reader never sees a half-written object. Paths
 //! whose first segment starts with `.wharf` are reserved.
 //!
+//! A write the host never finished (it was killed) leaves its temporary
+//! file. Its name carries the object path, so `list-pending` reports it
+//! (with its size, and its last write as `started-ms`) and `abort-pending`
+//! removes it; any write also sweeps temporaries untouched for a day.
+//!
 //! The etag is `<size>-<mtime ns>` of the file: every write makes a new file
 //! with a new modification time, so any content change changes it. `update(etag)` compares and then renames;
 //! two hosts updating the same object in the same instant can both succeed
@@ -17,12 +22,13 @@
 mod client;
 mod config;
 mod list;
+mod pending;
 mod reader;
 mod writer;
 
 use wharf_guest::{
-    BackendHandle, ByteRange, Capabilities, Error, Guest, GuestBackend, GuestReader, ObjectMeta, Page, PutMode,
-    ReaderHandle, UploadSlot, WriterHandle,
+    BackendBorrow, BackendHandle, ByteRange, Capabilities, Error, Guest, GuestBackend, GuestReader, Maintenance,
+    ObjectMeta, Page, PendingPage, PutMode, ReaderHandle, UploadSlot, WriterHandle,
 };
 
 struct Component;
@@ -37,6 +43,23 @@ impl Guest for Component {
         Ok(BackendHandle::new(client::Store::open(
             config::Config::parse(config)?.root,
         )?))
+    }
+}
+
+impl Maintenance for Component {
+    fn list_pending(
+        backend: BackendBorrow<'_>,
+        prefix: String,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<PendingPage, Error> {
+        backend
+            .get::<client::Store>()
+            .list_pending(&prefix, cursor.as_deref(), limit.clamp(1, 1000) as usize)
+    }
+
+    fn abort_pending(backend: BackendBorrow<'_>, path: String, upload_id: String) -> Result<(), Error> {
+        backend.get::<client::Store>().abort_pending(&path, &upload_id)
     }
 }
 

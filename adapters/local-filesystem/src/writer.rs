@@ -1,5 +1,6 @@
-//! Writes: a temporary file under `.wharf-tmp/`, made visible by a rename
-//! (overwrite, update) or a hard link (create).
+//! Writes: a temporary file under `.wharf-tmp/` (named for the object, see
+//! `pending`), made visible by a rename (overwrite, update) or a hard link
+//! (create).
 
 use crate::client::{Store, io_error, meta_of, random_name, sweep_stale};
 use std::fs::{self, File, OpenOptions};
@@ -84,12 +85,12 @@ impl Store {
     pub fn write(&self, path: &str, mode: PutMode) -> Result<ObjectWriter, Error> {
         let dest = self.file(path)?;
         let tmp_dir = self.tmp_dir()?;
-        let name = random_name();
+        let random = random_name();
         // A cheap, occasional sweep of temporaries left by killed writes.
-        if name.ends_with("00") {
+        if random.ends_with("00") {
             sweep_stale(&tmp_dir);
         }
-        let tmp = tmp_dir.join(name);
+        let tmp = tmp_dir.join(crate::pending::tmp_name(&random, path));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -69,6 +69,11 @@ use wharf_guest::{
 
 struct Component;
 wharf_guest::export!(Component);
+wharf_guest::no_pending_uploads!(
+    Component,
+    "mlflow",
+    "the tracking server has no route that lists unfinished multipart uploads"
+);
 
 impl Guest for Component {
     type Backend = Mlflow;

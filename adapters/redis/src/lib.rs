@@ -99,6 +99,11 @@ struct Component;
 // would collide at link time.
 #[cfg(target_arch = "wasm32")]
 wharf_guest::export!(Component);
+wharf_guest::no_pending_uploads!(
+    Component,
+    "redis",
+    "the chunks of an unfinished write expire after `upload_ttl`, and their keys do not name the object"
+);
 
 impl Guest for Component {
     type Backend = Store;

@@ -32,6 +32,8 @@ struct Inspected {
     name: String,
     origin: String,
     contract: &'static str,
+    /// `wharf:storage/maintenance` (pending uploads), when it exports it.
+    maintenance: Option<&'static str>,
     size: usize,
     sha256: String,
     needs_filesystem: bool,
@@ -84,6 +86,7 @@ impl Plugins {
                     name: p.name().to_string(),
                     origin: p.origin().to_string(),
                     contract: wharf::runtime::CONTRACT_EXPORT,
+                    maintenance: p.has_maintenance().then_some(wharf::runtime::MAINTENANCE_EXPORT),
                     size: p.size(),
                     sha256: p.sha256().to_string(),
                     needs_filesystem: has("wasi:filesystem"),
@@ -95,8 +98,11 @@ impl Plugins {
                     print_json(&out);
                 } else {
                     println!(
-                        "name:      {}\norigin:    {}\nexports:   {}",
-                        out.name, out.origin, out.contract
+                        "name:      {}\norigin:    {}\nexports:   {}{}",
+                        out.name,
+                        out.origin,
+                        out.contract,
+                        out.maintenance.map(|m| format!(", {m}")).unwrap_or_default()
                     );
                     println!("size:      {} bytes\nsha256:    {}", out.size, out.sha256);
                     println!(

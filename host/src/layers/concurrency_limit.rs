@@ -1,7 +1,9 @@
 //! A bound on operations in flight per backend.
 
 use super::{Layer, LayeredAdapter};
-use crate::adapter::{Adapter, ByteRange, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
+use crate::adapter::{
+    Adapter, ByteRange, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PendingPage, PendingUpload, PutMode,
+};
 use crate::error::Result;
 use crate::path::ObjectPath;
 use async_trait::async_trait;
@@ -95,6 +97,16 @@ impl LayeredAdapter for LimitAdapter {
     async fn health(&self) -> Result<String> {
         let _p = self.permit().await;
         self.inner.health().await
+    }
+
+    async fn list_pending(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<PendingPage> {
+        let _p = self.permit().await;
+        self.inner.list_pending(prefix, cursor, limit).await
+    }
+
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
+        let _p = self.permit().await;
+        self.inner.abort_pending(upload).await
     }
 
     async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>> {

@@ -47,7 +47,8 @@ pub use retry::{DEFAULT_WRITE_BUFFER, Retry, RetryPolicy};
 pub use timeout::Timeout;
 
 use crate::adapter::{
-    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
+    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PendingPage,
+    PendingUpload, PutMode,
 };
 use crate::error::Result;
 use crate::path::ObjectPath;
@@ -156,6 +157,17 @@ pub trait LayeredAdapter: Send + Sync {
     fn encodings(&self) -> Vec<Encoding> {
         self.inner().encodings()
     }
+
+    /// See [`Adapter::list_pending`]. A layer that stores an object under
+    /// another path must map the paths back.
+    async fn list_pending(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<PendingPage> {
+        self.inner().list_pending(prefix, cursor, limit).await
+    }
+
+    /// See [`Adapter::abort_pending`].
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
+        self.inner().abort_pending(upload).await
+    }
 }
 
 #[async_trait]
@@ -202,6 +214,14 @@ impl<L: LayeredAdapter> Adapter for L {
 
     fn encodings(&self) -> Vec<Encoding> {
         LayeredAdapter::encodings(self)
+    }
+
+    async fn list_pending(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<PendingPage> {
+        LayeredAdapter::list_pending(self, prefix, cursor, limit).await
+    }
+
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
+        LayeredAdapter::abort_pending(self, upload).await
     }
 }
 

@@ -5,7 +5,9 @@
 //! one operation from its opening to its end, finish, abort or drop.
 
 use super::{Layer, LayeredAdapter};
-use crate::adapter::{Adapter, ByteRange, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
+use crate::adapter::{
+    Adapter, ByteRange, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PendingPage, PendingUpload, PutMode,
+};
 use crate::error::Result;
 use crate::path::ObjectPath;
 use async_trait::async_trait;
@@ -369,6 +371,20 @@ impl LayeredAdapter for Observed {
 
     async fn health(&self) -> Result<String> {
         self.call("health", None, self.inner.health()).await
+    }
+
+    async fn list_pending(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<PendingPage> {
+        self.call(
+            "list_pending",
+            Some(prefix),
+            self.inner.list_pending(prefix, cursor, limit),
+        )
+        .await
+    }
+
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
+        self.call("abort_pending", Some(&upload.path), self.inner.abort_pending(upload))
+            .await
     }
 
     async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>> {

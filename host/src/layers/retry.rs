@@ -2,7 +2,9 @@
 //! jitter, that never re-send data the layer no longer holds.
 
 use super::{Layer, LayeredAdapter};
-use crate::adapter::{Adapter, ByteRange, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
+use crate::adapter::{
+    Adapter, ByteRange, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PendingPage, PendingUpload, PutMode,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::ObjectPath;
 use async_trait::async_trait;
@@ -342,6 +344,23 @@ impl LayeredAdapter for RetryAdapter {
     async fn health(&self) -> Result<String> {
         let inner = &self.core.inner;
         self.core.retry("health", None, || inner.health()).await
+    }
+
+    async fn list_pending(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<PendingPage> {
+        let inner = &self.core.inner;
+        self.core
+            .retry("list_pending", Some(prefix), || {
+                inner.list_pending(prefix, cursor, limit)
+            })
+            .await
+    }
+
+    // Idempotent: aborting an upload already gone succeeds.
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
+        let inner = &self.core.inner;
+        self.core
+            .retry("abort_pending", Some(&upload.path), || inner.abort_pending(upload))
+            .await
     }
 
     async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>> {

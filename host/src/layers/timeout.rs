@@ -1,7 +1,9 @@
 //! Per-operation and per-idle-stream timeouts.
 
 use super::{Layer, LayeredAdapter};
-use crate::adapter::{Adapter, ByteRange, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
+use crate::adapter::{
+    Adapter, ByteRange, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PendingPage, PendingUpload, PutMode,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::ObjectPath;
 use async_trait::async_trait;
@@ -149,6 +151,28 @@ impl LayeredAdapter for TimeoutAdapter {
             "health",
             None,
             self.inner.health(),
+        )
+        .await
+    }
+
+    async fn list_pending(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<PendingPage> {
+        bounded(
+            self.cfg.operation,
+            self.inner.name(),
+            "list_pending",
+            Some(prefix),
+            self.inner.list_pending(prefix, cursor, limit),
+        )
+        .await
+    }
+
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
+        bounded(
+            self.cfg.operation,
+            self.inner.name(),
+            "abort_pending",
+            Some(&upload.path),
+            self.inner.abort_pending(upload),
         )
         .await
     }

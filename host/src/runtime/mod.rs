@@ -6,13 +6,13 @@ mod cache;
 mod state;
 mod wasm_adapter;
 
-pub use bindings::{CONTRACT_EXPORT, CONTRACT_VERSION};
+pub use bindings::{CONTRACT_EXPORT, CONTRACT_VERSION, MAINTENANCE_EXPORT};
 pub use cache::default_cache_key_file;
 pub use wasm_adapter::{BackendSpec, Limits, WasmAdapter};
 
 use crate::capabilities::HttpClient;
 use crate::error::{Error, Result};
-use bindings::StorageAdapterPre;
+use bindings::{AdapterIndices, MaintenanceIndices};
 use cache::CompileCache;
 use sha2::{Digest, Sha256};
 use state::GuestState;
@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::component::{Component, InstancePre, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances; the unit of the CPU-time limit.
@@ -212,7 +212,14 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| fail(format!("needs an import the host does not provide: {e:#}")))?;
-        let pre = StorageAdapterPre::new(pre).map_err(|e| fail(format!("{e:#}")))?;
+        let adapter = AdapterIndices::new(&pre).map_err(|e| fail(format!("{e:#}")))?;
+        // Optional: a component built for the `storage-adapter` world alone
+        // has no maintenance export and answers `unsupported` for it.
+        let maintenance = if exported.iter().any(|e| e == MAINTENANCE_EXPORT) {
+            Some(MaintenanceIndices::new(&pre).map_err(|e| fail(format!("{e:#}")))?)
+        } else {
+            None
+        };
         let imports = component
             .component_type()
             .imports(&self.inner.engine)
@@ -226,6 +233,8 @@ impl Runtime {
                 size: wasm.len(),
                 imports,
                 pre,
+                adapter,
+                maintenance,
             }),
         })
     }
@@ -324,7 +333,9 @@ struct PluginInner {
     sha256: String,
     size: usize,
     imports: Vec<String>,
-    pre: StorageAdapterPre<GuestState>,
+    pre: InstancePre<GuestState>,
+    adapter: AdapterIndices,
+    maintenance: Option<MaintenanceIndices>,
 }
 
 impl Plugin {
@@ -348,8 +359,19 @@ impl Plugin {
     pub fn imports(&self) -> &[String] {
         &self.inner.imports
     }
-    pub(crate) fn pre(&self) -> &StorageAdapterPre<GuestState> {
+    /// Whether the component exports the optional `maintenance` interface
+    /// (pending uploads); without it those operations are `unsupported`.
+    pub fn has_maintenance(&self) -> bool {
+        self.inner.maintenance.is_some()
+    }
+    pub(crate) fn pre(&self) -> &InstancePre<GuestState> {
         &self.inner.pre
+    }
+    pub(crate) fn adapter_indices(&self) -> &AdapterIndices {
+        &self.inner.adapter
+    }
+    pub(crate) fn maintenance_indices(&self) -> Option<&MaintenanceIndices> {
+        self.inner.maintenance.as_ref()
     }
 }
 

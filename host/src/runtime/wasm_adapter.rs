@@ -1,12 +1,13 @@
 //! [`WasmAdapter`]: the [`Adapter`] trait over a component, one fresh
 //! instance per operation, every call under memory, CPU and time limits.
 
-use super::bindings::StorageAdapter;
 use super::bindings::wharf::storage::types as wit;
+use super::bindings::{AdapterExports, MAINTENANCE_EXPORT, MaintenanceExports, WitPendingUpload};
 use super::state::GuestState;
 use super::{EPOCH_TICK, Plugin, Runtime};
 use crate::adapter::{
-    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PutMode,
+    Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PendingPage,
+    PendingUpload, PutMode,
 };
 use crate::capabilities::{Grants, HttpGrant, Redactor};
 use crate::error::{Error, ErrorKind, Result};
@@ -87,7 +88,8 @@ pub struct WasmAdapter {
 /// An instance not yet opened.
 struct Fresh {
     store: Store<GuestState>,
-    bindings: StorageAdapter,
+    instance: wasmtime::component::Instance,
+    bindings: AdapterExports,
     slot: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -96,7 +98,8 @@ struct Instance {
     store: Store<GuestState>,
     /// The pool slot this instance occupies; released when it is dropped.
     _slot: tokio::sync::OwnedSemaphorePermit,
-    bindings: StorageAdapter,
+    instance: wasmtime::component::Instance,
+    bindings: AdapterExports,
     backend: ResourceAny,
     shared: Arc<AdapterShared>,
 }
@@ -130,11 +133,7 @@ impl WasmAdapter {
             .map_err(|e| e.at(&shared.name, "open", None))?;
         let caps = inst
             .call("capabilities", None, |i| async move {
-                i.bindings
-                    .wharf_storage_adapter()
-                    .backend()
-                    .call_capabilities(&mut i.store, i.backend)
-                    .await
+                i.bindings.backend().call_capabilities(&mut i.store, i.backend).await
             })
             .await?;
         Ok(WasmAdapter {
@@ -196,30 +195,39 @@ impl Instance {
     async fn instantiate(shared: &Arc<AdapterShared>) -> Result<Fresh> {
         let slot = shared.runtime.instance_slot().await?;
         let mut store = Self::store(shared)?;
-        let bindings = bounded(&shared.limits, shared.plugin.pre().instantiate_async(&mut store))
+        let instance = bounded(&shared.limits, shared.plugin.pre().instantiate_async(&mut store))
             .await
             .map_err(|e| shared.redact(Error::adapter(format!("instantiating: {e}"))))?;
-        Ok(Fresh { store, bindings, slot })
+        let bindings = shared
+            .plugin
+            .adapter_indices()
+            .load(&mut store, &instance)
+            .map_err(|e| Error::adapter(format!("instantiating: {e:#}")))?;
+        Ok(Fresh {
+            store,
+            instance,
+            bindings,
+            slot,
+        })
     }
 
     /// Calls the adapter's `open` with the backend's config.
     async fn open(shared: &Arc<AdapterShared>, fresh: Fresh) -> Result<Self> {
         let Fresh {
             mut store,
+            instance,
             bindings,
             slot,
         } = fresh;
         arm(&mut store, &shared.limits);
-        let backend = bounded(
-            &shared.limits,
-            bindings.wharf_storage_adapter().call_open(&mut store, &shared.config),
-        )
-        .await
-        .map_err(|e| shared.redact(Error::adapter(e)))?
-        .map_err(|e| shared.redact(from_wit(e)))?;
+        let backend = bounded(&shared.limits, bindings.call_open(&mut store, &shared.config))
+            .await
+            .map_err(|e| shared.redact(Error::adapter(e)))?
+            .map_err(|e| shared.redact(from_wit(e)))?;
         Ok(Instance {
             store,
             _slot: slot,
+            instance,
             bindings,
             backend,
             shared: shared.clone(),
@@ -365,11 +373,7 @@ impl Adapter for WasmAdapter {
     async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
         let p = path.as_str();
         let m = guest_call!(self, "stat", Some(p), |i| async move {
-            i.bindings
-                .wharf_storage_adapter()
-                .backend()
-                .call_stat(&mut i.store, i.backend, p)
-                .await
+            i.bindings.backend().call_stat(&mut i.store, i.backend, p).await
         })?;
         Ok(meta_from_wit(m))
     }
@@ -377,22 +381,14 @@ impl Adapter for WasmAdapter {
     async fn exists(&self, path: &ObjectPath) -> Result<bool> {
         let p = path.as_str();
         guest_call!(self, "exists", Some(p), |i| async move {
-            i.bindings
-                .wharf_storage_adapter()
-                .backend()
-                .call_exists(&mut i.store, i.backend, p)
-                .await
+            i.bindings.backend().call_exists(&mut i.store, i.backend, p).await
         })
     }
 
     async fn delete(&self, path: &ObjectPath) -> Result<()> {
         let p = path.as_str();
         guest_call!(self, "delete", Some(p), |i| async move {
-            i.bindings
-                .wharf_storage_adapter()
-                .backend()
-                .call_delete(&mut i.store, i.backend, p)
-                .await
+            i.bindings.backend().call_delete(&mut i.store, i.backend, p).await
         })
     }
 
@@ -401,7 +397,6 @@ impl Adapter for WasmAdapter {
         let limit = limit.clamp(1, self.capabilities.list_max_limit);
         let page = guest_call!(self, "list", Some(prefix), |i| async move {
             i.bindings
-                .wharf_storage_adapter()
                 .backend()
                 .call_list(&mut i.store, i.backend, prefix, cursor, limit)
                 .await
@@ -433,22 +428,14 @@ impl Adapter for WasmAdapter {
     async fn copy(&self, from: &ObjectPath, to: &ObjectPath, mode: PutMode) -> Result<ObjectMeta> {
         let (f, t, m) = (from.as_str(), to.as_str(), mode_to_wit(&mode));
         let meta = guest_call!(self, "copy", Some(f), |i| async move {
-            i.bindings
-                .wharf_storage_adapter()
-                .backend()
-                .call_copy(&mut i.store, i.backend, f, t, &m)
-                .await
+            i.bindings.backend().call_copy(&mut i.store, i.backend, f, t, &m).await
         })?;
         Ok(meta_from_wit(meta))
     }
 
     async fn health(&self) -> Result<String> {
         guest_call!(self, "health", None, |i| async move {
-            i.bindings
-                .wharf_storage_adapter()
-                .backend()
-                .call_health(&mut i.store, i.backend)
-                .await
+            i.bindings.backend().call_health(&mut i.store, i.backend).await
         })
     }
 
@@ -461,11 +448,7 @@ impl Adapter for WasmAdapter {
         let mut inst = self.instance("read", Some(p)).await?;
         let reader = inst
             .call_wit("read", Some(p), |i| async move {
-                i.bindings
-                    .wharf_storage_adapter()
-                    .backend()
-                    .call_read(&mut i.store, i.backend, p, r)
-                    .await
+                i.bindings.backend().call_read(&mut i.store, i.backend, p, r).await
             })
             .await?;
         Ok(Box::new(WasmReader {
@@ -476,6 +459,40 @@ impl Adapter for WasmAdapter {
         }))
     }
 
+    async fn list_pending(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<PendingPage> {
+        let op = "list_pending";
+        check_prefix(prefix).map_err(|e| e.at(&self.shared.name, op, Some(prefix)))?;
+        let limit = limit.clamp(1, PENDING_PAGE_MAX);
+        let (mut inst, m) = self.maintenance(op, prefix).await?;
+        let page = inst
+            .call_wit(op, Some(prefix), |i| async move {
+                m.call_list_pending(&mut i.store, i.backend, prefix, cursor, limit)
+                    .await
+            })
+            .await?;
+        if page.entries.len() > limit as usize || page.entries.iter().any(|e| !e.path.starts_with(prefix)) {
+            return Err(Error::adapter(format!(
+                "returned {} pending uploads for a page of at most {limit}, or one outside the prefix",
+                page.entries.len()
+            ))
+            .at(&self.shared.name, op, Some(prefix)));
+        }
+        Ok(PendingPage {
+            entries: page.entries.into_iter().map(pending_from_wit).collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
+        let op = "abort_pending";
+        let (p, id) = (upload.path.as_str(), upload.upload_id.as_str());
+        let (mut inst, m) = self.maintenance(op, p).await?;
+        inst.call_wit(op, Some(p), |i| async move {
+            m.call_abort_pending(&mut i.store, i.backend, p, id).await
+        })
+        .await
+    }
+
     async fn write(&self, path: &ObjectPath, mode: PutMode, size_hint: Option<u64>) -> Result<Box<dyn ObjectWriter>> {
         let p = path.as_str();
         let m = mode_to_wit(&mode);
@@ -483,7 +500,6 @@ impl Adapter for WasmAdapter {
         let writer = inst
             .call_wit("write", Some(p), |i| async move {
                 i.bindings
-                    .wharf_storage_adapter()
                     .backend()
                     .call_write(&mut i.store, i.backend, p, &m, size_hint)
                     .await
@@ -497,6 +513,40 @@ impl Adapter for WasmAdapter {
             min_chunk: self.capabilities.write_min_chunk as usize,
             max_chunk: self.capabilities.write_max_chunk as usize,
         }))
+    }
+}
+
+impl WasmAdapter {
+    /// A fresh instance and the component's `maintenance` export in it;
+    /// `unsupported` for a component built without that interface.
+    async fn maintenance(&self, op: &'static str, path: &str) -> Result<(Instance, MaintenanceExports)> {
+        let name = &self.shared.name;
+        let Some(indices) = self.shared.plugin.maintenance_indices() else {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "the adapter does not export `{MAINTENANCE_EXPORT}`, so it cannot list or abort pending uploads"
+                ),
+            )
+            .at(name, op, Some(path)));
+        };
+        let mut inst = self.instance(op, Some(path)).await?;
+        let exports = indices
+            .load(&mut inst.store, &inst.instance)
+            .map_err(|e| Error::adapter(format!("loading `{MAINTENANCE_EXPORT}`: {e:#}")).at(name, op, Some(path)))?;
+        Ok((inst, exports))
+    }
+}
+
+/// The most pending uploads the host asks for in one page.
+const PENDING_PAGE_MAX: u32 = 1000;
+
+fn pending_from_wit(p: WitPendingUpload) -> PendingUpload {
+    PendingUpload {
+        path: p.path,
+        upload_id: p.upload_id,
+        started_ms: p.started_ms,
+        staged_bytes: p.staged_bytes,
     }
 }
 
@@ -519,11 +569,7 @@ impl ObjectReader for WasmReader {
         let chunk = self
             .inst
             .call_wit("read", Some(&path), |i| async move {
-                i.bindings
-                    .wharf_storage_adapter()
-                    .reader()
-                    .call_next(&mut i.store, reader, max32)
-                    .await
+                i.bindings.reader().call_next(&mut i.store, reader, max32).await
             })
             .await
             .inspect_err(|_| self.done = true)?;
@@ -563,11 +609,7 @@ impl WasmWriter {
         };
         let r = inst
             .call_wit("write", Some(&path), |i| async move {
-                i.bindings
-                    .wharf_storage_adapter()
-                    .writer()
-                    .call_append(&mut i.store, writer, chunk)
-                    .await
+                i.bindings.writer().call_append(&mut i.store, writer, chunk).await
             })
             .await;
         if let Err(e) = &r {
@@ -590,11 +632,7 @@ impl WasmWriter {
             handle.spawn(async move {
                 let _ = inst
                     .call("abort", None, |i| async move {
-                        i.bindings
-                            .wharf_storage_adapter()
-                            .writer()
-                            .call_abort(&mut i.store, writer)
-                            .await
+                        i.bindings.writer().call_abort(&mut i.store, writer).await
                     })
                     .await;
             });
@@ -637,11 +675,7 @@ impl ObjectWriter for WasmWriter {
         };
         let meta = inst
             .call_wit("write", Some(&path), |i| async move {
-                i.bindings
-                    .wharf_storage_adapter()
-                    .writer()
-                    .call_finish(&mut i.store, writer)
-                    .await
+                i.bindings.writer().call_finish(&mut i.store, writer).await
             })
             .await?;
         Ok(meta_from_wit(meta))
@@ -654,11 +688,7 @@ impl ObjectWriter for WasmWriter {
             return Ok(());
         };
         inst.call_wit("abort", Some(&path), |i| async move {
-            i.bindings
-                .wharf_storage_adapter()
-                .writer()
-                .call_abort(&mut i.store, writer)
-                .await
+            i.bindings.writer().call_abort(&mut i.store, writer).await
         })
         .await
     }
