@@ -16,6 +16,11 @@
 //!    delete that crashed after it), last modified before the grace
 //!    period, is removed. A running save is younger than the grace period;
 //!    with `--older-than 0s` it is not protected.
+//! 5. Pending uploads (writes started and never committed, kept inside the
+//!    storage where `list` cannot see them: S3 multipart uploads, temporary
+//!    files) anywhere in the backend, started before the grace period, are
+//!    aborted through the adapter, as an S3 lifecycle rule would. A backend
+//!    that cannot list them says so in [`GcReport::pending_unsupported`].
 //!
 //! Objects outside `models/` and `_wharf/`, and anything under `models/`
 //! that is not of the shapes above, are never touched.
@@ -57,7 +62,7 @@ pub struct GcItem {
     /// Its size.
     pub bytes: u64,
     /// Why: `orphaned-data`, `abandoned-transaction`,
-    /// `settled-transaction`, `transaction-record`.
+    /// `settled-transaction`, `transaction-record`, `pending-upload`.
     pub why: &'static str,
 }
 
@@ -74,6 +79,11 @@ pub struct GcReport {
     pub bytes: u64,
     /// Objects looked at.
     pub scanned: u64,
+    /// Pending uploads aborted (their staged bytes are in `bytes`).
+    pub pending_uploads: u64,
+    /// Why pending uploads were not looked at, when the backend cannot list
+    /// them.
+    pub pending_unsupported: Option<String>,
 }
 
 impl GcReport {
@@ -297,6 +307,41 @@ impl StorageService {
         }
         for (path, size) in orphans {
             report.add(path, size, "orphaned-data", true);
+        }
+
+        // 5. Pending uploads older than the grace period.
+        match self.pending_uploads("").await {
+            Ok(uploads) => {
+                let stale: Vec<_> = uploads
+                    .into_iter()
+                    .filter(|u| old(u.started_ms.and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))))
+                    .collect();
+                if !opts.dry_run {
+                    let aborted: Vec<Result<()>> = stream::iter(stale.clone())
+                        .map(|u| {
+                            let svc = self.clone();
+                            async move { svc.abort_pending(&u).await }
+                        })
+                        .buffered(PARALLEL)
+                        .collect()
+                        .await;
+                    aborted.into_iter().collect::<Result<()>>().map_err(at)?;
+                }
+                for u in stale {
+                    let bytes = u.staged_bytes.unwrap_or(0);
+                    report.pending_uploads += 1;
+                    report.bytes += bytes;
+                    report.items.push(GcItem {
+                        path: u.path,
+                        bytes,
+                        why: "pending-upload",
+                    });
+                }
+            }
+            Err(e) if e.kind() == crate::ErrorKind::Unsupported => {
+                report.pending_unsupported = Some(e.to_string());
+            }
+            Err(e) => return Err(at(e)),
         }
         Ok(report)
     }

@@ -38,12 +38,16 @@ impl Gc {
             println!("{:<22} {:>14}  {}", i.why, i.bytes, printable(&i.path));
         }
         eprintln!(
-            "{} {} objects, {} bytes ({} looked at)",
+            "{} {} objects and {} pending uploads, {} bytes ({} looked at)",
             if report.dry_run { "would remove" } else { "removed" },
             report.objects,
+            report.pending_uploads,
             report.bytes,
             report.scanned
         );
+        if let Some(why) = &report.pending_unsupported {
+            eprintln!("pending uploads not looked at: {why}");
+        }
         Ok(exit::OK)
     }
 }
