@@ -4,6 +4,8 @@
 #
 #   scripts/servers.sh start [name...]   # default: all; prints `export` lines
 #   scripts/servers.sh stop  [name...]
+#   scripts/servers.sh restart redis2|postgres2 # same port and data, new process:
+#                                               # every client connection is cut
 #
 # Names: moto, s3s, azurite, gcs, and those in scripts/servers.d/. State (pid files, data, logs, the env
 # file with every URL) lives in target/servers/. Run scripts/tools.sh first.
@@ -146,8 +148,11 @@ start)
 stop)
     for n in "${names[@]}"; do stop_one "$n"; done
     ;;
+restart)
+    for n in "${names[@]}"; do "restart_$n"; done
+    ;;
 *)
-    echo "usage: scripts/servers.sh start|stop [${all[*]}]" >&2
+    echo "usage: scripts/servers.sh start|stop|restart [${all[*]}]" >&2
     exit 2
     ;;
 esac

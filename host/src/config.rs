@@ -11,7 +11,7 @@ use crate::layers::{
     Stack, Timeout,
 };
 use crate::model::StorageBackend;
-use crate::runtime::{BackendSpec, Limits};
+use crate::runtime::{BackendSpec, Limits, PoolConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -57,6 +57,10 @@ pub struct RuntimeSection {
     /// How long an operation waits for a free instance when all are in
     /// use, then fails as `transient` (default `30s`).
     pub instance_wait: Option<String>,
+    /// Linear memory all live adapter instances may hold together, e.g.
+    /// `"4GiB"` (default): idle instances are dropped to stay under it, and
+    /// a call that would pass it fails.
+    pub memory_budget: Option<String>,
 }
 
 /// `[backends.<name>]`.
@@ -76,6 +80,9 @@ pub struct BackendConfig {
     /// Per-call limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Warm instances (for adapters that export `wharf:storage/reuse`).
+    #[serde(default)]
+    pub pool: PoolSection,
     /// Middleware, outermost first (`[[backends.<name>.layers]]`).
     #[serde(default)]
     pub layers: Vec<LayerConfig>,
@@ -90,6 +97,7 @@ impl fmt::Debug for BackendConfig {
             .field("config_keys", &self.config.keys().collect::<Vec<_>>())
             .field("grants", &self.grants)
             .field("limits", &self.limits)
+            .field("pool", &self.pool)
             .field("layers", &self.layers)
             .finish()
     }
@@ -148,6 +156,23 @@ pub struct LimitsConfig {
     pub cpu_time: Option<String>,
     /// Wall time per call, e.g. `"120s"` (default).
     pub call_timeout: Option<String>,
+}
+
+/// `[backends.<name>.pool]`: how many opened instances are kept for later
+/// operations, and for how long. Only adapters that export
+/// `wharf:storage/reuse` are kept at all (every built-in does).
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSection {
+    /// Idle instances kept (default 8); `0` gives every operation a fresh one.
+    pub idle: Option<usize>,
+    /// Operations one instance serves before it is dropped (default 10000).
+    pub uses: Option<u32>,
+    /// How long an instance may sit idle, e.g. `"60s"` (default).
+    pub idle_timeout: Option<String>,
+    /// How long an operation waits for an instance when all of
+    /// `runtime.max_instances` are busy (default: `runtime.instance_wait`).
+    pub wait: Option<String>,
 }
 
 /// One `[[backends.<name>.layers]]` table; `layer` names the kind. Layers
@@ -518,12 +543,33 @@ impl BackendConfig {
             limits.call_timeout = parse_duration(t)
                 .map_err(|why| Error::config(format!("backend `{name}`: limits.call_timeout: {why}")))?;
         }
+        let mut pool = PoolConfig::default();
+        if let Some(n) = self.pool.idle {
+            pool.idle = n;
+        }
+        if let Some(n) = self.pool.uses {
+            if n == 0 {
+                return Err(Error::config(format!(
+                    "backend `{name}`: pool.uses must be at least 1 (for no reuse, set pool.idle = 0)"
+                )));
+            }
+            pool.uses = n;
+        }
+        if let Some(t) = &self.pool.idle_timeout {
+            pool.idle_timeout = parse_duration(t)
+                .map_err(|why| Error::config(format!("backend `{name}`: pool.idle_timeout: {why}")))?;
+        }
+        if let Some(t) = &self.pool.wait {
+            pool.wait =
+                Some(parse_duration(t).map_err(|why| Error::config(format!("backend `{name}`: pool.wait: {why}")))?);
+        }
         Ok(BackendSpec {
             name: name.to_string(),
             config,
             grants: Grants { dirs, http, tcp },
             limits,
             secrets: Redactor::new(&secrets),
+            pool,
         })
     }
 }

@@ -314,7 +314,11 @@ impl StorageService {
             Ok(uploads) => {
                 let stale: Vec<_> = uploads
                     .into_iter()
-                    .filter(|u| old(u.started_ms.and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))))
+                    .filter(|u| {
+                        old(u
+                            .started_ms
+                            .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms))))
+                    })
                     .collect();
                 if !opts.dry_run {
                     let aborted: Vec<Result<()>> = stream::iter(stale.clone())

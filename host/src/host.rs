@@ -54,6 +54,11 @@ impl Host {
             rc.instance_wait = crate::config::parse_duration(t)
                 .map_err(|why| Error::config(format!("runtime.instance_wait: {why}")))?;
         }
+        if let Some(m) = &config.runtime.memory_budget {
+            rc.memory_budget = crate::config::parse_size(m)
+                .and_then(|n| usize::try_from(n).map_err(|_| format!("`{m}` is too large")))
+                .map_err(|why| Error::config(format!("runtime.memory_budget: {why}")))?;
+        }
         let plugins = match &config.plugin_dir {
             Some(dir) => PluginSet::with_dir(&base.join(dir))?,
             None => PluginSet::builtin(),

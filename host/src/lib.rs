@@ -4,7 +4,8 @@
 //! - [`Host`] loads adapters by backend name from built-ins and a plugin
 //!   directory, each with only the I/O its configuration grants.
 //! - [`Adapter`] is the contract as an async trait; [`WasmAdapter`] runs it
-//!   on a component, one fresh instance per operation.
+//!   on a component, an instance per operation: fresh, or a warm one of the
+//!   same backend when the component exports `reuse`.
 //! - [`StorageService`] saves and loads models on top, streamed and
 //!   verified by sha256, described by [`ModelStorageInfo`].
 #![deny(missing_docs)]
@@ -41,6 +42,6 @@ pub use memory::InMemory;
 pub use model::{ModelStorageInfo, SerializationFormat, StorageBackend, StoredFile};
 pub use path::ObjectPath;
 pub use registry::{Reference, VersionEntry};
-pub use runtime::{BackendSpec, Limits, Plugin, Runtime, RuntimeConfig, WasmAdapter};
+pub use runtime::{BackendSpec, Limits, Plugin, PoolConfig, PoolStats, Runtime, RuntimeConfig, WasmAdapter};
 pub use service::{Expected, LoadOptions, ObjectTransfer, SaveOptions, StorageService};
 pub use transaction::Transaction;

@@ -7,29 +7,56 @@ REDIS_BIN=${REDIS_BIN:-redis-server}
 REDIS_PASSWORD=wharf-test-redis-password
 
 start_redis() {
-    local port pid data=$state/redis-data
+    redis_instance redis REDIS
+}
+
+# A second server, for the tests that restart theirs (the others share the
+# first and must not see it go away).
+start_redis2() {
+    redis_instance redis2 REDIS2
+}
+
+# redis_instance NAME VAR: a server whose state files are $state/NAME*, its
+# address exported as WHARF_TEST_<VAR>_ADDR.
+redis_instance() {
+    local name=$1 var=$2 port data=$state/$1-data
     port=$(free_port)
     rm -rf "$data"
     mkdir -p "$data"
-    # The password goes in a config file, not in the process list; `exec`
-    # makes the recorded pid the server's own.
+    # The password goes in a config file, not in the process list.
     (umask 077 && printf 'requirepass %s\n' "$REDIS_PASSWORD" >"$data/redis.conf")
+    echo "$port" >"$state/$name.port"
+    run_redis "$name" "$var" "$port"
+}
+
+# Stops the server and starts a new one on the same port (nothing is
+# persisted, so it comes back empty): what a client sees of a restart.
+restart_redis2() {
+    local port
+    port=$(cat "$state/redis2.port")
+    stop_one redis2
+    run_redis redis2 REDIS2 "$port" >/dev/null
+}
+
+run_redis() {
+    local name=$1 var=$2 port=$3 pid data=$state/$1-data
+    # `exec` makes the recorded pid the server's own.
     (
         cd "$data" &&
             exec "$REDIS_BIN" "$data/redis.conf" --bind 127.0.0.1 --port "$port" --save '' \
-                --appendonly no --daemonize no --dir "$data" >"$state/redis.log" 2>&1
+                --appendonly no --daemonize no --dir "$data" >"$state/$name.log" 2>&1
     ) &
-    echo $! >"$state/redis.pid"
-    pid=$(cat "$state/redis.pid")
+    echo $! >"$state/$name.pid"
+    pid=$(cat "$state/$name.pid")
     for _ in $(seq 1 100); do
         if ! kill -0 "$pid" 2>/dev/null; then
             echo "servers: redis exited during startup; its log:" >&2
-            tail -n 30 "$state/redis.log" >&2
+            tail -n 30 "$state/$name.log" >&2
             return 1
         fi
         if [ "$(REDISCLI_AUTH=$REDIS_PASSWORD timeout 2 redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ]; then
-            echo "export WHARF_TEST_REDIS_ADDR=127.0.0.1:$port"
-            echo "export WHARF_TEST_REDIS_PASSWORD=$REDIS_PASSWORD"
+            echo "export WHARF_TEST_${var}_ADDR=127.0.0.1:$port"
+            echo "export WHARF_TEST_${var}_PASSWORD=$REDIS_PASSWORD"
             return 0
         fi
         sleep 0.2
@@ -38,4 +65,4 @@ start_redis() {
     return 1
 }
 
-all+=(redis)
+all+=(redis redis2)

@@ -34,6 +34,7 @@ async fn adapter_without_maintenance_loads_and_answers_unsupported() {
         grants: Grants::default(),
         limits: Limits::default(),
         secrets: Redactor::new::<&str>(&[]),
+        pool: Default::default(),
     };
     let adapter = WasmAdapter::new(&runtime, &plugin, spec).await.expect("it opens");
 

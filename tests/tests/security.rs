@@ -83,6 +83,7 @@ impl Fixture {
             },
             limits,
             secrets: Redactor::new(&secrets_of(config)),
+            pool: Default::default(),
         };
         WasmAdapter::new(&self.runtime, &self.misbehave, spec)
             .await
@@ -137,6 +138,7 @@ fn local_spec(dir: &Path) -> BackendSpec {
         },
         limits: Limits::default(),
         secrets: Redactor::default(),
+        pool: Default::default(),
     }
 }
 

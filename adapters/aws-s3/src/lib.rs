@@ -58,6 +58,8 @@ use wharf_guest::{
 
 struct Component;
 wharf_guest::export!(Component);
+// Nothing it keeps goes stale while idle (HTTP connections are the host's).
+wharf_guest::nothing_to_recycle!(Component);
 
 impl Guest for Component {
     type Backend = S3;

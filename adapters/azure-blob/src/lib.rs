@@ -80,6 +80,8 @@ use wharf_guest::{
 
 struct Component;
 wharf_guest::export!(Component);
+// Nothing it keeps goes stale while idle (HTTP connections are the host's).
+wharf_guest::nothing_to_recycle!(Component);
 wharf_guest::no_pending_uploads!(
     Component,
     "azure_blob",

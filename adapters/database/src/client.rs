@@ -24,7 +24,23 @@ pub struct Shared {
 /// The `backend` resource: a configuration and, once used, a connection.
 pub struct Db {
     pub shared: Rc<Shared>,
-    conn: RefCell<Option<Conn>>,
+    pub(crate) conn: ConnSlot,
+}
+
+/// The backend's idle connection, shared with its readers and writers,
+/// which put theirs back when they end cleanly.
+pub type ConnSlot = Rc<RefCell<Option<Conn>>>;
+
+/// Makes `conn` the backend's idle connection (unless one is there
+/// already) if it still works, after rolling back the transaction it is in
+/// when `in_transaction`.
+pub fn give_back(mut conn: Conn, home: &ConnSlot, in_transaction: bool) {
+    if in_transaction {
+        Shared::rollback(&mut conn);
+    }
+    if conn.is_usable() {
+        home.borrow_mut().get_or_insert(conn);
+    }
 }
 
 /// The schema, created on first use when missing. `prefix` is validated
@@ -337,7 +353,17 @@ impl Db {
                 objects: format!("{p}objects"),
                 chunks: format!("{p}chunks"),
             }),
-            conn: RefCell::new(None),
+            conn: Rc::new(RefCell::new(None)),
+        }
+    }
+
+    /// Before the host hands this backend to another operation: a
+    /// connection the server closed meanwhile (a restart, an idle timeout)
+    /// is dropped, so the operation opens a new one instead of failing.
+    pub fn recycle(&self) {
+        let mut slot = self.conn.borrow_mut();
+        if slot.as_mut().is_some_and(|c| !c.is_alive()) {
+            *slot = None;
         }
     }
 

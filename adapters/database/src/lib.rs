@@ -58,10 +58,12 @@
 //!   row travels while the server stores the previous one), matches the
 //!   native `postgres` crate's rate in the benchmark and keeps each write's
 //!   statements plain SQL.
-//! - Connections: the host makes a fresh instance per operation, so each
-//!   operation connects, authenticates (SCRAM: a PBKDF2 on both sides) and
-//!   checks the schema: about 10 ms per operation on loopback, most of it
-//!   the server's connection setup; nothing is pooled across operations.
+//! - Connections: one per backend, opened (SCRAM: a PBKDF2 on both sides,
+//!   and the schema check) on first use, about 10 ms on loopback, and kept
+//!   while the host reuses the instance (`wharf:storage/reuse`): readers and
+//!   writers borrow it and put it back when they end cleanly, statements
+//!   stay prepared on it, and `recycle` drops it when the server closed it
+//!   while idle (a restart, `idle_session_timeout`).
 //! - Writes: one transaction on a connection of the writer's own. `BEGIN`
 //!   when the write starts, an `INSERT` per chunk row under a fresh random
 //!   upload id, and in `finish` the objects row and `COMMIT`. `create` is
@@ -127,6 +129,15 @@ wharf_guest::no_pending_uploads!(
     "a write is one transaction, which the server rolls back when the writer is gone"
 );
 
+impl wharf_guest::Reuse for Component {
+    /// A connection the server closed while the instance was idle is
+    /// dropped; the next statement opens (and logs in on) a new one.
+    fn recycle(backend: wharf_guest::BackendBorrow<'_>, _idle_ms: u64) -> Result<(), Error> {
+        backend.get::<Db>().recycle();
+        Ok(())
+    }
+}
+
 impl Guest for Component {
     type Backend = Db;
     type Reader = DownloadCell<reader::ObjectReader>;
@@ -179,13 +190,13 @@ impl GuestBackend for Db {
 
     fn read(&self, path: String, range: Option<ByteRange>) -> Result<ReaderHandle, Error> {
         let conn = self.take_conn()?;
-        let r = reader::ObjectReader::open(self.shared.clone(), conn, path, range)?;
+        let r = reader::ObjectReader::open(self.shared.clone(), conn, path, range, self.conn.clone())?;
         Ok(ReaderHandle::new(DownloadCell::new(r)))
     }
 
     fn write(&self, path: String, mode: PutMode, _size_hint: Option<u64>) -> Result<WriterHandle, Error> {
         let conn = self.take_conn()?;
-        let upload = writer::Upload::new(self.shared.clone(), conn, path, mode)?;
+        let upload = writer::Upload::new(self.shared.clone(), conn, path, mode, self.conn.clone())?;
         Ok(WriterHandle::new(UploadSlot::new(upload)))
     }
 }

@@ -10,6 +10,7 @@
 const AHEAD: u64 = 4 << 20;
 
 use crate::client::Shared;
+use crate::client::{ConnSlot, give_back};
 use crate::config::{MAX_CHUNK, MIN_CHUNK};
 use crate::wire::{Conn, Param};
 use bytes::Bytes;
@@ -21,6 +22,8 @@ pub struct ObjectReader {
     shared: Rc<Shared>,
     /// `None` once the end is reached or a call failed.
     conn: Option<Conn>,
+    /// The backend's connection slot, where `conn` goes back at the end.
+    home: ConnSlot,
     path: String,
     id: i64,
     chunk_size: u64,
@@ -40,15 +43,62 @@ pub struct ObjectReader {
 }
 
 impl ObjectReader {
-    pub fn open(shared: Rc<Shared>, mut conn: Conn, path: String, range: Option<ByteRange>) -> Result<Self, Error> {
-        shared.begin(&mut conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    /// Starts reading `path` on `conn`; `conn` goes back to `home` after
+    /// the last byte, or at once when the object is missing.
+    pub fn open(
+        shared: Rc<Shared>,
+        mut conn: Conn,
+        path: String,
+        range: Option<ByteRange>,
+        home: ConnSlot,
+    ) -> Result<Self, Error> {
+        let (id, size, chunk_size, start, end) = match Self::locate(&shared, &mut conn, &path, range) {
+            Ok(found) => found,
+            Err(e) => {
+                give_back(conn, &home, true);
+                return Err(e);
+            }
+        };
+        let whole_sql = format!("SELECT data FROM {} WHERE upload_id = $1 AND seq = $2", shared.chunks);
+        let slice_sql = format!(
+            "SELECT substring(data from $3 for $4) FROM {} WHERE upload_id = $1 AND seq = $2",
+            shared.chunks
+        );
+        let mut reader = ObjectReader {
+            shared,
+            conn: Some(conn),
+            home,
+            path,
+            id,
+            chunk_size,
+            end,
+            current: Bytes::new(),
+            next_fetch: start,
+            in_flight: VecDeque::new(),
+            size,
+            whole_sql,
+            slice_sql,
+        };
+        reader.request()?;
+        Ok(reader)
+    }
+
+    /// The object's upload id, size and chunk size, and the range clipped
+    /// to it, inside a read-only snapshot begun on `conn`.
+    fn locate(
+        shared: &Shared,
+        conn: &mut Conn,
+        path: &str,
+        range: Option<ByteRange>,
+    ) -> Result<(i64, u64, u64, u64, u64), Error> {
+        shared.begin(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
         let r = conn
             .query(
                 &format!(
                     "SELECT upload_id, size, chunk_size FROM {} WHERE path = $1",
                     shared.objects
                 ),
-                &[Param::Text(&path)],
+                &[Param::Text(path)],
             )
             .map_err(|e| shared.error(e))?;
         let row = r
@@ -81,27 +131,7 @@ impl ObjectReader {
                 (r.start.min(end), end)
             }
         };
-        let whole_sql = format!("SELECT data FROM {} WHERE upload_id = $1 AND seq = $2", shared.chunks);
-        let slice_sql = format!(
-            "SELECT substring(data from $3 for $4) FROM {} WHERE upload_id = $1 AND seq = $2",
-            shared.chunks
-        );
-        let mut reader = ObjectReader {
-            shared,
-            conn: Some(conn),
-            path,
-            id,
-            chunk_size,
-            end,
-            current: Bytes::new(),
-            next_fetch: start,
-            in_flight: VecDeque::new(),
-            size,
-            whole_sql,
-            slice_sql,
-        };
-        reader.request()?;
-        Ok(reader)
+        Ok((id, size, chunk_size, start, end))
     }
 
     /// Asks for chunk rows from `next_fetch` on (the parts in range), up to
@@ -163,8 +193,11 @@ impl ObjectReader {
             self.receive()?;
         }
         if self.current.is_empty() {
-            // The end: the read-only transaction goes with the connection.
-            self.conn = None;
+            // The end: the read-only transaction ends and the connection
+            // serves the backend's next operation.
+            if let Some(conn) = self.conn.take() {
+                give_back(conn, &self.home, true);
+            }
             return Ok(Vec::new());
         }
         let n = max.max(1).min(self.current.len());

@@ -158,6 +158,28 @@ pub struct Conn<S: Read + Write = TcpStream> {
 }
 
 impl Conn {
+    /// Whether the connection still looks usable after sitting idle: no
+    /// unread bytes, nothing in flight, and the socket neither at
+    /// end-of-stream nor failed (checked with a non-blocking read: a server
+    /// that shut down sent its goodbye and closed). Where the socket cannot
+    /// be made non-blocking it is taken as alive, and a broken one fails
+    /// its next statement as `transient`.
+    pub fn is_alive(&mut self) -> bool {
+        if !self.is_usable() || !self.rbuf.is_empty() {
+            return false;
+        }
+        if self.stream.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        let alive = match self.stream.read(&mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+            // End-of-stream, a message nobody asked for, or an error.
+            Ok(_) | Err(_) => false,
+        };
+        alive && self.stream.set_nonblocking(false).is_ok()
+    }
+
     /// Connects and authenticates (cleartext, MD5 or SCRAM-SHA-256, as the
     /// server asks).
     pub fn connect(login: &Login<'_>) -> Result<Conn, DbError> {

@@ -3,7 +3,7 @@
 //! `COMMIT` in `finish`. Until then nothing is visible; `abort` rolls back,
 //! and a writer dropped or a connection lost rolls back on the server.
 
-use crate::client::{Shared, new_upload_id};
+use crate::client::{ConnSlot, Shared, give_back, new_upload_id};
 use crate::wire::{Conn, Param};
 use std::rc::Rc;
 use wharf_guest::{Error, ObjectMeta, PutMode};
@@ -11,6 +11,8 @@ use wharf_guest::{Error, ObjectMeta, PutMode};
 pub struct Upload {
     shared: Rc<Shared>,
     conn: Conn,
+    /// The backend's connection slot, where `conn` goes back at the end.
+    home: ConnSlot,
     path: String,
     mode: PutMode,
     id: i64,
@@ -24,10 +26,21 @@ pub struct Upload {
 }
 
 impl Upload {
-    pub fn new(shared: Rc<Shared>, mut conn: Conn, path: String, mode: PutMode) -> Result<Upload, Error> {
-        shared.begin(&mut conn, "BEGIN")?;
-        // A `create` onto an existing object fails before any data moves.
-        shared.precheck(&mut conn, &path, &mode)?;
+    pub fn new(
+        shared: Rc<Shared>,
+        mut conn: Conn,
+        path: String,
+        mode: PutMode,
+        home: ConnSlot,
+    ) -> Result<Upload, Error> {
+        let started = shared.begin(&mut conn, "BEGIN").and_then(|()| {
+            // A `create` onto an existing object fails before any data moves.
+            shared.precheck(&mut conn, &path, &mode)
+        });
+        if let Err(e) = started {
+            give_back(conn, &home, true);
+            return Err(e);
+        }
         let chunk_size = shared.cfg.chunk_size as usize;
         let insert_sql = format!(
             "INSERT INTO {} (upload_id, seq, data) VALUES ($1, $2, $3)",
@@ -36,6 +49,7 @@ impl Upload {
         Ok(Upload {
             shared,
             conn,
+            home,
             path,
             mode,
             id: new_upload_id(),
@@ -123,14 +137,14 @@ impl wharf_guest::Upload for Upload {
 
     fn finish(mut self) -> Result<ObjectMeta, Error> {
         let r = self.finish_inner();
-        if r.is_err() {
-            Shared::rollback(&mut self.conn);
-        }
+        // Committed, or rolled back here: the connection serves the next
+        // operation if it still works.
+        give_back(self.conn, &self.home, r.is_err());
         r
     }
 
-    fn abort(mut self) -> Result<(), Error> {
-        Shared::rollback(&mut self.conn);
+    fn abort(self) -> Result<(), Error> {
+        give_back(self.conn, &self.home, true);
         Ok(())
     }
 }

@@ -49,9 +49,10 @@
 //! - Service accounts: an RS256 JWT (`iss`, `scope` =
 //!   `devstorage.read_write`, `aud` = `token_uri`, one hour) is traded at
 //!   the key's `token_uri`; the token is kept until five minutes before it
-//!   expires. The host creates a fresh instance per operation, so the
-//!   cache lives as long as one operation (a long write, a read, a listing):
-//!   each operation makes one token exchange.
+//!   expires. The cache lives in the backend, which the host keeps warm
+//!   between operations (`wharf:storage/reuse`): one exchange per token
+//!   lifetime while the instance lives (its uses and idle timeout, see
+//!   `[backends.<name>.pool]`).
 //!
 //! # The emulator (gcp-storage-emulator 2026.7.19)
 //! The tests run against it; where it differs from GCS:
@@ -96,6 +97,8 @@ use wharf_guest::{
 
 struct Component;
 wharf_guest::export!(Component);
+// Nothing it keeps goes stale while idle (HTTP connections are the host's).
+wharf_guest::nothing_to_recycle!(Component);
 wharf_guest::no_pending_uploads!(
     Component,
     "gcp_storage",

@@ -1,5 +1,6 @@
 //! The wharf storage-adapter contract (`wit/storage.wit`, world
-//! `maintained-storage-adapter`: `adapter` and the optional `maintenance`)
+//! `complete-storage-adapter`: `adapter` and the optional `maintenance`
+//! and `reuse`)
 //! for the guest crates, generated once, and what every adapter would
 //! otherwise repeat:
 //!
@@ -7,10 +8,11 @@
 //!   are re-exported at the root ([`Error`], [`ObjectMeta`], [`Guest`],
 //!   [`GuestBackend`], ...; the resource handles as [`BackendHandle`],
 //!   [`ReaderHandle`] and [`WriterHandle`]).
-//! - [`export!`]: exports an adapter's `Guest` and [`Maintenance`]
-//!   implementations, e.g. `wharf_guest::export!(Component);`. An adapter
-//!   that cannot show what an interrupted write left implements
-//!   `Maintenance` with [`no_pending_uploads!`].
+//! - [`export!`]: exports an adapter's `Guest`, [`Maintenance`] and
+//!   [`Reuse`] implementations, e.g. `wharf_guest::export!(Component);`. An
+//!   adapter that cannot show what an interrupted write left implements
+//!   `Maintenance` with [`no_pending_uploads!`]; one that keeps nothing
+//!   that can go stale implements `Reuse` with [`nothing_to_recycle!`].
 //! - [`UploadSlot`]: the contract's writer over an adapter's [`Upload`];
 //!   [`DownloadCell`]: its reader over a [`Download`] (`wharf-guest-http`'s
 //!   `RangedBody` is one).
@@ -29,12 +31,12 @@ pub mod config;
 mod reader;
 mod writer;
 
-/// The bindings of the `maintained-storage-adapter` world, generated with a
+/// The bindings of the `complete-storage-adapter` world, generated with a
 /// public export macro whose default bindings path is this module.
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "maintained-storage-adapter",
+        world: "complete-storage-adapter",
         generate_all,
         pub_export_macro: true,
         default_bindings_module: "wharf_guest::bindings",
@@ -46,13 +48,14 @@ pub use bindings::exports::wharf::storage::adapter::{
     GuestWriter, ObjectMeta, Page, PutMode, Reader as ReaderHandle, Writer as WriterHandle,
 };
 pub use bindings::exports::wharf::storage::maintenance::{Guest as Maintenance, PendingPage, PendingUpload};
+pub use bindings::exports::wharf::storage::reuse::Guest as Reuse;
 pub use reader::{Download, DownloadCell};
 pub use writer::{Upload, UploadSlot};
 
-/// Exports `$ty`, an adapter's implementation of [`Guest`] and
-/// [`Maintenance`], as the component's `wharf:storage/adapter` and
-/// `wharf:storage/maintenance`: `wharf_guest::export!(Component);` at the
-/// root of the adapter crate.
+/// Exports `$ty`, an adapter's implementation of [`Guest`], [`Maintenance`]
+/// and [`Reuse`], as the component's `wharf:storage/adapter`,
+/// `wharf:storage/maintenance` and `wharf:storage/reuse`:
+/// `wharf_guest::export!(Component);` at the root of the adapter crate.
 #[macro_export]
 macro_rules! export {
     ($ty:ident) => {
@@ -86,6 +89,20 @@ macro_rules! no_pending_uploads {
 
             fn abort_pending(_: $crate::BackendBorrow<'_>, _: String, _: String) -> Result<(), $crate::Error> {
                 $crate::pending_unsupported($backend, $why)
+            }
+        }
+    };
+}
+
+/// Implements [`Reuse`] for `$ty` for an adapter whose backend keeps
+/// nothing that goes stale while idle (no connection, no token): `recycle`
+/// accepts every time. `wharf_guest::nothing_to_recycle!(Component);`.
+#[macro_export]
+macro_rules! nothing_to_recycle {
+    ($ty:ident) => {
+        impl $crate::Reuse for $ty {
+            fn recycle(_: $crate::BackendBorrow<'_>, _: u64) -> Result<(), $crate::Error> {
+                Ok(())
             }
         }
     };

@@ -65,6 +65,8 @@ const COPY_INLINE_MAX: u64 = 64 << 20;
 
 struct Component;
 wharf_guest::export!(Component);
+// Nothing it keeps goes stale while idle (HTTP connections are the host's).
+wharf_guest::nothing_to_recycle!(Component);
 wharf_guest::no_pending_uploads!(
     Component,
     "huggingface_hub",

@@ -33,6 +33,8 @@ use wharf_guest::{
 
 struct Component;
 wharf_guest::export!(Component);
+// Nothing it keeps goes stale while idle.
+wharf_guest::nothing_to_recycle!(Component);
 
 impl Guest for Component {
     type Backend = client::Store;

@@ -1,4 +1,5 @@
-//! The backend: one lazily opened connection per instance, manifests, and
+//! The backend: one lazily opened connection kept for the instance's life
+//! (the host reuses instances: see `recycle`), manifests, and
 //! the operations that are one or two commands (stat, delete, copy,
 //! health); `list.rs` lists, `reader.rs` and `writer.rs` start reads and
 //! writes.
@@ -16,12 +17,16 @@ use wharf_guest::{Error, ObjectMeta, PutMode};
 /// adapter: `COPY` runs inside Redis).
 const COPY_BATCH: u64 = 32;
 
-/// A configured Redis location. The host makes a fresh instance per
-/// operation, so the connection is opened on first use, not in `open`.
+/// The backend's idle connection, shared with its readers and writers,
+/// which put theirs back when they end cleanly.
+pub type ConnSlot = Rc<RefCell<Option<Conn>>>;
+
+/// A configured Redis location. The connection is opened on first use,
+/// not in `open`, and kept while the host reuses the instance.
 pub struct Store {
     /// The configuration.
     pub cfg: Rc<Config>,
-    conn: RefCell<Option<Conn>>,
+    pub(crate) conn: ConnSlot,
 }
 
 /// What a manifest hash holds.
@@ -44,7 +49,7 @@ impl Store {
     pub fn open(config: Vec<(String, String)>) -> Result<Store, Error> {
         Ok(Store {
             cfg: Rc::new(Config::parse(config)?),
-            conn: RefCell::new(None),
+            conn: Rc::new(RefCell::new(None)),
         })
     }
 
@@ -60,6 +65,16 @@ impl Store {
             *slot = None;
         }
         result
+    }
+
+    /// Before the host hands this backend to another operation: a
+    /// connection the server closed meanwhile (a restart, its `timeout`)
+    /// is dropped, so the operation opens a new one instead of failing.
+    pub fn recycle(&self) {
+        let mut slot = self.conn.borrow_mut();
+        if slot.as_mut().is_some_and(|c| !c.is_alive()) {
+            *slot = None;
+        }
     }
 
     /// The connection, for a reader or writer to own.

@@ -105,6 +105,15 @@ wharf_guest::no_pending_uploads!(
     "the chunks of an unfinished write expire after `upload_ttl`, and their keys do not name the object"
 );
 
+impl wharf_guest::Reuse for Component {
+    /// A connection the server closed while the instance was idle is
+    /// dropped; the next command opens (and authenticates) a new one.
+    fn recycle(backend: wharf_guest::BackendBorrow<'_>, _idle_ms: u64) -> Result<(), Error> {
+        backend.get::<Store>().recycle();
+        Ok(())
+    }
+}
+
 impl Guest for Component {
     type Backend = Store;
     type Reader = DownloadCell<reader::ChunkReader>;

@@ -6,9 +6,11 @@ use crate::client::Store;
 use crate::client::{Manifest, manifest, not_found};
 use crate::config::Config;
 use crate::resp::Conn;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::rc::Rc;
 use wharf_guest::ByteRange;
 use wharf_guest::Error;
 
@@ -19,6 +21,8 @@ const PREFETCH: usize = 2;
 pub struct ChunkReader<S = TcpStream> {
     /// `None` once the range is read or the read failed.
     conn: Option<Conn<S>>,
+    /// Where the connection goes back once the range is read whole.
+    home: Option<Rc<RefCell<Option<Conn<S>>>>>,
     path: String,
     /// `<prefix>chunk:<upload>:`: chunk `n` is this + `n`.
     chunk_key: String,
@@ -35,11 +39,18 @@ pub struct ChunkReader<S = TcpStream> {
 }
 
 impl<S: Read + Write> ChunkReader<S> {
+    /// Puts the connection back into `home` once the range is read whole.
+    pub fn returning_to(mut self, home: Rc<RefCell<Option<Conn<S>>>>) -> Self {
+        self.home = Some(home);
+        self
+    }
+
     /// A reader of `[start, end)` of the object `m` (already clipped to its
     /// size); `conn` is `None` for an empty range.
     pub fn new(conn: Option<Conn<S>>, cfg: &Config, path: &str, m: &Manifest, start: u64, end: u64) -> Self {
         ChunkReader {
             conn,
+            home: None,
             path: path.to_string(),
             chunk_key: format!("{}{}:", cfg.chunk_prefix(), m.etag),
             chunk_size: m.chunk_size,
@@ -54,7 +65,11 @@ impl<S: Read + Write> ChunkReader<S> {
     fn next_inner(&mut self, max: usize) -> Result<Vec<u8>, Error> {
         loop {
             if self.pos >= self.end && self.current == 0 {
-                self.conn = None;
+                // Every reply was read: the connection is in step and can
+                // serve the backend's next operation.
+                if let (Some(conn), Some(home)) = (self.conn.take(), &self.home) {
+                    home.borrow_mut().get_or_insert(conn);
+                }
                 return Ok(Vec::new());
             }
             let Some(conn) = self.conn.as_mut() else {
@@ -133,6 +148,6 @@ impl Store {
         };
         let end = end.min(m.size);
         let conn = if start < end { Some(self.take_conn()?) } else { None };
-        Ok(ChunkReader::new(conn, &self.cfg, path, &m, start, end))
+        Ok(ChunkReader::new(conn, &self.cfg, path, &m, start, end).returning_to(self.conn.clone()))
     }
 }

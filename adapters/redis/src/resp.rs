@@ -88,6 +88,29 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Whether the connection still looks usable after sitting idle: no
+    /// unread bytes, and the socket neither at end-of-stream nor failed
+    /// (checked with a non-blocking read). Where the socket cannot be made
+    /// non-blocking, it is taken as alive and a broken one fails its next
+    /// command as `transient`.
+    pub fn is_alive(&mut self) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return false; // a reply nobody asked for: out of step
+        }
+        let stream = self.reader.get_mut();
+        if stream.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        let alive = match stream.read(&mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+            Ok(_) | Err(_) => false, // end-of-stream, stray bytes, or an error
+        };
+        alive && stream.set_nonblocking(false).is_ok()
+    }
+}
+
 impl<S: Read + Write> Conn<S> {
     /// A connection over an already open `stream` to `addr` (named in
     /// errors); nothing is sent yet.

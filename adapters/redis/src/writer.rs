@@ -3,7 +3,7 @@
 //! failed or dropped write unlinks its chunks (which also expire by
 //! themselves after `upload_ttl`, should even that fail).
 
-use crate::client::Store;
+use crate::client::{ConnSlot, Store};
 use crate::client::{eval, store_chunk};
 use crate::config::Config;
 use crate::resp::{Conn, Reply};
@@ -19,6 +19,8 @@ const MAX_UNACKED: usize = 2;
 pub struct Upload {
     cfg: Rc<Config>,
     conn: Option<Conn>,
+    /// Where the connection goes back after a commit.
+    home: Option<ConnSlot>,
     /// Set when a command failed: the connection may be out of step.
     broken: bool,
     path: String,
@@ -41,6 +43,7 @@ impl Upload {
         Upload {
             cfg,
             conn: Some(conn),
+            home: None,
             broken: false,
             path: path.to_string(),
             mode,
@@ -170,6 +173,9 @@ impl wharf_guest::Upload for Upload {
         match self.finish_inner() {
             Ok(meta) => {
                 self.open = false;
+                if let (Some(conn), Some(home)) = (self.conn.take(), &self.home) {
+                    home.borrow_mut().get_or_insert(conn);
+                }
                 Ok(meta)
             }
             Err(e) => {
@@ -321,6 +327,8 @@ impl Store {
     /// `write`: fails early if `mode` already fails; the commit checks again.
     pub fn write(&self, path: &str, mode: PutMode) -> Result<Upload, Error> {
         self.with_conn(|c| check_mode(c, &self.cfg, path, &mode))?;
-        Ok(Upload::new(self.cfg.clone(), self.take_conn()?, path, mode))
+        let mut upload = Upload::new(self.cfg.clone(), self.take_conn()?, path, mode);
+        upload.home = Some(self.conn.clone());
+        Ok(upload)
     }
 }

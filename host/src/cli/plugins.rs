@@ -34,6 +34,8 @@ struct Inspected {
     contract: &'static str,
     /// `wharf:storage/maintenance` (pending uploads), when it exports it.
     maintenance: Option<&'static str>,
+    /// `wharf:storage/reuse` (warm instances), when it exports it.
+    reuse: Option<&'static str>,
     size: usize,
     sha256: String,
     needs_filesystem: bool,
@@ -87,6 +89,7 @@ impl Plugins {
                     origin: p.origin().to_string(),
                     contract: wharf::runtime::CONTRACT_EXPORT,
                     maintenance: p.has_maintenance().then_some(wharf::runtime::MAINTENANCE_EXPORT),
+                    reuse: p.is_reusable().then_some(wharf::runtime::REUSE_EXPORT),
                     size: p.size(),
                     sha256: p.sha256().to_string(),
                     needs_filesystem: has("wasi:filesystem"),
@@ -98,11 +101,12 @@ impl Plugins {
                     print_json(&out);
                 } else {
                     println!(
-                        "name:      {}\norigin:    {}\nexports:   {}{}",
+                        "name:      {}\norigin:    {}\nexports:   {}{}{}",
                         out.name,
                         out.origin,
                         out.contract,
-                        out.maintenance.map(|m| format!(", {m}")).unwrap_or_default()
+                        out.maintenance.map(|m| format!(", {m}")).unwrap_or_default(),
+                        out.reuse.map(|m| format!(", {m}")).unwrap_or_default()
                     );
                     println!("size:      {} bytes\nsha256:    {}", out.size, out.sha256);
                     println!(

@@ -179,6 +179,7 @@ impl Verify {
                 cpu_time: self.cpu_time.clone(),
                 call_timeout: self.call_timeout.clone(),
             },
+            pool: Default::default(),
             layers: Vec::new(),
         };
         Ok((backend, scratch))

@@ -1,25 +1,29 @@
 //! The Wasm runtime: one engine, components compiled once (and cached on
-//! disk), pre-instantiated, and a fresh instance for every operation.
+//! disk), pre-instantiated; an instance per operation, fresh or warm (see
+//! `pool`).
 
 mod bindings;
 mod cache;
+mod pool;
 mod state;
 mod wasm_adapter;
 
-pub use bindings::{CONTRACT_EXPORT, CONTRACT_VERSION, MAINTENANCE_EXPORT};
+pub use bindings::{CONTRACT_EXPORT, CONTRACT_VERSION, MAINTENANCE_EXPORT, REUSE_EXPORT};
 pub use cache::default_cache_key_file;
+pub use pool::{PoolConfig, PoolStats};
 pub use wasm_adapter::{BackendSpec, Limits, WasmAdapter};
 
 use crate::capabilities::HttpClient;
 use crate::error::{Error, Result};
-use bindings::{AdapterIndices, MaintenanceIndices};
+use bindings::{AdapterIndices, MaintenanceIndices, ReuseIndices};
 use cache::CompileCache;
 use sha2::{Digest, Sha256};
 use state::GuestState;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, Weak};
 use std::time::Duration;
 use wasmtime::component::{Component, InstancePre, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -46,6 +50,11 @@ pub struct RuntimeConfig {
     /// How long an operation waits for a free instance when all
     /// `max_instances` are in use, before it fails.
     pub instance_wait: Duration,
+    /// Linear memory all live instances together may hold (default 4 GiB):
+    /// `max_instances` × a backend's memory limit can exceed the machine.
+    /// An instance that would grow past it fails its call (a memory limit)
+    /// after idle instances were dropped to make room.
+    pub memory_budget: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -57,6 +66,7 @@ impl Default for RuntimeConfig {
             max_memory: 1 << 30,
             http_idle_per_host: 32,
             instance_wait: Duration::from_secs(30),
+            memory_budget: 4 << 30,
         }
     }
 }
@@ -89,6 +99,39 @@ struct RuntimeInner {
     max_instances: u32,
     instance_wait: Duration,
     stop_ticker: Arc<AtomicBool>,
+    /// Every backend's pool of idle instances, to drop some when an
+    /// operation needs their slot or their memory.
+    pools: Mutex<Vec<Weak<dyn pool::Evict>>>,
+    /// Operations waiting for a slot: while there are any, an instance that
+    /// finishes frees its slot instead of going idle.
+    waiting: AtomicUsize,
+    memory: Arc<MemoryBudget>,
+}
+
+/// Linear memory held by all live instances, against the budget.
+pub(crate) struct MemoryBudget {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl MemoryBudget {
+    /// Takes `n` bytes of the budget if they are there.
+    pub(crate) fn try_take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|&t| t <= self.limit)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn give_back(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Bytes held now.
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
 }
 
 impl Drop for RuntimeInner {
@@ -150,6 +193,12 @@ impl Runtime {
                 max_instances: n,
                 instance_wait: config.instance_wait,
                 stop_ticker,
+                pools: Mutex::new(Vec::new()),
+                waiting: AtomicUsize::new(0),
+                memory: Arc::new(MemoryBudget {
+                    limit: config.memory_budget,
+                    used: AtomicUsize::new(0),
+                }),
             }),
         })
     }
@@ -162,20 +211,64 @@ impl Runtime {
         &self.inner.http
     }
 
-    /// A slot for one instance, waiting up to `instance_wait` for one.
-    pub(crate) async fn instance_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
-        let wait = self.inner.instance_wait;
-        match tokio::time::timeout(wait, self.inner.slots.clone().acquire_owned()).await {
+    /// A slot for one instance. When none is free, idle instances of any
+    /// backend are dropped to make one; failing that, it waits up to `wait`
+    /// (default `instance_wait`) for an operation to end.
+    pub(crate) async fn instance_slot(&self, wait: Option<Duration>) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        let inner = &self.inner;
+        loop {
+            match inner.slots.clone().try_acquire_owned() {
+                Ok(permit) => return Ok(permit),
+                Err(tokio::sync::TryAcquireError::Closed) => {
+                    return Err(Error::adapter("the runtime is shutting down"));
+                }
+                Err(tokio::sync::TryAcquireError::NoPermits) => {
+                    if !self.evict_idle() {
+                        break;
+                    }
+                }
+            }
+        }
+        let wait = wait.unwrap_or(inner.instance_wait);
+        inner.waiting.fetch_add(1, Ordering::AcqRel);
+        let got = tokio::time::timeout(wait, inner.slots.clone().acquire_owned()).await;
+        inner.waiting.fetch_sub(1, Ordering::AcqRel);
+        match got {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) => Err(Error::adapter("the runtime is shutting down")),
             Err(_) => Err(Error::new(
                 crate::ErrorKind::Transient,
                 format!(
-                    "all {} adapter instances stayed in use for {wait:?} (raise runtime.max_instances, or hold fewer readers and writers open)",
-                    self.inner.max_instances
+                    "all {} adapter instances stayed in use for {wait:?} (raise runtime.max_instances or the backend's pool.wait, or hold fewer readers and writers open)",
+                    inner.max_instances
                 ),
             )),
         }
+    }
+
+    /// Whether a finished instance may go idle: not while operations wait
+    /// for its slot or the memory budget is nearly spent.
+    pub(crate) fn room_for_idle(&self) -> bool {
+        let m = &self.inner.memory;
+        self.inner.waiting.load(Ordering::Acquire) == 0 && m.used() <= m.limit / 4 * 3
+    }
+
+    /// Drops one idle instance, of any backend; whether there was one.
+    pub(crate) fn evict_idle(&self) -> bool {
+        let pools: Vec<_> = {
+            let mut pools = self.inner.pools.lock().expect("pools lock");
+            pools.retain(|p| p.strong_count() > 0);
+            pools.iter().filter_map(Weak::upgrade).collect()
+        };
+        pools.iter().any(|p| p.evict_one())
+    }
+
+    pub(crate) fn register_pool(&self, pool: Weak<dyn pool::Evict>) {
+        self.inner.pools.lock().expect("pools lock").push(pool);
+    }
+
+    pub(crate) fn memory_budget(&self) -> &Arc<MemoryBudget> {
+        &self.inner.memory
     }
 
     /// Compiles (or loads from the cache) an adapter component, checks that
@@ -220,6 +313,11 @@ impl Runtime {
         } else {
             None
         };
+        let reuse = if exported.iter().any(|e| e == REUSE_EXPORT) {
+            Some(ReuseIndices::new(&pre).map_err(|e| fail(format!("{e:#}")))?)
+        } else {
+            None
+        };
         let imports = component
             .component_type()
             .imports(&self.inner.engine)
@@ -235,6 +333,7 @@ impl Runtime {
                 pre,
                 adapter,
                 maintenance,
+                reuse,
             }),
         })
     }
@@ -336,6 +435,7 @@ struct PluginInner {
     pre: InstancePre<GuestState>,
     adapter: AdapterIndices,
     maintenance: Option<MaintenanceIndices>,
+    reuse: Option<ReuseIndices>,
 }
 
 impl Plugin {
@@ -363,6 +463,14 @@ impl Plugin {
     /// (pending uploads); without it those operations are `unsupported`.
     pub fn has_maintenance(&self) -> bool {
         self.inner.maintenance.is_some()
+    }
+    /// Whether the component exports the optional `reuse` interface: the
+    /// host may keep its opened backends for later operations.
+    pub fn is_reusable(&self) -> bool {
+        self.inner.reuse.is_some()
+    }
+    pub(crate) fn reuse_indices(&self) -> Option<&ReuseIndices> {
+        self.inner.reuse.as_ref()
     }
     pub(crate) fn pre(&self) -> &InstancePre<GuestState> {
         &self.inner.pre

@@ -2,11 +2,13 @@
 //! grants, wasi:http with its allowlist, and its resource limits.
 
 use super::wasm_adapter::AdapterShared;
+use super::{MemoryBudget, Runtime};
 use crate::capabilities::{GuestLog, HttpGrant, TcpGrant};
 use crate::error::{Error, Result};
-use wasmtime::StoreLimits;
+use std::sync::Arc;
 use wasmtime::StoreLimitsBuilder;
 use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -18,7 +20,7 @@ pub(crate) struct GuestState {
     /// For the name-lookup check (see `Runtime::new`).
     pub(crate) tcp: TcpGrant,
     pub(crate) backend: std::sync::Arc<str>,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: Limiter,
     /// Epoch ticks this call may still run for (its CPU budget).
     pub(crate) cpu_ticks_left: u64,
 }
@@ -58,6 +60,12 @@ impl GuestState {
             .table_elements(1 << 20)
             .trap_on_grow_failure(true)
             .build();
+        let limits = Limiter {
+            store: limits,
+            budget: shared.runtime.memory_budget().clone(),
+            runtime: shared.runtime.clone(),
+            held: 0,
+        };
         Ok(GuestState {
             wasi: b.build(),
             http: WasiHttpCtx::new(),
@@ -87,5 +95,67 @@ impl WasiHttpView for GuestState {
             table: &mut self.table,
             hooks: &mut self.hooks,
         }
+    }
+}
+
+/// The store's own limits, and the host-wide memory budget all stores share.
+pub(crate) struct Limiter {
+    store: StoreLimits,
+    budget: Arc<MemoryBudget>,
+    /// To drop idle instances when the budget runs short.
+    runtime: Runtime,
+    /// Bytes of the budget this store holds, given back when it is dropped.
+    held: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if !self.store.memory_growing(current, desired, maximum)? {
+            return Ok(false);
+        }
+        let more = desired.saturating_sub(current);
+        loop {
+            if self.budget.try_take(more) {
+                self.held += more;
+                return Ok(true);
+            }
+            // Idle instances hold memory no operation uses: drop them first.
+            if !self.runtime.evict_idle() {
+                return Err(wasmtime::format_err!(
+                    "host memory budget exceeded: live instances hold {} bytes of runtime.memory_budget",
+                    self.budget.used()
+                ));
+            }
+        }
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.store.memory_grow_failed(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.store.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.store.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.store.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.store.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.store.memories()
+    }
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        self.budget.give_back(self.held);
     }
 }

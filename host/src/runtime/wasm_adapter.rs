@@ -1,8 +1,11 @@
-//! [`WasmAdapter`]: the [`Adapter`] trait over a component, one fresh
-//! instance per operation, every call under memory, CPU and time limits.
+//! [`WasmAdapter`]: the [`Adapter`] trait over a component, one instance per
+//! operation (a fresh one, or a warm one of the same backend when the
+//! component exports `reuse`: see [`super::pool`]), every call under
+//! memory, CPU and time limits.
 
 use super::bindings::wharf::storage::types as wit;
-use super::bindings::{AdapterExports, MAINTENANCE_EXPORT, MaintenanceExports, WitPendingUpload};
+use super::bindings::{AdapterExports, MAINTENANCE_EXPORT, MaintenanceExports, ReuseExports, WitPendingUpload};
+use super::pool::{Pool, PoolConfig, PoolStats, keeps_instance, spawn_reaper};
 use super::state::GuestState;
 use super::{EPOCH_TICK, Plugin, Runtime};
 use crate::adapter::{
@@ -55,6 +58,8 @@ pub struct BackendSpec {
     /// The values resolved from `${env:}` / `${file:}` references, masked in
     /// every error and log line that comes from the adapter.
     pub secrets: Redactor,
+    /// How idle instances are kept, for a component that exports `reuse`.
+    pub pool: PoolConfig,
 }
 
 pub(crate) struct AdapterShared {
@@ -64,8 +69,10 @@ pub(crate) struct AdapterShared {
     pub(crate) http: HttpGrant,
     pub(crate) redactor: Redactor,
     config: Vec<(String, String)>,
-    runtime: Runtime,
+    pub(crate) runtime: Runtime,
     plugin: Plugin,
+    /// How long an operation waits for an instance slot.
+    wait: Option<Duration>,
 }
 
 impl AdapterShared {
@@ -82,6 +89,8 @@ impl AdapterShared {
 #[derive(Clone)]
 pub struct WasmAdapter {
     shared: Arc<AdapterShared>,
+    /// Idle instances of this backend (only of it: never handed to another).
+    pool: Arc<Pool<Instance>>,
     capabilities: Capabilities,
 }
 
@@ -100,8 +109,12 @@ struct Instance {
     _slot: tokio::sync::OwnedSemaphorePermit,
     instance: wasmtime::component::Instance,
     bindings: AdapterExports,
+    /// The `reuse` export, when the component has it.
+    reuse: Option<ReuseExports>,
     backend: ResourceAny,
     shared: Arc<AdapterShared>,
+    /// Operations served so far.
+    uses: u32,
 }
 
 impl WasmAdapter {
@@ -127,19 +140,60 @@ impl WasmAdapter {
             config: spec.config,
             runtime: runtime.clone(),
             plugin: plugin.clone(),
+            wait: spec.pool.wait,
         });
+        let reaper_every = spec.pool.idle_timeout / 2;
+        let pool = Arc::new(Pool::new(spec.pool));
+        if plugin.is_reusable() && pool.config.idle > 0 {
+            let weak: std::sync::Weak<Pool<Instance>> = Arc::downgrade(&pool);
+            runtime.register_pool(weak.clone());
+            spawn_reaper(weak, reaper_every);
+        }
         let mut inst = Instance::new(&shared)
             .await
             .map_err(|e| e.at(&shared.name, "open", None))?;
+        pool.created();
         let caps = inst
             .call("capabilities", None, |i| async move {
                 i.bindings.backend().call_capabilities(&mut i.store, i.backend).await
             })
             .await?;
-        Ok(WasmAdapter {
+        let adapter = WasmAdapter {
             shared,
+            pool,
             capabilities: caps_from_wit(caps),
-        })
+        };
+        // The instance that answered is the first warm one.
+        adapter.release(inst, None);
+        Ok(adapter)
+    }
+
+    /// The checks every listed page passes.
+    fn check_page(&self, page: wit::Page, prefix: &str, limit: u32) -> Result<wit::Page> {
+        if page.entries.len() > limit as usize {
+            return Err(Error::adapter(format!(
+                "returned {} entries for a page of at most {limit}",
+                page.entries.len()
+            ))
+            .at(&self.shared.name, "list", Some(prefix)));
+        }
+        if page.entries.windows(2).any(|w| w[0].path >= w[1].path)
+            || page.entries.iter().any(|e| !e.path.starts_with(prefix))
+        {
+            return Err(
+                Error::adapter("returned a page that is unsorted or outside the prefix").at(
+                    &self.shared.name,
+                    "list",
+                    Some(prefix),
+                ),
+            );
+        }
+        Ok(page)
+    }
+
+    /// Counters of this backend's warm instances.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
     }
 
     /// The plugin this backend runs.
@@ -160,10 +214,68 @@ impl WasmAdapter {
         Ok((instantiated, opened))
     }
 
+    /// An instance for one operation: a warm one that passes `recycle`,
+    /// else a fresh one.
     async fn instance(&self, op: &'static str, path: Option<&str>) -> Result<Instance> {
-        Instance::new(&self.shared)
+        while let Some((mut inst, idle)) = self.pool.take() {
+            let Some(reuse) = inst.reuse.clone() else {
+                self.pool.discard(inst);
+                continue;
+            };
+            let idle_ms = idle.as_millis().min(u64::MAX as u128) as u64;
+            let backend = inst.backend;
+            let checked = inst
+                .call_wit("recycle", None, |i| async move {
+                    reuse.call_recycle(&mut i.store, backend, idle_ms).await
+                })
+                .await;
+            match checked {
+                Ok(()) => {
+                    inst.uses += 1;
+                    self.pool.reused();
+                    return Ok(inst);
+                }
+                Err(e) => {
+                    tracing::debug!("{e}; opening a fresh instance");
+                    self.pool.discard(inst);
+                }
+            }
+        }
+        let mut inst = Instance::new(&self.shared)
             .await
-            .map_err(|e| e.at(&self.shared.name, op, path))
+            .map_err(|e| e.at(&self.shared.name, op, path))?;
+        self.pool.created();
+        inst.uses = 1;
+        Ok(inst)
+    }
+
+    /// Hands an instance back after its operation: kept for the next one
+    /// when the component is reusable and the operation ended cleanly or
+    /// with an answer about the object; dropped otherwise.
+    fn release(&self, inst: Instance, error: Option<&Error>) {
+        release(&self.pool, inst, error);
+    }
+}
+
+fn release(pool: &Pool<Instance>, inst: Instance, error: Option<&Error>) {
+    if inst.reuse.is_none() {
+        drop(inst);
+        return;
+    }
+    match error.map(Error::kind) {
+        Some(k) if !keeps_instance(k) => {
+            if matches!(k, ErrorKind::Transient | ErrorKind::Unreachable) {
+                // The storage may have dropped every connection (a
+                // restart): the idle ones are likely as broken.
+                pool.invalidate();
+            }
+            pool.discard(inst);
+        }
+        _ => {
+            let room = inst.shared.runtime.room_for_idle();
+            let uses = inst.uses;
+            pool.put_back(inst, uses, room);
+        }
     }
 }
 
@@ -193,7 +305,7 @@ impl Instance {
     /// A pool slot, a store with the backend's grants and limits, and an
     /// instance in it.
     async fn instantiate(shared: &Arc<AdapterShared>) -> Result<Fresh> {
-        let slot = shared.runtime.instance_slot().await?;
+        let slot = shared.runtime.instance_slot(shared.wait).await?;
         let mut store = Self::store(shared)?;
         let instance = bounded(&shared.limits, shared.plugin.pre().instantiate_async(&mut store))
             .await
@@ -224,13 +336,23 @@ impl Instance {
             .await
             .map_err(|e| shared.redact(Error::adapter(e)))?
             .map_err(|e| shared.redact(from_wit(e)))?;
+        let reuse = match shared.plugin.reuse_indices() {
+            Some(indices) => Some(
+                indices
+                    .load(&mut store, &instance)
+                    .map_err(|e| Error::adapter(format!("loading `reuse`: {e:#}")))?,
+            ),
+            None => None,
+        };
         Ok(Instance {
             store,
             _slot: slot,
             instance,
             bindings,
+            reuse,
             backend,
             shared: shared.clone(),
+            uses: 0,
         })
     }
 
@@ -352,7 +474,9 @@ macro_rules! guest_call {
     ($self:ident, $op:literal, $path:expr, |$i:ident| $call:expr) => {{
         let path: Option<&str> = $path;
         let mut inst = $self.instance($op, path).await?;
-        inst.call_wit($op, path, |$i| async move { $call.await }).await
+        let r = inst.call_wit($op, path, |$i| async move { $call.await }).await;
+        $self.release(inst, r.as_ref().err());
+        r
     }};
 }
 
@@ -395,30 +519,19 @@ impl Adapter for WasmAdapter {
     async fn list(&self, prefix: &str, cursor: Option<&str>, limit: u32) -> Result<ListPage> {
         check_prefix(prefix).map_err(|e| e.at(&self.shared.name, "list", Some(prefix)))?;
         let limit = limit.clamp(1, self.capabilities.list_max_limit);
-        let page = guest_call!(self, "list", Some(prefix), |i| async move {
-            i.bindings
-                .backend()
-                .call_list(&mut i.store, i.backend, prefix, cursor, limit)
-                .await
-        })?;
-        if page.entries.len() > limit as usize {
-            return Err(Error::adapter(format!(
-                "returned {} entries for a page of at most {limit}",
-                page.entries.len()
-            ))
-            .at(&self.shared.name, "list", Some(prefix)));
-        }
-        if page.entries.windows(2).any(|w| w[0].path >= w[1].path)
-            || page.entries.iter().any(|e| !e.path.starts_with(prefix))
-        {
-            return Err(
-                Error::adapter("returned a page that is unsorted or outside the prefix").at(
-                    &self.shared.name,
-                    "list",
-                    Some(prefix),
-                ),
-            );
-        }
+        let mut inst = self.instance("list", Some(prefix)).await?;
+        let page = inst
+            .call_wit("list", Some(prefix), |i| async move {
+                i.bindings
+                    .backend()
+                    .call_list(&mut i.store, i.backend, prefix, cursor, limit)
+                    .await
+            })
+            .await
+            .and_then(|page| self.check_page(page, prefix, limit));
+        // A page the host rejected is an `adapter` error: the instance goes.
+        self.release(inst, page.as_ref().err());
+        let page = page?;
         Ok(ListPage {
             entries: page.entries.into_iter().map(meta_from_wit).collect(),
             next_cursor: page.next_cursor,
@@ -450,12 +563,19 @@ impl Adapter for WasmAdapter {
             .call_wit("read", Some(p), |i| async move {
                 i.bindings.backend().call_read(&mut i.store, i.backend, p, r).await
             })
-            .await?;
+            .await;
+        let reader = match reader {
+            Ok(r) => r,
+            Err(e) => {
+                self.release(inst, Some(&e));
+                return Err(e);
+            }
+        };
         Ok(Box::new(WasmReader {
-            inst,
+            inst: Some(inst),
+            pool: self.pool.clone(),
             reader,
             path: p.to_string(),
-            done: false,
         }))
     }
 
@@ -504,9 +624,17 @@ impl Adapter for WasmAdapter {
                     .call_write(&mut i.store, i.backend, p, &m, size_hint)
                     .await
             })
-            .await?;
+            .await;
+        let writer = match writer {
+            Ok(w) => w,
+            Err(e) => {
+                self.release(inst, Some(&e));
+                return Err(e);
+            }
+        };
         Ok(Box::new(WasmWriter {
             inst: Some(inst),
+            pool: self.pool.clone(),
             writer,
             path: p.to_string(),
             pending: BytesMut::new(),
@@ -551,47 +679,69 @@ fn pending_from_wit(p: WitPendingUpload) -> PendingUpload {
 }
 
 struct WasmReader {
-    inst: Instance,
+    /// `None` once the end was reached (the instance went back to the pool)
+    /// or the reader broke (the instance was dropped).
+    inst: Option<Instance>,
+    pool: Arc<Pool<Instance>>,
     reader: ResourceAny,
     path: String,
-    done: bool,
+}
+
+impl WasmReader {
+    /// At the end of the object: drops the guest's reader, then hands the
+    /// instance back for another operation.
+    async fn finish(&mut self, mut inst: Instance) -> Result<()> {
+        let reader = self.reader;
+        let path = self.path.clone();
+        let dropped = inst
+            .call("read", Some(&path), |i| async move {
+                reader.resource_drop_async(&mut i.store).await
+            })
+            .await;
+        release(&self.pool, inst, dropped.as_ref().err());
+        dropped
+    }
 }
 
 #[async_trait]
 impl ObjectReader for WasmReader {
     async fn next_chunk(&mut self, max: usize) -> Result<Option<Bytes>> {
-        if self.done {
+        // Taken out while in use: a call cut short (a timeout, a dropped
+        // future) drops the instance with it, never reuses it.
+        let Some(mut inst) = self.inst.take() else {
             return Ok(None);
-        }
+        };
         let max32 = max.clamp(1, u32::MAX as usize) as u32;
         let reader = self.reader;
         let path = self.path.clone();
-        let chunk = self
-            .inst
+        // Any failure mid-stream drops the instance: the guest's reader is
+        // still open in it.
+        let chunk = inst
             .call_wit("read", Some(&path), |i| async move {
                 i.bindings.reader().call_next(&mut i.store, reader, max32).await
             })
-            .await
-            .inspect_err(|_| self.done = true)?;
+            .await?;
         if chunk.len() > max32 as usize {
-            self.done = true;
             return Err(Error::adapter(format!(
                 "returned {} bytes when at most {max32} were asked for",
                 chunk.len()
             ))
-            .at(&self.inst.shared.name, "read", Some(&path)));
+            .at(&inst.shared.name, "read", Some(&path)));
         }
         if chunk.is_empty() {
-            self.done = true;
+            self.finish(inst).await?;
             return Ok(None);
         }
+        self.inst = Some(inst);
         Ok(Some(Bytes::from(chunk)))
     }
 }
 
 struct WasmWriter {
-    /// `None` once finished, aborted or broken.
+    /// `None` while a call is in flight (a call cut short drops the
+    /// instance with it), and once finished, aborted or broken.
     inst: Option<Instance>,
+    pool: Arc<Pool<Instance>>,
     writer: ResourceAny,
     path: String,
     /// Bytes held back until they make a chunk of at least `min_chunk`.
@@ -604,7 +754,7 @@ impl WasmWriter {
     async fn send(&mut self, chunk: &[u8]) -> Result<()> {
         let writer = self.writer;
         let path = self.path.clone();
-        let Some(inst) = self.inst.as_mut() else {
+        let Some(mut inst) = self.inst.take() else {
             return Err(Error::invalid("the writer already failed, finished or aborted"));
         };
         let r = inst
@@ -612,11 +762,12 @@ impl WasmWriter {
                 i.bindings.writer().call_append(&mut i.store, writer, chunk).await
             })
             .await;
-        if let Err(e) = &r {
-            if e.kind() == ErrorKind::Adapter {
-                // The instance trapped or hit a limit: it is gone.
-                self.inst = None;
-            } else {
+        match &r {
+            Ok(()) => self.inst = Some(inst),
+            // The instance trapped or hit a limit: it is gone.
+            Err(e) if e.kind() == ErrorKind::Adapter => drop(inst),
+            Err(_) => {
+                self.inst = Some(inst);
                 self.abort_in_background();
             }
         }
@@ -624,7 +775,8 @@ impl WasmWriter {
     }
 
     /// A writer dropped or failed without `finish` asks the adapter to
-    /// discard its data, without making the caller wait.
+    /// discard its data, without making the caller wait. The instance is
+    /// dropped after.
     fn abort_in_background(&mut self) {
         let Some(mut inst) = self.inst.take() else { return };
         let writer = self.writer;
@@ -636,6 +788,27 @@ impl WasmWriter {
                     })
                     .await;
             });
+        }
+    }
+
+    /// After `finish` or `abort` answered: drops the guest's writer and
+    /// hands the instance back, kept or not by what `outcome` was.
+    async fn done(&mut self, mut inst: Instance, outcome: Option<&Error>) {
+        let pool = self.pool.clone();
+        if outcome.is_some_and(|e| !keeps_instance(e.kind())) {
+            pool.discard(inst);
+            return;
+        }
+        let writer = self.writer;
+        let path = self.path.clone();
+        let dropped = inst
+            .call("write", Some(&path), |i| async move {
+                writer.resource_drop_async(&mut i.store).await
+            })
+            .await;
+        match dropped {
+            Ok(()) => release(&pool, inst, outcome),
+            Err(e) => release(&pool, inst, Some(&e)),
         }
     }
 }
@@ -677,8 +850,9 @@ impl ObjectWriter for WasmWriter {
             .call_wit("write", Some(&path), |i| async move {
                 i.bindings.writer().call_finish(&mut i.store, writer).await
             })
-            .await?;
-        Ok(meta_from_wit(meta))
+            .await;
+        self.done(inst, meta.as_ref().err()).await;
+        Ok(meta_from_wit(meta?))
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
@@ -687,9 +861,12 @@ impl ObjectWriter for WasmWriter {
         let Some(mut inst) = self.inst.take() else {
             return Ok(());
         };
-        inst.call_wit("abort", Some(&path), |i| async move {
-            i.bindings.writer().call_abort(&mut i.store, writer).await
-        })
-        .await
+        let r = inst
+            .call_wit("abort", Some(&path), |i| async move {
+                i.bindings.writer().call_abort(&mut i.store, writer).await
+            })
+            .await;
+        self.done(inst, r.as_ref().err()).await;
+        r
     }
 }
