@@ -243,7 +243,8 @@ fn native_small() -> (Duration, Duration) {
     (put, get)
 }
 
-/// Every wharf operation is a fresh instance: connect, SCRAM, schema check.
+/// wharf operations run in warm instances: the connection (SCRAM, schema
+/// check) is made once and kept, as the native side keeps its own.
 async fn wharf_small(adapter: &Arc<dyn Adapter>) -> (Duration, Duration) {
     let body = bytes::Bytes::from(vec![7u8; SMALL]);
     let path = |i: usize| ObjectPath::parse(&format!("small-wharf/{i}")).unwrap();

@@ -288,7 +288,7 @@ async fn main() {
         "### redis vs the native `redis` crate, redis-server on 127.0.0.1, {} MiB, {} MiB chunks\n\n\
          Same layout on both sides (a key per chunk, a manifest hash); the native \
          client keeps one connection and sends one command at a time, the adapter \
-         opens a connection per operation (AUTH included) and keeps two chunk \
+         runs in warm instances that keep their connection (AUTH once) and keeps two chunk \
          writes or `GETRANGE`s in flight.\n\n",
         size >> 20,
         CHUNK >> 20

@@ -137,7 +137,7 @@ impl Plan {
             self.seen[d] += n;
             return None;
         }
-        let head = after - self.seen[d];
+        let head = after.saturating_sub(self.seen[d]);
         self.advance();
         self.seen[d] = n - head;
         Some((head, action))
@@ -183,9 +183,14 @@ impl FaultProxy {
         self.addr
     }
 
-    /// Appends a fault to the plan.
+    /// Appends a fault to the plan. Pushed onto an empty plan, it is armed
+    /// now: its byte count starts from here.
     pub fn push(&self, fault: Fault) {
-        self.plan.lock().unwrap().faults.push_back(fault);
+        let mut plan = self.plan.lock().unwrap();
+        if plan.faults.is_empty() {
+            plan.seen = [0, 0];
+        }
+        plan.faults.push_back(fault);
     }
 
     /// Faults of the plan not injected yet.
