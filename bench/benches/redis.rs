@@ -218,6 +218,100 @@ async fn wharf_small(adapter: &Arc<dyn Adapter>, prefix: &str) -> (Duration, Dur
     (put, get)
 }
 
+/// Concurrent 4 KiB gets: workers at once, each this many gets.
+const WORKERS: usize = 64;
+const GETS_PER_WORKER: usize = 200;
+
+/// 64 threads with a connection each (a pool of 64), each reading 4 KiB
+/// objects (manifest, then chunk) in turn: gets per second.
+fn native_concurrent(prefix: &str) -> f64 {
+    let mut con = native_conn();
+    let body = vec![7u8; SMALL];
+    for i in 0..WORKERS {
+        let _: () = redis::cmd("SET")
+            .arg(format!("{prefix}:{i}:chunk:0"))
+            .arg(&body[..])
+            .query(&mut con)
+            .unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg(format!("{prefix}:{i}:manifest"))
+            .arg("chunks")
+            .arg(1)
+            .query(&mut con)
+            .unwrap();
+    }
+    let conns: Vec<redis::Connection> = (0..WORKERS).map(|_| native_conn()).collect();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for (w, mut c) in conns.into_iter().enumerate() {
+            s.spawn(move || {
+                for j in 0..GETS_PER_WORKER {
+                    let i = (w + j) % WORKERS;
+                    let _: u64 = redis::cmd("HGET")
+                        .arg(format!("{prefix}:{i}:manifest"))
+                        .arg("chunks")
+                        .query(&mut c)
+                        .unwrap();
+                    let got: Vec<u8> = redis::cmd("GET")
+                        .arg(format!("{prefix}:{i}:chunk:0"))
+                        .query(&mut c)
+                        .unwrap();
+                    assert_eq!(got.len(), SMALL);
+                }
+            });
+        }
+    });
+    let rate = (WORKERS * GETS_PER_WORKER) as f64 / start.elapsed().as_secs_f64();
+    for i in 0..WORKERS {
+        let _: () = redis::cmd("UNLINK")
+            .arg(format!("{prefix}:{i}:chunk:0"))
+            .arg(format!("{prefix}:{i}:manifest"))
+            .query(&mut con)
+            .unwrap();
+    }
+    rate
+}
+
+/// The same through the adapter: 64 tasks at once on a backend whose pool
+/// keeps 64 warm instances (`pool.idle = 64`): gets per second.
+async fn wharf_concurrent(adapter: &Arc<dyn Adapter>, prefix: &str) -> f64 {
+    let body = Bytes::from(vec![7u8; SMALL]);
+    let path = |i: usize| ObjectPath::parse(&format!("{prefix}/{i}")).unwrap();
+    for i in 0..WORKERS {
+        let mut w = adapter
+            .write(&path(i), PutMode::Overwrite, Some(SMALL as u64))
+            .await
+            .unwrap();
+        w.append(body.clone()).await.unwrap();
+        w.finish().await.unwrap();
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            let adapter = adapter.clone();
+            let paths: Vec<ObjectPath> = (0..WORKERS).map(path).collect();
+            tokio::spawn(async move {
+                for j in 0..GETS_PER_WORKER {
+                    let mut r = adapter.read(&paths[(w + j) % WORKERS], None).await.unwrap();
+                    let mut n = 0;
+                    while let Some(c) = r.next_chunk(1 << 20).await.unwrap() {
+                        n += c.len();
+                    }
+                    assert_eq!(n, SMALL);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rate = (WORKERS * GETS_PER_WORKER) as f64 / start.elapsed().as_secs_f64();
+    for i in 0..WORKERS {
+        adapter.delete(&path(i)).await.unwrap();
+    }
+    rate
+}
+
 async fn wharf_adapter() -> Arc<dyn Adapter> {
     let addr = server_env("WHARF_TEST_REDIS_ADDR");
     let dir = tempfile::tempdir().unwrap();
@@ -232,6 +326,8 @@ prefix = "wharf-bench:"
 chunk_size = "{CHUNK}"
 [backends.r.grants]
 tcp = ["{addr}"]
+[backends.r.pool]
+idle = {WORKERS}
 "#,
         password = server_env("WHARF_TEST_REDIS_PASSWORD"),
     );
@@ -281,6 +377,17 @@ async fn main() {
         wsg.push(d);
     }
 
+    let (mut nc, mut wc) = (vec![], vec![]);
+    for round in 0..3 {
+        nc.push(tokio::task::block_in_place(|| {
+            native_concurrent(&format!("native-bench:conc{round}"))
+        }));
+        wc.push(wharf_concurrent(&adapter, &format!("conc{round}")).await);
+    }
+    nc.sort_by(f64::total_cmp);
+    wc.sort_by(f64::total_cmp);
+    let (nc, wc) = (nc[1], wc[1]);
+
     let (np, ng, wp, wg) = (median(np), median(ng), median(wp), median(wg));
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let (nsp, nsg, wsp, wsg) = (median(nsp), median(nsg), median(wsp), median(wsg));
@@ -321,6 +428,11 @@ async fn main() {
         us(wsg),
         us(nsg),
         us(wsg) / us(nsg)
+    ));
+    report.push_str(&format!(
+        "| {WORKERS} concurrent 4 KiB gets (gets/s, median of 3 × {}; native: {WORKERS} threads, a connection each) | {wc:.0} | {nc:.0} | {:.2} |\n",
+        WORKERS * GETS_PER_WORKER,
+        wc / nc
     ));
     println!("{report}");
     std::fs::write("/tmp/wharf-bench-redis.md", &report).unwrap();

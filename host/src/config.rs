@@ -170,6 +170,9 @@ pub struct PoolSection {
     pub uses: Option<u32>,
     /// How long an instance may sit idle, e.g. `"60s"` (default).
     pub idle_timeout: Option<String>,
+    /// Instances of this backend alive at once, idle or busy (default: only
+    /// `runtime.max_instances` bounds them); operations past it wait.
+    pub max: Option<usize>,
     /// How long an operation waits for an instance when all of
     /// `runtime.max_instances` are busy (default: `runtime.instance_wait`).
     pub wait: Option<String>,
@@ -558,6 +561,12 @@ impl BackendConfig {
         if let Some(t) = &self.pool.idle_timeout {
             pool.idle_timeout = parse_duration(t)
                 .map_err(|why| Error::config(format!("backend `{name}`: pool.idle_timeout: {why}")))?;
+        }
+        if let Some(n) = self.pool.max {
+            if n == 0 {
+                return Err(Error::config(format!("backend `{name}`: pool.max must be at least 1")));
+            }
+            pool.max = Some(n);
         }
         if let Some(t) = &self.pool.wait {
             pool.wait =

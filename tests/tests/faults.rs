@@ -192,8 +192,10 @@ fn assert_clean(e: &wharf::Error, op: &str, p: &ObjectPath, ctx: &str) {
 
 const READ_SIZE: u64 = (3 << 20) + 5;
 
-/// Reads under one fault each: without `Retry` they fail as `transient`,
-/// with it they return the exact bytes.
+/// Reads under one fault each: with `Retry` they return the exact bytes;
+/// without it they fail as `transient`, except a connection cut before any
+/// answer, where the adapter sends its bodiless GET once more by itself
+/// (as HTTP clients do for a pooled connection the server closed).
 async fn reads(server: Server) {
     let prefix = unique(&format!("faults-read-{}", server.name));
     let direct = s3_at(&server, &server.url, &prefix).await;
@@ -245,6 +247,8 @@ async fn reads(server: Server) {
         true,
     ));
     for (what, fault, retry_only) in cases {
+        // Cut before the answer's head was whole: the adapter resends.
+        let resent = what.starts_with("reset in the request head") || what.starts_with("reset in the response head");
         for retry in [false, true] {
             if retry_only && !retry {
                 continue;
@@ -255,11 +259,11 @@ async fn reads(server: Server) {
             assert_eq!(proxy.faults(), 1, "{ctx}");
             match got {
                 Ok(h) => {
-                    assert!(retry, "{ctx}: a read survived a fault without Retry");
+                    assert!(retry || resent, "{ctx}: a read survived a fault without Retry");
                     assert_eq!(h, want, "{ctx}");
                 }
                 Err((e, delivered)) => {
-                    assert!(!retry, "{ctx}: Retry did not recover: {e}");
+                    assert!(!retry && !resent, "{ctx}: not recovered: {e}");
                     assert_clean(&e, "read", &p, &ctx);
                     assert!(delivered < READ_SIZE, "{ctx}: all bytes, then {e}");
                 }

@@ -29,13 +29,18 @@ fn env_or(name: &str, default: usize) -> usize {
 /// Byte `i` of the object written with `seed`: addressable by position, so
 /// a read checks any chunking against it.
 fn fill(seed: u64, offset: u64, out: &mut [u8]) {
-    for (k, b) in out.iter_mut().enumerate() {
-        let pos = offset + k as u64;
+    let (mut pos, mut i) = (offset, 0);
+    while i < out.len() {
         let mut z = seed ^ (pos / 8).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^= z >> 31;
-        *b = z.to_le_bytes()[(pos % 8) as usize];
+        let word = z.to_le_bytes();
+        let b = (pos % 8) as usize;
+        let n = (8 - b).min(out.len() - i);
+        out[i..i + n].copy_from_slice(&word[b..b + n]);
+        i += n;
+        pos += n as u64;
     }
 }
 
@@ -379,6 +384,9 @@ password = "{}"
 dbname = "{}"
 [backends.database.grants]
 tcp = ["{addr}"]
+# Below the server's max_connections (200 here), as a native pool would be.
+[backends.database.pool]
+max = 64
 "#,
         server_env("WHARF_TEST_PG_USER"),
         server_env("WHARF_TEST_PG_PASSWORD"),

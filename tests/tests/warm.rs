@@ -388,3 +388,42 @@ async fn a_restarted_postgres_costs_no_failed_operation() {
     survives_a_restart(&a, "postgres2").await;
     assert!(a.pool_stats().reused > 0, "{:?}", a.pool_stats());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_max_bounds_a_backend_and_operations_wait_their_turn() {
+    let runtime = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let one = PoolConfig {
+        max: Some(1),
+        wait: Some(Duration::from_millis(300)),
+        ..Default::default()
+    };
+    let a = std::sync::Arc::new(local(&runtime, "one", dir.path(), one).await);
+    let p = path("x.bin");
+    put(&*a, &p, &[1u8; 10]).await;
+    // 8 tasks × 20 operations share the one instance, handed from one to
+    // the next as each operation ends.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (a, p) = (a.clone(), p.clone());
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    a.stat(&p).await.expect("waits its turn");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s = a.pool_stats();
+    assert_eq!(s.created, 1, "never more than one instance: {s:?}");
+    // A reader holds it: the next operation waits `pool.wait`, then fails
+    // clearly; once the reader is gone, it goes through.
+    let r = a.read(&p, None).await.unwrap();
+    let e = a.stat(&p).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    assert!(e.to_string().contains("pool.max"), "{e}");
+    drop(r);
+    a.stat(&p).await.expect("the instance was freed");
+}

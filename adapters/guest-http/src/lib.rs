@@ -176,8 +176,24 @@ impl Request {
     }
 
     /// Sends the request with `body` and waits for the response head.
+    ///
+    /// A `GET`, `HEAD` or `DELETE` without a body that fails as `transient`
+    /// before any answer is sent once more at once: the usual cause is a
+    /// pooled keep-alive connection the server closed just as it was
+    /// reused, and these methods may be repeated (RFC 9110, 9.2.2), as
+    /// HTTP clients do on their own.
     pub fn send(&self, body: &[u8]) -> Result<Response> {
-        self.start(body)?.wait()
+        let first = self.start(body).and_then(Pending::wait);
+        match first {
+            Err(e)
+                if e.kind == FailKind::Transient
+                    && body.is_empty()
+                    && matches!(self.method, "GET" | "HEAD" | "DELETE") =>
+            {
+                self.start(body)?.wait()
+            }
+            r => r,
+        }
     }
 
     /// Sends the request with `body` and returns without waiting for the

@@ -267,6 +267,11 @@ impl Runtime {
         self.inner.pools.lock().expect("pools lock").push(pool);
     }
 
+    /// How long an operation waits for an instance unless its backend says.
+    pub(crate) fn instance_wait(&self) -> Duration {
+        self.inner.instance_wait
+    }
+
     pub(crate) fn memory_budget(&self) -> &Arc<MemoryBudget> {
         &self.inner.memory
     }

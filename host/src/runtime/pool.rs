@@ -10,8 +10,9 @@
 
 use crate::error::ErrorKind;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
+use tokio::sync::{Notify, Semaphore};
 
 /// `[backends.<name>.pool]`: how a backend's idle instances are kept.
 /// Applies to adapters that export `wharf:storage/reuse`; any other gets a
@@ -26,9 +27,13 @@ pub struct PoolConfig {
     /// How long an instance may sit idle before it is dropped (default
     /// 60 s): below the idle timeouts servers and proxies commonly apply.
     pub idle_timeout: Duration,
-    /// How long an operation waits for an instance when the runtime's
-    /// `max_instances` are all in use, before it fails as `transient`;
-    /// `None` takes `[runtime] instance_wait`.
+    /// Instances of this backend alive at once, idle or busy (default: no
+    /// bound of its own, only the runtime's `max_instances`). A storage that
+    /// limits connections (PostgreSQL's `max_connections`) wants one.
+    pub max: Option<usize>,
+    /// How long an operation waits for an instance when `max` of this
+    /// backend, or the runtime's `max_instances`, are all in use, before it
+    /// fails as `transient`; `None` takes `[runtime] instance_wait`.
     pub wait: Option<Duration>,
 }
 
@@ -38,6 +43,7 @@ impl Default for PoolConfig {
             idle: 8,
             uses: 10_000,
             idle_timeout: Duration::from_secs(60),
+            max: None,
             wait: None,
         }
     }
@@ -89,6 +95,12 @@ pub(crate) struct Pool<T> {
     created: AtomicU64,
     reused: AtomicU64,
     discarded: AtomicU64,
+    /// One permit per instance of this backend, idle or busy, when `max`
+    /// bounds them.
+    pub(crate) limit: Option<Arc<Semaphore>>,
+    /// Signalled when an instance goes idle, for an operation waiting on
+    /// `limit`.
+    pub(crate) returned: Notify,
 }
 
 /// What the runtime asks of every pool when it needs an instance slot or
@@ -116,6 +128,8 @@ impl<T: Send> Evict for Pool<T> {
 impl<T: Send> Pool<T> {
     pub(crate) fn new(config: PoolConfig) -> Self {
         Pool {
+            limit: config.max.map(|n| Arc::new(Semaphore::new(n.max(1)))),
+            returned: Notify::new(),
             config,
             idle: Mutex::new(Vec::new()),
             generation: AtomicU64::new(0),
@@ -175,6 +189,7 @@ impl<T: Send> Pool<T> {
             self.discarded.fetch_add(1, Ordering::Relaxed);
             drop(o);
         }
+        self.returned.notify_one();
         true
     }
 
@@ -251,6 +266,7 @@ mod tests {
             idle,
             uses,
             idle_timeout,
+            max: None,
             wait: None,
         })
     }

@@ -115,6 +115,8 @@ struct Instance {
     shared: Arc<AdapterShared>,
     /// Operations served so far.
     uses: u32,
+    /// This backend's `pool.max` permit, when it has one.
+    _backend_slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl WasmAdapter {
@@ -153,6 +155,7 @@ impl WasmAdapter {
             .await
             .map_err(|e| e.at(&shared.name, "open", None))?;
         pool.created();
+        inst._backend_slot = pool.limit.as_ref().and_then(|l| l.clone().try_acquire_owned().ok());
         let caps = inst
             .call("capabilities", None, |i| async move {
                 i.bindings.backend().call_capabilities(&mut i.store, i.backend).await
@@ -217,6 +220,49 @@ impl WasmAdapter {
     /// An instance for one operation: a warm one that passes `recycle`,
     /// else a fresh one.
     async fn instance(&self, op: &'static str, path: Option<&str>) -> Result<Instance> {
+        let wait = self.shared.wait.unwrap_or_else(|| self.shared.runtime.instance_wait());
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before looking, so an instance going idle meanwhile
+            // is not missed.
+            let returned = self.pool.returned.notified();
+            if let Some(inst) = self.warm().await {
+                return Ok(inst);
+            }
+            let permit = match &self.pool.limit {
+                None => None,
+                Some(limit) => match limit.clone().try_acquire_owned() {
+                    Ok(p) => Some(p),
+                    Err(_) => {
+                        tokio::select! {
+                            p = limit.clone().acquire_owned() => Some(p.map_err(|_| Error::adapter("the pool is closed"))?),
+                            () = returned => continue,
+                            () = tokio::time::sleep_until(deadline) => {
+                                return Err(Error::new(
+                                    ErrorKind::Transient,
+                                    format!(
+                                        "all {} instances of this backend (pool.max) stayed in use for {wait:?} (raise pool.max or pool.wait)",
+                                        self.pool.config.max.unwrap_or_default()
+                                    ),
+                                )
+                                .at(&self.shared.name, op, path));
+                            }
+                        }
+                    }
+                },
+            };
+            let mut inst = Instance::new(&self.shared)
+                .await
+                .map_err(|e| e.at(&self.shared.name, op, path))?;
+            self.pool.created();
+            inst.uses = 1;
+            inst._backend_slot = permit;
+            return Ok(inst);
+        }
+    }
+
+    /// An idle instance that passes `recycle`, if there is one.
+    async fn warm(&self) -> Option<Instance> {
         while let Some((mut inst, idle)) = self.pool.take() {
             let Some(reuse) = inst.reuse.clone() else {
                 self.pool.discard(inst);
@@ -233,7 +279,7 @@ impl WasmAdapter {
                 Ok(()) => {
                     inst.uses += 1;
                     self.pool.reused();
-                    return Ok(inst);
+                    return Some(inst);
                 }
                 Err(e) => {
                     tracing::debug!("{e}; opening a fresh instance");
@@ -241,12 +287,7 @@ impl WasmAdapter {
                 }
             }
         }
-        let mut inst = Instance::new(&self.shared)
-            .await
-            .map_err(|e| e.at(&self.shared.name, op, path))?;
-        self.pool.created();
-        inst.uses = 1;
-        Ok(inst)
+        None
     }
 
     /// Hands an instance back after its operation: kept for the next one
@@ -353,6 +394,7 @@ impl Instance {
             backend,
             shared: shared.clone(),
             uses: 0,
+            _backend_slot: None,
         })
     }
 
