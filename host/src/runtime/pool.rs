@@ -9,10 +9,11 @@
 //! future was dropped half-way, drops it instead (see [`keeps_instance`]).
 
 use crate::error::ErrorKind;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Semaphore, oneshot};
 
 /// `[backends.<name>.pool]`: how a backend's idle instances are kept.
 /// Applies to adapters that export `wharf:storage/reuse`; any other gets a
@@ -98,9 +99,10 @@ pub(crate) struct Pool<T> {
     /// One permit per instance of this backend, idle or busy, when `max`
     /// bounds them.
     pub(crate) limit: Option<Arc<Semaphore>>,
-    /// Signalled when an instance goes idle, for an operation waiting on
-    /// `limit`.
-    pub(crate) returned: Notify,
+    /// Operations waiting for an instance of this backend (`limit` was
+    /// reached), oldest first: an instance that finishes goes to the first
+    /// of them instead of the idle list, so none waits past its turn.
+    waiters: Mutex<VecDeque<oneshot::Sender<T>>>,
 }
 
 /// What the runtime asks of every pool when it needs an instance slot or
@@ -129,7 +131,7 @@ impl<T: Send> Pool<T> {
     pub(crate) fn new(config: PoolConfig) -> Self {
         Pool {
             limit: config.max.map(|n| Arc::new(Semaphore::new(n.max(1)))),
-            returned: Notify::new(),
+            waiters: Mutex::new(VecDeque::new()),
             config,
             idle: Mutex::new(Vec::new()),
             generation: AtomicU64::new(0),
@@ -176,6 +178,17 @@ impl<T: Send> Pool<T> {
             self.discard(item);
             return false;
         }
+        // The oldest waiter still waiting gets it.
+        let mut item = item;
+        loop {
+            let Some(waiter) = self.waiters.lock().expect("pool lock").pop_front() else {
+                break;
+            };
+            match waiter.send(item) {
+                Ok(()) => return true,
+                Err(back) => item = back,
+            }
+        }
         let overflow = {
             let mut idle = self.idle.lock().expect("pool lock");
             idle.push(Idle {
@@ -189,7 +202,6 @@ impl<T: Send> Pool<T> {
             self.discarded.fetch_add(1, Ordering::Relaxed);
             drop(o);
         }
-        self.returned.notify_one();
         true
     }
 
@@ -218,6 +230,16 @@ impl<T: Send> Pool<T> {
             idle.drain(..expired).collect()
         };
         self.discarded.fetch_add(gone.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Queues a wait for the next instance this backend finishes with.
+    pub(crate) fn wait_for_returned(&self) -> oneshot::Receiver<T> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiters = self.waiters.lock().expect("pool lock");
+        // Waits that gave up (their receiver is gone) are dropped here.
+        waiters.retain(|w| !w.is_closed());
+        waiters.push_back(tx);
+        rx
     }
 
     pub(crate) fn created(&self) {

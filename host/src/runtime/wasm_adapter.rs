@@ -222,43 +222,45 @@ impl WasmAdapter {
     async fn instance(&self, op: &'static str, path: Option<&str>) -> Result<Instance> {
         let wait = self.shared.wait.unwrap_or_else(|| self.shared.runtime.instance_wait());
         let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            // Registered before looking, so an instance going idle meanwhile
-            // is not missed.
-            let returned = self.pool.returned.notified();
-            if let Some(inst) = self.warm().await {
-                return Ok(inst);
-            }
-            let permit = match &self.pool.limit {
-                None => None,
-                Some(limit) => match limit.clone().try_acquire_owned() {
-                    Ok(p) => Some(p),
-                    Err(_) => {
-                        tokio::select! {
-                            p = limit.clone().acquire_owned() => Some(p.map_err(|_| Error::adapter("the pool is closed"))?),
-                            () = returned => continue,
-                            () = tokio::time::sleep_until(deadline) => {
-                                return Err(Error::new(
-                                    ErrorKind::Transient,
-                                    format!(
-                                        "all {} instances of this backend (pool.max) stayed in use for {wait:?} (raise pool.max or pool.wait)",
-                                        self.pool.config.max.unwrap_or_default()
-                                    ),
-                                )
-                                .at(&self.shared.name, op, path));
-                            }
-                        }
-                    }
-                },
-            };
-            let mut inst = Instance::new(&self.shared)
-                .await
-                .map_err(|e| e.at(&self.shared.name, op, path))?;
-            self.pool.created();
-            inst.uses = 1;
-            inst._backend_slot = permit;
+        if let Some(inst) = self.warm().await {
             return Ok(inst);
         }
+        let permit = match &self.pool.limit {
+            None => None,
+            Some(limit) => match limit.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    // In line for the next instance this backend
+                    // finishes with, or a slot one leaves free.
+                    let returned = self.pool.wait_for_returned();
+                    tokio::select! {
+                        p = limit.clone().acquire_owned() => Some(p.map_err(|_| Error::adapter("the pool is closed"))?),
+                        Ok(mut inst) = returned => {
+                            inst.uses += 1;
+                            self.pool.reused();
+                            return Ok(inst);
+                        }
+                        () = tokio::time::sleep_until(deadline) => {
+                            return Err(Error::new(
+                                ErrorKind::Transient,
+                                format!(
+                                    "all {} instances of this backend (pool.max) stayed in use for {wait:?} (raise pool.max or pool.wait)",
+                                    self.pool.config.max.unwrap_or_default()
+                                ),
+                            )
+                            .at(&self.shared.name, op, path));
+                        }
+                    }
+                }
+            },
+        };
+        let mut inst = Instance::new(&self.shared)
+            .await
+            .map_err(|e| e.at(&self.shared.name, op, path))?;
+        self.pool.created();
+        inst.uses = 1;
+        inst._backend_slot = permit;
+        Ok(inst)
     }
 
     /// An idle instance that passes `recycle`, if there is one.
