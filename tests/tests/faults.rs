@@ -672,3 +672,38 @@ async fn replaced_object_is_not_resumed() {
     assert!(got.len() < old.len(), "{} bytes", got.len());
     assert!(old.starts_with(&got), "bytes of the new version were mixed in");
 }
+
+/// `AbortMultipartUpload` answered 500 or 503 (S3 may, and an abort that
+/// races a part upload in flight may fail) is tried again by the adapter
+/// itself: two bad answers are absorbed, three end in a transient error
+/// that leaves the upload listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_pending_tries_again() {
+    let server = moto();
+    let prefix = unique("faults-abort");
+    let direct = s3_at(&server, &server.url, &prefix).await;
+    let p = path("pending.bin");
+    let mut w = direct.write(&p, PutMode::Overwrite, None).await.unwrap();
+    let mut data = DataStream::new(6, 16 << 20);
+    for _ in 0..2 {
+        w.append(data.next_chunk(8 << 20).unwrap()).await.unwrap();
+    }
+    // A host killed mid-write: neither finished nor aborted.
+    std::mem::forget(w);
+    let listed = direct.list_pending("", None, 100).await.unwrap().entries;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let upload = &listed[0];
+
+    let bad = |statuses: &[u16]| statuses.iter().map(|&status| Fault::Respond { status }).collect();
+    let (proxy, a) = through(&server, &prefix, bad(&[500, 503, 500]), false).await;
+    let e = a.abort_pending(upload).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    assert!(e.to_string().contains("pending.bin"), "{e}");
+    assert_eq!(proxy.faults(), 3, "{:?}", proxy.events());
+    assert_eq!(pending_uploads(&server, &prefix), "1");
+
+    let (proxy, a) = through(&server, &prefix, bad(&[500, 503]), false).await;
+    a.abort_pending(upload).await.unwrap();
+    assert_eq!(proxy.faults(), 2, "{:?}", proxy.events());
+    assert_eq!(pending_uploads(&server, &prefix), "0");
+}

@@ -105,13 +105,32 @@ impl S3 {
         }
         let query = [("uploadId", upload_id.to_string())];
         let request = self.request("DELETE", Some(&self.key(path)), &query, Vec::new(), &[]);
-        match self.send(&request, &[], None) {
-            Ok(r) => {
-                r.discard();
-                Ok(())
+        // An abort that races a part upload still in flight may fail or
+        // leave that part behind (AWS documents both: "it might be
+        // necessary to abort a given multipart upload multiple times"), and
+        // S3 answers 500/503 now and then asking for a retry. Aborting is
+        // idempotent, so a transient failure is retried twice after a
+        // pause; gone (404 NoSuchUpload) is success.
+        let mut pause = ABORT_FIRST_PAUSE;
+        for attempt in 1.. {
+            match self.send(&request, &[], None) {
+                Ok(r) => {
+                    r.discard();
+                    return Ok(());
+                }
+                Err(Error::NotFound(_)) => return Ok(()),
+                Err(Error::Transient(_)) if attempt < ABORT_ATTEMPTS => {
+                    std::thread::sleep(pause);
+                    pause *= 4;
+                }
+                Err(e) => return Err(e),
             }
-            Err(Error::NotFound(_)) => Ok(()),
-            Err(e) => Err(e),
         }
+        unreachable!("the loop returns")
     }
 }
+
+/// Tries of one `AbortMultipartUpload` that fails as transient.
+const ABORT_ATTEMPTS: u32 = 3;
+/// The pause before the second try; each later one is 4 times longer.
+const ABORT_FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
