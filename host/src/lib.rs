@@ -43,5 +43,5 @@ pub use model::{ModelStorageInfo, SerializationFormat, StorageBackend, StoredFil
 pub use path::ObjectPath;
 pub use registry::{Reference, VersionEntry};
 pub use runtime::{BackendSpec, Limits, Plugin, PoolConfig, PoolStats, Runtime, RuntimeConfig, WasmAdapter};
-pub use service::{Expected, LoadOptions, ObjectTransfer, SaveOptions, StorageService};
+pub use service::{Expected, LoadOptions, ObjectTransfer, ParallelReads, SaveOptions, StorageService};
 pub use transaction::Transaction;
