@@ -67,6 +67,10 @@ pub struct RuntimeSection {
 #[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
+    /// The backend as a URL (`s3://bucket/prefix`, `redis://host:port`...):
+    /// it sets the plugin, config values and grants (see [`crate::url`]);
+    /// keys written beside it add to or override what it sets.
+    pub url: Option<String>,
     /// Plugin to run; default: the backend's name.
     pub plugin: Option<String>,
     /// sha256 the plugin file must have.
@@ -86,12 +90,17 @@ pub struct BackendConfig {
     /// Middleware, outermost first (`[[backends.<name>.layers]]`).
     #[serde(default)]
     pub layers: Vec<LayerConfig>,
+    /// Where each config value set by `url` came from (`AWS_PROFILE`...),
+    /// for `wharf config show`.
+    #[serde(skip)]
+    pub sources: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for BackendConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Values may be secrets: show keys only.
         f.debug_struct("BackendConfig")
+            .field("url", &self.url.as_deref().map(crate::url::redact_url))
             .field("plugin", &self.plugin)
             .field("sha256", &self.sha256)
             .field("config_keys", &self.config.keys().collect::<Vec<_>>())
@@ -109,6 +118,11 @@ impl fmt::Debug for BackendConfig {
 pub enum ConfigValue {
     /// Text (may hold `${env:NAME}` / `${file:PATH}`).
     String(String),
+    /// A secret resolved from a backend URL's credential source: handed
+    /// to the adapter as it is, redacted from its messages, never shown.
+    /// Not written in files.
+    #[serde(skip)]
+    Secret(String),
     /// An integer.
     Integer(i64),
     /// A boolean.
@@ -277,9 +291,49 @@ impl LayerConfig {
 }
 
 impl Config {
-    /// Parses a `wharf.toml`.
+    /// Parses a `wharf.toml`; backends given by `url` are resolved in
+    /// this process's environment ([`Config::expand_urls`]).
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::config(format!("{origin}: {}", e.to_string().trim_end())))
+        let cfg: Config =
+            toml::from_str(text).map_err(|e| Error::config(format!("{origin}: {}", e.to_string().trim_end())))?;
+        cfg.expand_urls(&crate::url::Env::process())
+    }
+
+    /// Resolves every backend that has a `url`: the URL sets the plugin,
+    /// config values (credentials from `env`) and grants; what the backend
+    /// writes beside it overrides those values and adds grants. A `plugin`
+    /// other than the URL's is an error.
+    pub fn expand_urls(mut self, env: &crate::url::Env) -> Result<Self> {
+        for (name, b) in self.backends.iter_mut() {
+            let Some(url) = b.url.clone() else { continue };
+            let derived = crate::url::backend(&url, env)
+                .map_err(|e| Error::config(format!("backend `{name}`: {}", e.message())))?;
+            b.merge_url(name, derived)?;
+        }
+        if let Some(d) = self.default_backend.clone()
+            && crate::url::is_url(&d)
+        {
+            self.default_backend = Some(self.add_url_backend(&d, env)?);
+        }
+        Ok(self)
+    }
+
+    /// Adds the backend a URL names (`--backend s3://...`) and returns its
+    /// name: a configured backend with this `url` if there is one, else the
+    /// URL's plugin name (`aws_s3`) if free, else `url-<plugin>[-N]`.
+    pub fn add_url_backend(&mut self, url: &str, env: &crate::url::Env) -> Result<String> {
+        if let Some((name, _)) = self.backends.iter().find(|(_, b)| b.url.as_deref() == Some(url)) {
+            return Ok(name.clone());
+        }
+        let backend = crate::url::backend(url, env)?;
+        let kind = backend.plugin_name("").to_string();
+        let name = std::iter::once(kind.clone())
+            .chain(std::iter::once(format!("url-{kind}")))
+            .chain((2..).map(|n| format!("url-{kind}-{n}")))
+            .find(|n| !self.backends.contains_key(n))
+            .expect("an unbounded supply of names");
+        self.backends.insert(name.clone(), backend);
+        Ok(name)
     }
 
     /// Reads and parses a file.
@@ -485,6 +539,37 @@ impl BackendConfig {
         Ok(stack)
     }
 
+    /// Takes in what `url` resolved to; what this backend sets itself wins.
+    fn merge_url(&mut self, name: &str, derived: BackendConfig) -> Result<()> {
+        let kind = derived.plugin.clone().expect("a URL names its plugin");
+        match &self.plugin {
+            Some(p) if *p != kind => {
+                return Err(Error::config(format!(
+                    "backend `{name}`: plugin `{p}` does not serve a `url` of kind `{kind}`"
+                )));
+            }
+            _ => self.plugin = Some(kind),
+        }
+        for (key, value) in derived.config {
+            if self.config.contains_key(&key) {
+                self.sources.insert(key, "wharf.toml".into());
+            } else {
+                if let Some(source) = derived.sources.get(&key) {
+                    self.sources.insert(key.clone(), source.clone());
+                }
+                self.config.insert(key, value);
+            }
+        }
+        for (key, source) in derived.sources {
+            self.sources.entry(key).or_insert(source);
+        }
+        let g = &mut self.grants;
+        g.http = derived.grants.http.into_iter().chain(g.http.drain(..)).collect();
+        g.tcp = derived.grants.tcp.into_iter().chain(g.tcp.drain(..)).collect();
+        g.dirs = derived.grants.dirs.into_iter().chain(g.dirs.drain(..)).collect();
+        Ok(())
+    }
+
     /// The plugin this backend runs.
     pub fn plugin_name<'a>(&'a self, backend: &'a str) -> &'a str {
         self.plugin.as_deref().unwrap_or(backend)
@@ -501,6 +586,10 @@ impl BackendConfig {
             let text = match value {
                 ConfigValue::String(s) => resolve_refs(s, base, &mut secrets)
                     .map_err(|why| Error::config(format!("backend `{name}`: config key `{key}`: {why}")))?,
+                ConfigValue::Secret(v) => {
+                    secrets.push(v.clone());
+                    v.clone()
+                }
                 ConfigValue::Integer(i) => i.to_string(),
                 ConfigValue::Bool(b) => b.to_string(),
             };

@@ -29,6 +29,7 @@ pub mod runtime;
 pub mod service;
 pub mod transaction;
 pub mod trust;
+pub mod url;
 
 pub use adapter::{
     Adapter, ByteRange, Capabilities, Encoding, ListPage, ObjectMeta, ObjectReader, ObjectWriter, PendingPage,

@@ -227,6 +227,7 @@ impl Service {
             (_, Some(text)) => {
                 let cfg: Config = serde_json::from_str(text)
                     .map_err(|e| to_py(Error::new(ErrorKind::Config, format!("config: {e}"))))?;
+                let cfg = cfg.expand_urls(&wharf::url::Env::process()).map_err(to_py)?;
                 let cwd = std::env::current_dir().map_err(|e| to_py(Error::io("the current directory", e)))?;
                 let data = cwd.join(wharf::config::default_data_dir());
                 (cfg.with_local_default(&data), cwd)
@@ -235,6 +236,14 @@ impl Service {
                 let explicit = explicit.or_else(|| std::env::var_os("WHARF_CONFIG").map(PathBuf::from));
                 Config::discover(explicit.as_deref()).map_err(to_py)?
             }
+        };
+        let mut config = config;
+        // A URL names a backend of its own, resolved from the environment.
+        let backend = match backend {
+            Some(b) if wharf::url::is_url(&b) => {
+                Some(config.add_url_backend(&b, &wharf::url::Env::process()).map_err(to_py)?)
+            }
+            b => b,
         };
         let default_backend = backend.unwrap_or_else(|| config.default_backend().to_string());
         if !config.backends.contains_key(&default_backend) {

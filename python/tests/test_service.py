@@ -301,3 +301,40 @@ def test_the_default_service_is_the_clis(tmp_path: Path, monkeypatch: pytest.Mon
         wharf.StorageService()
     monkeypatch.setenv("WHARF_CONFIG", str(tmp_path / "wharf.toml"))
     assert wharf.StorageService().backend == "local_filesystem"
+
+
+def test_backend_by_url(tmp_path: Path) -> None:
+    """A URL instead of a configured name: a Redis URL with its password,
+    and an S3 URL with the AWS variables, no config at all."""
+    from conftest import server_env
+
+    url = f"redis://:{server_env('WHARF_TEST_REDIS_PASSWORD')}@{server_env('WHARF_TEST_REDIS_ADDR')}/0"
+    svc = wharf.StorageService(backend=url)
+    assert svc.backend == "redis"
+    model = unique("url-model").rstrip("/")
+    info = svc.save(b"weights" * 1000, model=model)
+    assert info.storage_backend == wharf.StorageBackend.REDIS
+    assert svc.load(info) == b"weights" * 1000
+    assert svc.delete(info)
+
+    env = {
+        "AWS_ACCESS_KEY_ID": server_env("WHARF_TEST_S3S_ACCESS_KEY"),
+        "AWS_SECRET_ACCESS_KEY": server_env("WHARF_TEST_S3S_SECRET_KEY"),
+        "AWS_ENDPOINT_URL_S3": server_env("WHARF_TEST_S3S_URL"),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        s3 = wharf.StorageService(backend=f"s3://{server_env('WHARF_TEST_BUCKET')}/{unique('url')}")
+        info = s3.save(b"model bytes", model="m")
+        assert info.version == "1"
+        assert s3.load(info) == b"model bytes"
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    with pytest.raises(wharf.ConfigError, match="AZURE_STORAGE_CONNECTION_STRING"):
+        wharf.StorageService(backend="az://container/prefix")

@@ -119,15 +119,14 @@ class _Service:
     maps to a native call."""
 
     def __init__(self, config: str | os.PathLike[str] | Mapping[str, Any] | None = None, backend: str | None = None):
-        if backend is not None and "://" in backend:
-            raise InvalidInput(f"backend {backend!r}: URLs are not supported yet; name a configured backend")
         if config is None:
             self._native = _native.Service(None, None, backend)
         elif isinstance(config, Mapping):
             self._native = _native.Service(None, json.dumps(config), backend)
         else:
             self._native = _native.Service(os.fspath(config), None, backend)
-        self._backend = backend
+        # A URL became a backend of its own name.
+        self._backend = self._native.default_backend if backend is not None else None
 
     @property
     def backend(self) -> str:

@@ -46,7 +46,10 @@ struct Cli {
     /// storing into `$WHARF_DATA_DIR` or `./wharf-data`.
     #[arg(long, global = true, env = "WHARF_CONFIG")]
     config: Option<PathBuf>,
-    /// Backend to use; default: the config's `default_backend`.
+    /// Backend to use: a configured name, or a URL (`s3://bucket/prefix`,
+    /// `gs://`, `az://`, `abfss://`, `hf://`, `mlflow-artifacts:`,
+    /// `redis://`, `postgresql://`, `file:///dir`) with credentials from
+    /// the environment; default: the config's `default_backend`.
     #[arg(long, short, global = true)]
     backend: Option<String>,
     /// Print machine-readable JSON.
@@ -88,7 +91,8 @@ enum Command {
     /// List and inspect adapter plugins.
     #[command(subcommand)]
     Plugins(plugins::Plugins),
-    /// Approve a `./wharf.toml` for implicit use.
+    /// Show the effective configuration; approve a `./wharf.toml` for
+    /// implicit use.
     #[command(subcommand, name = "config")]
     ConfigFile(trust::ConfigCmd),
 }
@@ -177,19 +181,21 @@ fn code_of(e: &wharf::Error) -> u8 {
 
 async fn run(cli: Cli) -> wharf::Result<u8> {
     let command = match cli.command {
-        Command::ConfigFile(c) => return c.execute(cli.json),
+        Command::ConfigFile(c) => return c.execute(cli.json, cli.config.as_deref(), cli.backend.as_deref()),
         c => c,
     };
-    let (config, base) = Config::discover(cli.config.as_deref())?;
-    let backend = cli
-        .backend
-        .clone()
-        .unwrap_or_else(|| config.default_backend().to_string());
+    let (mut config, base) = Config::discover(cli.config.as_deref())?;
+    // A URL names a backend of its own, resolved from the environment.
+    let explicit = match cli.backend {
+        Some(b) if wharf::url::is_url(&b) => Some(config.add_url_backend(&b, &wharf::url::Env::process())?),
+        b => b,
+    };
+    let backend = explicit.clone().unwrap_or_else(|| config.default_backend().to_string());
     let host = Host::new(config, &base)?;
     let ctx = Ctx {
         host,
         backend,
-        explicit_backend: cli.backend,
+        explicit_backend: explicit,
         json: cli.json,
     };
     let result = match command {

@@ -181,6 +181,7 @@ impl Verify {
             },
             pool: Default::default(),
             layers: Vec::new(),
+            ..Default::default()
         };
         Ok((backend, scratch))
     }

@@ -1,0 +1,416 @@
+//! URLs to backends, in environments built by each test (never the
+//! process's own).
+
+use super::*;
+use crate::config::Config;
+
+fn env(vars: &[(&str, &str)]) -> Env {
+    Env::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+}
+
+fn value(b: &BackendConfig, key: &str) -> Option<String> {
+    match b.config.get(key)? {
+        ConfigValue::String(s) | ConfigValue::Secret(s) => Some(s.clone()),
+        other => panic!("{key}: {:?}", matches!(other, ConfigValue::Integer(_))),
+    }
+}
+
+fn is_secret(b: &BackendConfig, key: &str) -> bool {
+    matches!(b.config.get(key), Some(ConfigValue::Secret(_)))
+}
+
+fn source(b: &BackendConfig, key: &str) -> String {
+    b.sources.get(key).cloned().unwrap_or_default()
+}
+
+fn err(url: &str, e: &Env) -> String {
+    backend(url, e).map(|_| ()).unwrap_err().to_string()
+}
+
+#[test]
+fn schemes_map_to_plugins() {
+    for (url, plugin) in [
+        ("file:///tmp/x", "local_filesystem"),
+        ("s3://b/p", "aws_s3"),
+        ("gs://b", "gcp_storage"),
+        ("az://c", "azure_blob"),
+        ("abfss://c@a.dfs.core.windows.net/p", "azure_blob"),
+        ("hf://models/o/r", "huggingface_hub"),
+        ("mlflow-artifacts:/x", "mlflow"),
+        ("redis://h:1", "redis"),
+        ("rediss://h:1", "redis"),
+        ("postgresql://h/d", "database"),
+        ("postgres://h/d", "database"),
+    ] {
+        assert_eq!(plugin_of(url), Some(plugin), "{url}");
+        assert!(is_url(url), "{url}");
+    }
+    assert!(!is_url("models"));
+    assert!(err("ftp://x/y", &env(&[])).contains("unknown scheme"));
+}
+
+#[test]
+fn s3_from_variables() {
+    let e = env(&[
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI"),
+        ("AWS_SESSION_TOKEN", "FwoGZXIvYXdzE"),
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_DEFAULT_REGION", "us-west-2"),
+    ]);
+    let b = backend("s3://models-bucket/team/detectors", &e).unwrap();
+    assert_eq!(b.plugin.as_deref(), Some("aws_s3"));
+    assert_eq!(value(&b, "bucket").unwrap(), "models-bucket");
+    assert_eq!(value(&b, "prefix").unwrap(), "team/detectors/");
+    assert_eq!(value(&b, "region").unwrap(), "eu-west-1");
+    assert_eq!(source(&b, "region"), "AWS_REGION");
+    assert_eq!(value(&b, "access_key_id").unwrap(), "AKIDEXAMPLE");
+    assert!(is_secret(&b, "secret_access_key") && is_secret(&b, "session_token"));
+    assert!(!is_secret(&b, "access_key_id"));
+    assert_eq!(source(&b, "session_token"), "AWS_SESSION_TOKEN");
+    // The bucket's own host and the regional endpoint, nothing else.
+    assert_eq!(
+        b.grants.http,
+        [
+            "https://models-bucket.s3.eu-west-1.amazonaws.com",
+            "https://s3.eu-west-1.amazonaws.com"
+        ]
+    );
+    assert!(b.grants.tcp.is_empty() && b.grants.dirs.is_empty());
+    assert!(value(&b, "endpoint").is_none());
+}
+
+#[test]
+fn s3_endpoint_variables_in_order() {
+    let e = env(&[
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:1111"),
+        ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:2222/"),
+    ]);
+    let b = backend("s3://b", &e).unwrap();
+    assert_eq!(value(&b, "endpoint").unwrap(), "http://127.0.0.1:2222/");
+    assert_eq!(source(&b, "endpoint"), "AWS_ENDPOINT_URL_S3");
+    assert_eq!(b.grants.http, ["http://127.0.0.1:2222"]);
+    assert!(value(&b, "prefix").is_none());
+    // No credentials anywhere: anonymous, and said so.
+    assert!(value(&b, "access_key_id").is_none());
+    assert!(source(&b, "credentials").contains("anonymous"));
+    let b = backend("s3://b/", &env(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:1111")])).unwrap();
+    assert_eq!(b.grants.http, ["http://127.0.0.1:1111"]);
+}
+
+#[test]
+fn s3_profile_from_the_shared_files() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/credentials"),
+        "[default]\naws_access_key_id = DEFAULTKEY\naws_secret_access_key = defaultsecret\n\n\
+         # a comment\n[ml]\naws_access_key_id=MLKEY\naws_secret_access_key=mlsecret\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        "[default]\nregion = us-east-2\n[profile ml]\nregion = ap-south-1\n\
+         [profile assumed]\nrole_arn = arn:aws:iam::123456789012:role/ml\nsource_profile = default\n",
+    )
+    .unwrap();
+    let h = home.path().to_str().unwrap();
+    let b = backend("s3://b", &env(&[("HOME", h)])).unwrap();
+    assert_eq!(value(&b, "access_key_id").unwrap(), "DEFAULTKEY");
+    assert_eq!(value(&b, "region").unwrap(), "us-east-2");
+    assert!(
+        source(&b, "secret_access_key").contains("profile `default`"),
+        "{:?}",
+        b.sources
+    );
+    let b = backend("s3://b", &env(&[("HOME", h), ("AWS_PROFILE", "ml")])).unwrap();
+    assert_eq!(value(&b, "access_key_id").unwrap(), "MLKEY");
+    assert_eq!(value(&b, "secret_access_key").unwrap(), "mlsecret");
+    assert_eq!(value(&b, "region").unwrap(), "ap-south-1");
+    assert!(
+        source(&b, "access_key_id").contains(".aws/credentials"),
+        "{:?}",
+        b.sources
+    );
+    // Variables come first.
+    let b = backend(
+        "s3://b",
+        &env(&[
+            ("HOME", h),
+            ("AWS_PROFILE", "ml"),
+            ("AWS_ACCESS_KEY_ID", "ENVKEY"),
+            ("AWS_SECRET_ACCESS_KEY", "envsecret"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(value(&b, "access_key_id").unwrap(), "ENVKEY");
+    // A role is refused, naming the profile, not skipped for anonymous.
+    let e = err("s3://b", &env(&[("HOME", h), ("AWS_PROFILE", "assumed")]));
+    assert!(e.contains("profile `assumed`") && e.contains("role_arn"), "{e}");
+    assert!(!e.contains("defaultsecret"), "{e}");
+}
+
+#[test]
+fn s3_sources_not_resolved_yet_are_named() {
+    let e = err("s3://b", &env(&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token")]));
+    assert!(e.contains("AWS_WEB_IDENTITY_TOKEN_FILE"), "{e}");
+    let e = err("s3://b", &env(&[("AWS_ACCESS_KEY_ID", "only-the-id")]));
+    assert!(e.contains("set both"), "{e}");
+    assert!(err("s3:///p", &env(&[])).contains("names no bucket"));
+    assert!(err("s3://b/p?x=1", &env(&[])).contains("no query"));
+}
+
+#[test]
+fn gcs_emulator_and_service_account() {
+    let b = backend("gs://bkt/a/b", &env(&[("STORAGE_EMULATOR_HOST", "127.0.0.1:9023")])).unwrap();
+    assert_eq!(value(&b, "endpoint").unwrap(), "http://127.0.0.1:9023");
+    assert_eq!(value(&b, "anonymous").unwrap(), "true");
+    assert_eq!(value(&b, "prefix").unwrap(), "a/b/");
+    assert_eq!(b.grants.http, ["http://127.0.0.1:9023"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("sa.json");
+    std::fs::write(
+        &key,
+        r#"{"type":"service_account","client_email":"x@y","private_key":"k","token_uri":"https://oauth2.example.test/token"}"#,
+    )
+    .unwrap();
+    let b = backend(
+        "gs://bkt",
+        &env(&[("GOOGLE_APPLICATION_CREDENTIALS", key.to_str().unwrap())]),
+    )
+    .unwrap();
+    assert_eq!(value(&b, "service_account_key").unwrap(), "/credentials/sa.json");
+    assert_eq!(b.grants.dirs.len(), 1);
+    assert!(b.grants.dirs[0].read_only);
+    assert_eq!(b.grants.dirs[0].host, dir.path());
+    assert_eq!(
+        b.grants.http,
+        ["https://storage.googleapis.com", "https://oauth2.example.test"]
+    );
+    std::fs::write(&key, r#"{"type":"authorized_user","refresh_token":"rt"}"#).unwrap();
+    let e = err(
+        "gs://bkt",
+        &env(&[("GOOGLE_APPLICATION_CREDENTIALS", key.to_str().unwrap())]),
+    );
+    assert!(
+        e.contains("authorized_user") && e.contains("GOOGLE_APPLICATION_CREDENTIALS"),
+        "{e}"
+    );
+    assert!(!e.contains("rt\""), "{e}");
+    let e = err("gs://bkt", &env(&[("HOME", dir.path().to_str().unwrap())]));
+    assert!(e.contains("no credentials"), "{e}");
+}
+
+#[test]
+fn azure_connection_strings_and_accounts() {
+    let cs = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5PT0=;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;";
+    let b = backend("az://models/p", &env(&[("AZURE_STORAGE_CONNECTION_STRING", cs)])).unwrap();
+    assert_eq!(value(&b, "container").unwrap(), "models");
+    assert_eq!(value(&b, "account").unwrap(), "devstoreaccount1");
+    assert_eq!(value(&b, "account_key").unwrap(), "a2V5PT0=");
+    assert!(is_secret(&b, "account_key"));
+    assert_eq!(
+        value(&b, "endpoint").unwrap(),
+        "http://127.0.0.1:10000/devstoreaccount1"
+    );
+    assert_eq!(b.grants.http, ["http://127.0.0.1:10000"]);
+    assert_eq!(value(&b, "prefix").unwrap(), "p/");
+
+    let b = backend(
+        "az://c",
+        &env(&[("AZURE_STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true")]),
+    )
+    .unwrap();
+    assert_eq!(value(&b, "account").unwrap(), "devstoreaccount1");
+
+    let cs = "AccountName=acct;SharedAccessSignature=sv=2024&sig=abc;EndpointSuffix=core.windows.net";
+    let b = backend(
+        "abfss://c@acct.dfs.core.windows.net/x",
+        &env(&[("AZURE_STORAGE_CONNECTION_STRING", cs)]),
+    )
+    .unwrap();
+    assert_eq!(value(&b, "sas_token").unwrap(), "sv=2024&sig=abc");
+    assert_eq!(b.grants.http, ["https://acct.blob.core.windows.net"]);
+    let e = err(
+        "abfss://c@other.dfs.core.windows.net/x",
+        &env(&[("AZURE_STORAGE_CONNECTION_STRING", cs)]),
+    );
+    assert!(e.contains("account `other`"), "{e}");
+    assert!(!e.contains("sig=abc"), "{e}");
+
+    let b = backend(
+        "abfss://c@acct.dfs.core.windows.net/",
+        &env(&[("AZURE_STORAGE_KEY", "c2VjcmV0")]),
+    )
+    .unwrap();
+    assert_eq!(value(&b, "account").unwrap(), "acct");
+    assert_eq!(source(&b, "account_key"), "AZURE_STORAGE_KEY");
+    assert!(err("az://c", &env(&[])).contains("no account"));
+    assert!(err("az://c", &env(&[("AZURE_STORAGE_ACCOUNT", "a")])).contains("no credentials"));
+}
+
+#[test]
+fn hub_urls_and_tokens() {
+    let b = backend("hf://datasets/org/data@v1.0/sub/dir", &env(&[("HF_TOKEN", "hf_abc")])).unwrap();
+    assert_eq!(value(&b, "repo_type").unwrap(), "dataset");
+    assert_eq!(value(&b, "repo_id").unwrap(), "org/data");
+    assert_eq!(value(&b, "revision").unwrap(), "v1.0");
+    assert_eq!(value(&b, "prefix").unwrap(), "sub/dir/");
+    assert!(is_secret(&b, "token"));
+    assert_eq!(b.grants.http, ["https://huggingface.co"]);
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".cache/huggingface")).unwrap();
+    std::fs::write(home.path().join(".cache/huggingface/token"), "hf_stored\n").unwrap();
+    let b = backend(
+        "hf://org/model",
+        &env(&[
+            ("HOME", home.path().to_str().unwrap()),
+            ("HF_ENDPOINT", "http://127.0.0.1:7777"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(value(&b, "repo_type").unwrap(), "model");
+    assert_eq!(value(&b, "token").unwrap(), "hf_stored");
+    assert_eq!(value(&b, "scratch").unwrap(), "/scratch");
+    assert_eq!(b.grants.dirs[0].host, home.path().join(".cache/wharf/hf-scratch"));
+    assert!(source(&b, "token").contains("stored token"));
+    assert_eq!(b.grants.http, ["http://127.0.0.1:7777"]);
+    assert!(err("hf://models/only", &env(&[])).contains("org/repo"));
+}
+
+#[test]
+fn mlflow_artifacts_take_the_tracking_server() {
+    let e = env(&[
+        ("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000/"),
+        ("MLFLOW_TRACKING_USERNAME", "me"),
+        ("MLFLOW_TRACKING_PASSWORD", "pw"),
+    ]);
+    let b = backend("mlflow-artifacts:/experiments/models", &e).unwrap();
+    assert_eq!(value(&b, "endpoint").unwrap(), "http://127.0.0.1:5000");
+    assert_eq!(value(&b, "prefix").unwrap(), "experiments/models/");
+    assert_eq!(value(&b, "username").unwrap(), "me");
+    assert!(is_secret(&b, "password"));
+    assert_eq!(b.grants.http, ["http://127.0.0.1:5000"]);
+    assert!(err("mlflow-artifacts:/x", &env(&[])).contains("MLFLOW_TRACKING_URI"));
+}
+
+#[test]
+fn redis_urls() {
+    let b = backend("redis://user:p%40ss@127.0.0.1:6390/3", &env(&[])).unwrap();
+    assert_eq!(value(&b, "address").unwrap(), "127.0.0.1:6390");
+    assert_eq!(value(&b, "username").unwrap(), "user");
+    assert_eq!(value(&b, "password").unwrap(), "p@ss");
+    assert!(is_secret(&b, "password"));
+    assert_eq!(value(&b, "db").unwrap(), "3");
+    assert_eq!(b.grants.tcp, ["127.0.0.1:6390"]);
+    let b = backend("redis://", &env(&[("REDIS_URL", "redis://:pw@127.0.0.1")])).unwrap();
+    assert_eq!(value(&b, "address").unwrap(), "127.0.0.1:6379");
+    assert_eq!(source(&b, "password"), "REDIS_URL");
+    let e = err("rediss://:secretpw@127.0.0.1:6390", &env(&[]));
+    assert!(e.contains("TLS") && !e.contains("secretpw"), "{e}");
+    assert!(err("redis://127.0.0.1/x", &env(&[])).contains("not a number"));
+}
+
+#[test]
+fn postgres_urls_variables_and_pgpass() {
+    let b = backend("postgresql://ml:pw@127.0.0.1:5433/models", &env(&[])).unwrap();
+    assert_eq!(value(&b, "host").unwrap(), "127.0.0.1");
+    assert_eq!(value(&b, "port").unwrap(), "5433");
+    assert_eq!(value(&b, "user").unwrap(), "ml");
+    assert_eq!(value(&b, "dbname").unwrap(), "models");
+    assert!(is_secret(&b, "password"));
+    assert_eq!(b.grants.tcp, ["127.0.0.1:5433"]);
+
+    let home = tempfile::tempdir().unwrap();
+    let pgpass = home.path().join(".pgpass");
+    std::fs::write(
+        &pgpass,
+        "# comment\nother:5433:*:ml:nope\n127.0.0.1:5433:models:ml:pa\\:ss\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = env(&[
+        ("HOME", home.path().to_str().unwrap()),
+        ("PGHOST", "127.0.0.1"),
+        ("PGPORT", "5433"),
+        ("PGUSER", "ml"),
+        ("PGDATABASE", "models"),
+    ]);
+    let b = backend("postgresql://", &e).unwrap();
+    assert_eq!(source(&b, "host"), "PGHOST");
+    assert_eq!(value(&b, "password").unwrap(), "pa:ss");
+    assert!(source(&b, "password").contains(".pgpass"));
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(err("postgresql://", &e).contains("chmod 0600"));
+
+    let b = backend("postgres://", &env(&[("DATABASE_URL", "postgresql://a:b@127.0.0.1/d")])).unwrap();
+    assert_eq!(source(&b, "user"), "DATABASE_URL");
+    assert_eq!(value(&b, "port").unwrap(), "5432");
+    let e = err("postgresql://u:topsecret@h/d?sslmode=verify-full", &env(&[]));
+    assert!(e.contains("sslmode `verify-full`") && !e.contains("topsecret"), "{e}");
+    assert!(backend("postgresql://u@h/d?sslmode=prefer", &env(&[])).is_ok());
+    assert!(err("postgresql://u@h/d?foo=1", &env(&[])).contains("unknown parameter `foo`"));
+    assert!(err("postgresql://h/d", &env(&[])).contains("names no user"));
+}
+
+#[test]
+fn file_urls() {
+    let b = backend("file:///srv/models", &env(&[])).unwrap();
+    assert_eq!(b.grants.dirs[0].host, Path::new("/srv/models"));
+    assert_eq!(value(&b, "root").unwrap(), "/data");
+    assert!(err("file://server/share", &env(&[])).contains("names a host"));
+}
+
+#[test]
+fn config_files_use_urls_and_override_them() {
+    let e = env(&[("AWS_ACCESS_KEY_ID", "AK"), ("AWS_SECRET_ACCESS_KEY", "SK")]);
+    let text = r#"
+default_backend = "redis://127.0.0.1:6390"
+[backends.models]
+url = "s3://bucket/models"
+[backends.models.config]
+prefix = "other/"
+[backends.models.grants]
+http = ["http://127.0.0.1:9000"]
+"#;
+    let cfg: Config = toml::from_str(text).unwrap();
+    let cfg = cfg.expand_urls(&e).unwrap();
+    let m = &cfg.backends["models"];
+    assert_eq!(m.plugin.as_deref(), Some("aws_s3"));
+    assert_eq!(value(m, "prefix").unwrap(), "other/");
+    assert_eq!(source(m, "prefix"), "wharf.toml");
+    assert_eq!(value(m, "bucket").unwrap(), "bucket");
+    assert_eq!(source(m, "access_key_id"), "AWS_ACCESS_KEY_ID");
+    assert!(m.grants.http.contains(&"http://127.0.0.1:9000".to_string()));
+    assert!(
+        m.grants
+            .http
+            .contains(&"https://bucket.s3.us-east-1.amazonaws.com".to_string())
+    );
+    assert_eq!(cfg.default_backend(), "redis");
+    assert_eq!(cfg.backends["redis"].grants.tcp, ["127.0.0.1:6390"]);
+    // The secret is resolved for the adapter and redacted from Debug.
+    let spec = m.resolve("models", Path::new("/")).unwrap();
+    assert!(spec.config.iter().any(|(k, v)| k == "secret_access_key" && v == "SK"));
+    assert!(!format!("{m:?}").contains("SK\""));
+
+    let bad: Config = toml::from_str("[backends.x]\nurl = \"s3://b\"\nplugin = \"redis\"\n").unwrap();
+    let e = bad.expand_urls(&env(&[])).unwrap_err().to_string();
+    assert!(e.contains("plugin `redis`") && e.contains("backend `x`"), "{e}");
+}
+
+#[test]
+fn url_backends_get_names() {
+    let mut cfg = Config::local_default(Path::new("/tmp/wharf-url-test"));
+    let e = env(&[]);
+    assert_eq!(cfg.add_url_backend("redis://127.0.0.1:1", &e).unwrap(), "redis");
+    assert_eq!(cfg.add_url_backend("redis://127.0.0.1:1", &e).unwrap(), "redis");
+    assert_eq!(cfg.add_url_backend("redis://127.0.0.1:2", &e).unwrap(), "url-redis");
+    assert_eq!(cfg.add_url_backend("redis://127.0.0.1:3", &e).unwrap(), "url-redis-2");
+    assert_eq!(
+        cfg.add_url_backend("file:///tmp/x", &e).unwrap(),
+        "url-local_filesystem"
+    );
+}

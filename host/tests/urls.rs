@@ -1,0 +1,220 @@
+//! Backends named by URL with no `wharf.toml` at all: credentials and
+//! endpoints from the variables each ecosystem's own tools read, against
+//! the real test servers (scripts/test.sh starts them and exports their
+//! addresses). `HOME` is an empty directory, so nothing of the machine's
+//! own `~/.aws` or `~/.pgpass` is read.
+
+mod common;
+
+use common::{stderr, wharf_with};
+use std::path::Path;
+
+fn server_env(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run the tests with ./scripts/test.sh"))
+}
+
+fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{tag}-{}-{nanos}", std::process::id())
+}
+
+/// `wharf -b URL put`, then `get` into a file, with only `env` (and an
+/// empty HOME): the bytes come back, the record names the URL's kind.
+fn round_trip(url: &str, kind: &str, env: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut env: Vec<(&str, &str)> = env.to_vec();
+    env.push(("HOME", home.path().to_str().unwrap()));
+    let model: Vec<u8> = (0..(3u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(dir.path().join("model.bin"), &model).unwrap();
+    // Redis and PostgreSQL URLs name no prefix: a model of its own.
+    let model_name = unique("detector");
+    let put = wharf_with(
+        dir.path(),
+        &["-b", url, "put", "model.bin", "--model", &model_name],
+        &env,
+    );
+    assert!(put.status.success(), "{url}: put: {}", stderr(&put));
+    let info: serde_json::Value = serde_json::from_slice(&put.stdout).unwrap();
+    assert_eq!(info["storage_backend"], kind, "{info}");
+    assert_eq!(info["model_name"], model_name.as_str(), "{info}");
+    let path = info["storage_path"].as_str().unwrap();
+    let get = wharf_with(dir.path(), &["-b", url, "get", path, "-o", "back.bin"], &env);
+    assert!(get.status.success(), "{url}: get: {}", stderr(&get));
+    assert!(
+        std::fs::read(dir.path().join("back.bin")).unwrap() == model,
+        "{url}: other bytes"
+    );
+    let rm = wharf_with(dir.path(), &["-b", url, "rm", path], &env);
+    assert!(rm.status.success(), "{url}: rm: {}", stderr(&rm));
+}
+
+/// `wharf -b URL config show --json`: the backend as resolved.
+fn shown(url: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env: Vec<(&str, &str)> = env.to_vec();
+    env.push(("HOME", dir.path().to_str().unwrap()));
+    let o = wharf_with(dir.path(), &["-b", url, "--json", "config", "show"], &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["backends"][0].clone()
+}
+
+fn source_of(backend: &serde_json::Value, key: &str) -> String {
+    backend["config"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == key)
+        .map(|c| {
+            format!(
+                "{} ({})",
+                c["value"].as_str().unwrap(),
+                c["source"].as_str().unwrap_or("")
+            )
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn s3_from_aws_variables() {
+    let endpoint = server_env("WHARF_TEST_S3S_URL");
+    let key = server_env("WHARF_TEST_S3S_ACCESS_KEY");
+    let secret = server_env("WHARF_TEST_S3S_SECRET_KEY");
+    let url = format!("s3://{}/{}/", server_env("WHARF_TEST_BUCKET"), unique("urls"));
+    let env = [
+        ("AWS_ACCESS_KEY_ID", key.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", secret.as_str()),
+        ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    round_trip(&url, "aws_s3", &env);
+    let b = shown(&url, &env);
+    assert_eq!(source_of(&b, "secret_access_key"), "(secret) (AWS_SECRET_ACCESS_KEY)");
+    assert_eq!(source_of(&b, "endpoint"), format!("{endpoint} (AWS_ENDPOINT_URL_S3)"));
+    assert_eq!(b["grants"]["http"], serde_json::json!([endpoint.trim_end_matches('/')]));
+    assert!(!b.to_string().contains(&secret), "{b}");
+
+    // s3s-fs checks signatures: a wrong secret is denied, and the message
+    // names the key id, never a secret.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.bin"), b"x").unwrap();
+    let wrong = "wrong-secret-value";
+    let o = wharf_with(
+        dir.path(),
+        &["-b", &url, "put", "m.bin"],
+        &[
+            ("AWS_ACCESS_KEY_ID", key.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", wrong),
+            ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
+            ("HOME", dir.path().to_str().unwrap()),
+        ],
+    );
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert!(e.contains("denied") && e.contains(&key), "{e}");
+    assert!(!e.contains(wrong), "{e}");
+}
+
+#[test]
+fn azure_from_a_connection_string() {
+    let endpoint = server_env("WHARF_TEST_AZURITE_URL");
+    let cs = format!(
+        "DefaultEndpointsProtocol=http;AccountName={};AccountKey={};BlobEndpoint={endpoint};",
+        server_env("WHARF_TEST_AZURITE_ACCOUNT"),
+        server_env("WHARF_TEST_AZURITE_KEY")
+    );
+    let url = format!("az://wharf-test/{}", unique("urls"));
+    let env = [("AZURE_STORAGE_CONNECTION_STRING", cs.as_str())];
+    round_trip(&url, "azure_blob", &env);
+    let b = shown(&url, &env);
+    assert_eq!(
+        source_of(&b, "account_key"),
+        "(secret) (AZURE_STORAGE_CONNECTION_STRING)"
+    );
+}
+
+#[test]
+fn gcs_from_the_emulator_variable() {
+    let endpoint = server_env("WHARF_TEST_GCS_URL");
+    // The Google libraries' spelling: host:port without a scheme.
+    let host = endpoint.trim_start_matches("http://").to_string();
+    let url = format!("gs://wharf-test/{}", unique("urls"));
+    round_trip(&url, "gcp_storage", &[("STORAGE_EMULATOR_HOST", host.as_str())]);
+}
+
+#[test]
+fn redis_from_its_url() {
+    let url = format!(
+        "redis://:{}@{}/0",
+        server_env("WHARF_TEST_REDIS_PASSWORD"),
+        server_env("WHARF_TEST_REDIS_ADDR")
+    );
+    round_trip(&url, "redis", &[]);
+    let b = shown(&url, &[]);
+    assert!(!b.to_string().contains(&server_env("WHARF_TEST_REDIS_PASSWORD")), "{b}");
+    assert!(b["url"].as_str().unwrap().contains(":***@"), "{b}");
+    // REDIS_URL for a bare `redis://`.
+    round_trip("redis://", "redis", &[("REDIS_URL", url.as_str())]);
+}
+
+#[test]
+fn postgres_from_pg_variables_and_pgpass() {
+    let addr = server_env("WHARF_TEST_PG_ADDR");
+    let (host, port) = addr.split_once(':').unwrap();
+    let (user, password, db) = (
+        server_env("WHARF_TEST_PG_USER"),
+        server_env("WHARF_TEST_PG_PASSWORD"),
+        server_env("WHARF_TEST_PG_DB"),
+    );
+    let url = format!("postgresql://{user}:{password}@{addr}/{db}");
+    round_trip(&url, "database", &[]);
+    // The password from a .pgpass file (0600), the rest from PG* variables.
+    let pgpass = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(pgpass.path(), format!("{host}:{port}:{db}:{user}:{password}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(pgpass.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let env = [
+        ("PGHOST", host),
+        ("PGPORT", port),
+        ("PGUSER", user.as_str()),
+        ("PGDATABASE", db.as_str()),
+        ("PGPASSFILE", pgpass.path().to_str().unwrap()),
+    ];
+    round_trip("postgresql://", "database", &env);
+    let b = shown("postgresql://", &env);
+    assert!(source_of(&b, "password").starts_with("(secret) (`"), "{b}");
+}
+
+#[test]
+fn mlflow_artifacts_from_the_tracking_uri() {
+    let tracking = server_env("WHARF_TEST_MLFLOW_URL");
+    let url = format!("mlflow-artifacts:/{}", unique("urls"));
+    round_trip(&url, "mlflow", &[("MLFLOW_TRACKING_URI", tracking.as_str())]);
+}
+
+#[test]
+fn file_url_needs_nothing() {
+    let store = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", store.path().join("models").display());
+    round_trip(&url, "local_filesystem", &[]);
+    assert!(Path::new(&store.path().join("models")).is_dir());
+}
+
+#[test]
+fn a_url_without_credentials_says_which_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.bin"), b"x").unwrap();
+    let o = wharf_with(
+        dir.path(),
+        &["-b", "az://c/p", "put", "m.bin"],
+        &[("HOME", dir.path().to_str().unwrap())],
+    );
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("AZURE_STORAGE_CONNECTION_STRING"), "{}", stderr(&o));
+}
