@@ -159,6 +159,24 @@ fn redis_from_its_url() {
     let b = shown(&url, &[]);
     assert!(!b.to_string().contains(&server_env("WHARF_TEST_REDIS_PASSWORD")), "{b}");
     assert!(b["url"].as_str().unwrap().contains(":***@"), "{b}");
+    // `health` checks it and says what it may reach and where its secret
+    // came from.
+    let dir = tempfile::tempdir().unwrap();
+    let o = wharf_with(dir.path(), &["-b", &url, "--json", "health"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["backend"] == "redis")
+        .unwrap();
+    assert_eq!(row["ok"], true, "{row}");
+    assert_eq!(
+        row["grants"],
+        serde_json::json!([format!("tcp {}", server_env("WHARF_TEST_REDIS_ADDR"))])
+    );
+    assert_eq!(row["credentials"], serde_json::json!({ "password": "the URL" }));
     // REDIS_URL for a bare `redis://`.
     round_trip("redis://", "redis", &[("REDIS_URL", url.as_str())]);
 }

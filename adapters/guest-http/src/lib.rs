@@ -311,6 +311,8 @@ fn transport(what: &str, code: &ErrorCode) -> HttpError {
         ErrorCode::ConnectionRefused => "connection refused".to_string(),
         ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => "timed out".to_string(),
         ErrorCode::HttpProtocolError => "the connection failed or the server broke the protocol".to_string(),
+        // The host's own words (a proxy that refused, ...).
+        ErrorCode::InternalError(Some(why)) => why.clone(),
         other => format!("{other:?}"),
     };
     HttpError::new(kind, format!("{what}: {why}"))

@@ -88,10 +88,11 @@ impl AllowedHost {
 
 /// The pooled HTTP client adapters' requests go through: keep-alive
 /// connections reused across requests and across instances, TLS with the
-/// system's roots.
+/// system's roots, through the environment's proxy if it names one
+/// ([`super::proxy`]).
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<hyper_rustls::HttpsConnector<HttpConnector>, WasiBody>,
+    inner: Client<hyper_rustls::HttpsConnector<super::proxy::ProxyConnector>, WasiBody>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -118,7 +119,14 @@ impl HttpClient {
                 hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(roots)
             }
         };
-        let connector = builder.https_or_http().enable_http1().wrap_connector(http);
+        let matcher = hyper_util::client::proxy::matcher::Matcher::from_env();
+        if let Some(proxy) = super::proxy::ProxyConnector::describe(&matcher) {
+            tracing::info!(%proxy, "adapters' HTTP requests go through a proxy (HTTPS_PROXY/HTTP_PROXY)");
+        }
+        let connector = builder
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(super::proxy::ProxyConnector::new(http, matcher));
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(max_idle_per_host)
@@ -208,7 +216,10 @@ impl WasiHttpHooks for HttpGrant {
                 .await
                 .map_err(|_| HttpError::ConnectionReadTimeout)?
                 .map_err(|e| {
-                    if e.is_connect() {
+                    if let Some(why) = through_proxy(&e) {
+                        // The proxy's own answer (407, 502...), named.
+                        HttpError::InternalError(Some(why))
+                    } else if e.is_connect() {
                         HttpError::ConnectionRefused
                     } else {
                         HttpError::HttpProtocolError
@@ -218,6 +229,19 @@ impl WasiHttpHooks for HttpGrant {
             Ok((response, Box::new(async { Ok(()) }) as IoFuture))
         })
     }
+}
+
+/// The message of a connection that failed at the proxy, if it did.
+fn through_proxy(e: &hyper_util::client::legacy::Error) -> Option<String> {
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if text.starts_with(super::proxy::FAILED_AT_PROXY) {
+            return Some(text);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 mod fs;
 mod http;
+mod proxy;
 mod redact;
 mod stderr;
 mod tcp;

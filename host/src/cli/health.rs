@@ -18,6 +18,52 @@ struct Row {
     latency_ms: f64,
     detail: String,
     capabilities: Option<wharf::Capabilities>,
+    /// What the backend may reach (`http https://...`, `tcp host:port`,
+    /// `dir /host -> /guest`).
+    grants: Vec<String>,
+    /// Where each secret config value came from (never the value).
+    credentials: std::collections::BTreeMap<String, String>,
+}
+
+/// The grants and credential sources of a configured backend.
+fn access(ctx: &Ctx, name: &str) -> (Vec<String>, std::collections::BTreeMap<String, String>) {
+    let Some(b) = ctx.host.config().backends.get(name) else {
+        return Default::default();
+    };
+    let g = &b.grants;
+    let grants = g
+        .http
+        .iter()
+        .map(|h| format!("http {h}"))
+        .chain(g.tcp.iter().map(|t| format!("tcp {t}")))
+        .chain(
+            g.dirs
+                .iter()
+                .map(|d| format!("dir {} -> {}", d.host.display(), d.guest)),
+        )
+        .collect();
+    let credentials = b
+        .config
+        .iter()
+        .filter_map(|(k, v)| {
+            let secret = match v {
+                wharf::config::ConfigValue::Secret(_) => true,
+                wharf::config::ConfigValue::String(s) => s.contains("${"),
+                _ => false,
+            };
+            let source = b.sources.get(k).cloned().or_else(|| match v {
+                wharf::config::ConfigValue::String(s) => Some(format!("wharf.toml `{s}`")),
+                _ => None,
+            })?;
+            secret.then(|| (k.clone(), source))
+        })
+        .chain(
+            b.sources
+                .get("credentials")
+                .map(|s| ("credentials".to_string(), s.clone())),
+        )
+        .collect();
+    (grants, credentials)
 }
 
 impl Health {
@@ -26,13 +72,18 @@ impl Health {
             let started = Instant::now();
             match tokio::time::timeout(self.timeout, check(ctx, name.clone())).await {
                 Ok(row) => row,
-                Err(_) => Row {
-                    backend: name,
-                    ok: false,
-                    latency_ms: started.elapsed().as_secs_f64() * 1e3,
-                    detail: format!("no answer within {:?}", self.timeout),
-                    capabilities: None,
-                },
+                Err(_) => {
+                    let (grants, credentials) = access(ctx, &name);
+                    Row {
+                        backend: name,
+                        ok: false,
+                        latency_ms: started.elapsed().as_secs_f64() * 1e3,
+                        detail: format!("no answer within {:?}", self.timeout),
+                        capabilities: None,
+                        grants,
+                        credentials,
+                    }
+                }
             }
         });
         let rows = futures::future::join_all(checks).await;
@@ -50,6 +101,12 @@ impl Health {
                     "{:<20} {:<6} {:>8.1}ms  {:<28} {}",
                     r.backend, status, r.latency_ms, caps, r.detail
                 );
+                if !r.grants.is_empty() {
+                    println!("{:<20} grants: {}", "", r.grants.join(", "));
+                }
+                for (key, source) in &r.credentials {
+                    println!("{:<20} {key}: from {source}", "");
+                }
             }
         }
         Ok(if rows.iter().all(|r| r.ok) {
@@ -74,6 +131,7 @@ fn summary(c: &wharf::Capabilities) -> String {
 
 /// Builds the backend's adapter, then asks its `health()`.
 async fn check(ctx: &Ctx, name: String) -> Row {
+    let (grants, credentials) = access(ctx, &name);
     match ctx.host.adapter(&name).await {
         Err(e) => Row {
             backend: name,
@@ -81,6 +139,8 @@ async fn check(ctx: &Ctx, name: String) -> Row {
             latency_ms: 0.0,
             detail: e.to_string(),
             capabilities: None,
+            grants,
+            credentials,
         },
         Ok(a) => {
             let caps = Some(a.capabilities());
@@ -94,6 +154,8 @@ async fn check(ctx: &Ctx, name: String) -> Row {
                     latency_ms,
                     detail: d,
                     capabilities: caps,
+                    grants,
+                    credentials,
                 },
                 Err(e) => Row {
                     backend: name,
@@ -101,6 +163,8 @@ async fn check(ctx: &Ctx, name: String) -> Row {
                     latency_ms,
                     detail: e.to_string(),
                     capabilities: caps,
+                    grants,
+                    credentials,
                 },
             }
         }
