@@ -30,6 +30,8 @@ if [ "$bench" = python ]; then
     .tools/venv/bin/maturin build --release -m python/Cargo.toml --out target/wheels-release -i "$py"
     "$py" -m pip install --quiet --disable-pip-version-check --no-deps --no-index \
         --target target/python-release target/wheels-release/wharf_storage-*.whl
-    PYTHONPATH=$PWD/target/python-release exec "$py" bench/python/bench.py
+    # Not `exec`: the trap must still stop the server.
+    PYTHONPATH=$PWD/target/python-release "$py" bench/python/bench.py
+    exit
 fi
 cargo bench -p wharf-bench --bench "$bench"

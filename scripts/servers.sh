@@ -125,6 +125,9 @@ stop_one() {
         kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$pidfile"
+    # What the tests stored (gigabytes of round trips) goes with the server
+    # (each start begins empty anyway), unless a restart keeps its config.
+    [ "${2:-}" = keep ] || rm -rf "${state:?}/$1-data"
     # A server that keeps its data outside $state (postgres) names the folder here.
     if [ -f "$state/$1.datadir" ]; then
         rm -rf "$(cat "$state/$1.datadir")"

@@ -310,6 +310,28 @@ fn bad_config_and_unknown_backend_are_named() {
     let o = wharf(dir.path(), &["ls"]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(stderr(&o).contains("pins 00"), "{}", stderr(&o));
+
+    // A key the adapter's `open` rejects is a configuration error too.
+    std::fs::write(
+        dir.path().join("wharf.toml"),
+        r#"
+[backends.local_filesystem.config]
+root = "/data"
+no_such_key = "1"
+[[backends.local_filesystem.grants.dirs]]
+host = "d"
+guest = "/data"
+create = true
+"#,
+    )
+    .unwrap();
+    let o = wharf(dir.path(), &["ls"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no_such_key") && stderr(&o).contains("open"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -442,4 +464,74 @@ fn closed_pipe_is_not_a_panic() {
         "expected SIGPIPE, got {:?}: {err}",
         out.status
     );
+}
+
+/// `plugins verify -c KEY=VALUE` hands the value to `open` (it used to
+/// panic on a clash with the global `--config`), and `--backend NAME` takes
+/// that backend's config values and grants from the file.
+#[test]
+fn plugins_verify_takes_config_values_and_a_configured_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = guest_wasm("wharf-adapter-local-filesystem");
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    // `root` names the guest directory the grant maps: another than /data.
+    let o = wharf(
+        dir.path(),
+        &[
+            "plugins",
+            "verify",
+            good.to_str().unwrap(),
+            "-c",
+            "root=/models",
+            "--dir",
+            &format!("{}:/models", store.display()),
+            "--only",
+            "round_trip_one_byte",
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(out.contains("1 passed, 0 failed"), "{out}");
+    // An unknown key is the adapter's `invalid`, reported, not a panic.
+    let o = wharf(
+        dir.path(),
+        &[
+            "plugins",
+            "verify",
+            good.to_str().unwrap(),
+            "-c",
+            "no_such_key=1",
+            "--only",
+            "round_trip_one_byte",
+        ],
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("no_such_key"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+
+    // The same from a configured backend (relative grant, as written in a
+    // wharf.toml next to it).
+    std::fs::write(
+        dir.path().join("wharf.toml"),
+        "[backends.mine]\nplugin = \"local_filesystem\"\n[backends.mine.config]\nroot = \"/models\"\n\
+         [[backends.mine.grants.dirs]]\nhost = \"store\"\nguest = \"/models\"\n",
+    )
+    .unwrap();
+    let o = wharf(
+        dir.path(),
+        &[
+            "--backend",
+            "mine",
+            "plugins",
+            "verify",
+            good.to_str().unwrap(),
+            "--only",
+            "round_trip",
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(!out.contains(" 0 passed"), "{out}");
+    assert!(!stderr(&o).contains("scratch directory"), "{}", stderr(&o));
 }

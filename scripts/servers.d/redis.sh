@@ -34,7 +34,7 @@ redis_instance() {
 restart_redis2() {
     local port
     port=$(cat "$state/redis2.port")
-    stop_one redis2
+    stop_one redis2 keep
     run_redis redis2 REDIS2 "$port" >/dev/null
 }
 

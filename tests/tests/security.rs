@@ -435,9 +435,13 @@ async fn trap_fails_only_that_call() {
     assert_kind(&e, ErrorKind::Adapter, "wasm `unreachable` instruction executed");
     fx.assert_still_serving(&adapter).await;
 
-    // A panic aborts, which traps the same way.
+    // A panic aborts, which traps the same way; what the guest printed to
+    // stderr before (here the panic message) is quoted, so the error says
+    // why.
     let e = stat_fails(&adapter, "panic").await;
     assert_kind(&e, ErrorKind::Adapter, "trapped");
+    assert_kind(&e, ErrorKind::Adapter, "its last stderr lines:");
+    assert_kind(&e, ErrorKind::Adapter, "misbehave: deliberate panic");
     fx.assert_still_serving(&adapter).await;
 }
 

@@ -10,31 +10,69 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 const MAX_LINE: usize = 4096;
 const BUDGET: usize = 64 * 1024;
 
+/// One instance's output: stderr lines are logged at WARN and the last
+/// few kept (an error that the instance trapped quotes them: a Python
+/// guest's traceback says why), stdout lines at INFO.
 #[derive(Clone)]
 pub(crate) struct GuestLog {
     backend: Arc<str>,
     redactor: super::Redactor,
     state: Arc<Mutex<LogState>>,
+    stderr: bool,
 }
 
 #[derive(Default)]
 struct LogState {
-    line: Vec<u8>,
+    /// The unfinished line of stdout and of stderr.
+    lines: [Vec<u8>; 2],
     written: usize,
+    /// The last stderr lines, redacted.
+    tail: std::collections::VecDeque<String>,
 }
 
+/// Stderr lines an error quotes at most.
+const TAIL_LINES: usize = 6;
+
 impl GuestLog {
+    /// The instance's stderr; [`GuestLog::stdout`] its stdout.
     pub(crate) fn new(backend: Arc<str>, redactor: super::Redactor) -> Self {
         GuestLog {
             backend,
             redactor,
             state: Arc::default(),
+            stderr: true,
         }
+    }
+
+    /// The same instance's stdout (one output budget for both).
+    pub(crate) fn stdout(&self) -> Self {
+        GuestLog {
+            stderr: false,
+            ..self.clone()
+        }
+    }
+
+    /// The last stderr lines, oldest first.
+    pub(crate) fn tail(&self) -> Vec<String> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.tail.iter().cloned().collect()
     }
 
     fn emit(&self, line: &[u8]) {
         let text = self.redactor.apply(&String::from_utf8_lossy(line));
-        tracing::warn!(target: "wharf::guest", backend = %self.backend, "{}", text.trim_end());
+        let text = text.trim_end();
+        if self.stderr {
+            tracing::warn!(target: "wharf::guest", backend = %self.backend, "{text}");
+            if !text.trim().is_empty() {
+                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                if st.tail.len() == TAIL_LINES {
+                    st.tail.pop_front();
+                }
+                st.tail.push_back(text.to_string());
+            }
+        } else {
+            tracing::info!(target: "wharf::guest", backend = %self.backend, "{text}");
+        }
     }
 }
 
@@ -59,14 +97,15 @@ impl AsyncWrite for GuestLog {
                 let room = BUDGET - st.written;
                 let take = &buf[..buf.len().min(room)];
                 st.written += take.len();
+                let line = &mut st.lines[usize::from(self.stderr)];
                 for &b in take {
-                    if b == b'\n' || st.line.len() >= MAX_LINE {
-                        lines.push(std::mem::take(&mut st.line));
+                    if b == b'\n' || line.len() >= MAX_LINE {
+                        lines.push(std::mem::take(line));
                         if b == b'\n' {
                             continue;
                         }
                     }
-                    st.line.push(b);
+                    line.push(b);
                 }
                 if st.written >= BUDGET {
                     lines.push(b"(further guest output suppressed)".to_vec());
@@ -87,7 +126,7 @@ impl AsyncWrite for GuestLog {
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let line = {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            std::mem::take(&mut st.line)
+            std::mem::take(&mut st.lines[usize::from(self.stderr)])
         };
         if !line.is_empty() {
             self.emit(&line);

@@ -47,7 +47,7 @@ struct Inspected {
 impl Plugins {
     pub async fn execute(self, ctx: &Ctx) -> wharf::Result<u8> {
         match self {
-            Plugins::Verify(v) => return v.execute(&ctx.host, ctx.json).await,
+            Plugins::Verify(v) => return v.execute(&ctx.host, ctx.explicit_backend.as_deref(), ctx.json).await,
             Plugins::List => {
                 let mut rows = Vec::new();
                 for (name, source) in ctx.host.plugins().iter() {

@@ -16,9 +16,11 @@ use wharf::{Adapter, Error, ErrorKind, Host, WasmAdapter};
 pub(crate) struct Verify {
     /// The component to check.
     file: PathBuf,
-    /// A value for the adapter's `open` (repeatable): `--config root=/data`.
+    /// A value for the adapter's `open` (repeatable): `-c root=/data`. With
+    /// `--backend NAME`, added to (or replacing) that backend's own values.
+    // Not named `config`: that id is the global `--config`'s.
     #[arg(long = "config-value", short = 'c', value_name = "KEY=VALUE", value_parser = key_value)]
-    config: Vec<(String, String)>,
+    values: Vec<(String, String)>,
     /// A directory to grant (repeatable): `HOST:GUEST`. With no grant at all,
     /// a fresh scratch directory is granted at `/data`.
     #[arg(long = "dir", value_name = "HOST:GUEST")]
@@ -61,7 +63,11 @@ struct Row {
 }
 
 impl Verify {
-    pub async fn execute(self, host: &Host, json: bool) -> wharf::Result<u8> {
+    /// Verifies the component; with `backend` (`--backend NAME`), under
+    /// that configured backend's config values, grants and limits (its
+    /// layers are left out: the component itself is checked), to which the
+    /// flags add.
+    pub async fn execute(self, host: &Host, backend: Option<&str>, json: bool) -> wharf::Result<u8> {
         let bytes =
             std::fs::read(&self.file).map_err(|e| Error::io(format!("reading `{}`", self.file.display()), e))?;
         let name = self
@@ -73,7 +79,29 @@ impl Verify {
         let plugin = host
             .runtime()
             .load_plugin(&name, &bytes, &self.file.display().to_string())?;
-        let (backend, scratch) = self.backend_config()?;
+        let configured = match backend {
+            Some(b) => Some(host.config().backends.get(b).cloned().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "--backend `{b}` is not configured (configured: {})",
+                        host.backend_names().join(", ")
+                    ),
+                )
+            })?),
+            None => None,
+        };
+        // The file's directory grants are relative to the file; the flags'
+        // to the working directory.
+        let configured = configured.map(|mut b| {
+            for d in &mut b.grants.dirs {
+                if d.host.is_relative() {
+                    d.host = host.base().join(&d.host);
+                }
+            }
+            b
+        });
+        let (backend, scratch) = self.backend_config(configured)?;
         let cwd = std::env::current_dir().map_err(|e| Error::io("the current directory", e))?;
         let spec = backend.resolve(&name, &cwd)?;
         let adapter: Arc<dyn Adapter> = Arc::new(WasmAdapter::new(host.runtime(), &plugin, spec).await?);
@@ -129,8 +157,12 @@ impl Verify {
         })
     }
 
-    fn backend_config(&self) -> wharf::Result<(BackendConfig, Option<tempfile::TempDir>)> {
-        let mut dirs = Vec::new();
+    fn backend_config(
+        &self,
+        configured: Option<BackendConfig>,
+    ) -> wharf::Result<(BackendConfig, Option<tempfile::TempDir>)> {
+        let base = configured.unwrap_or_default();
+        let mut dirs = base.grants.dirs.clone();
         for d in &self.dirs {
             let (host, guest) = d
                 .rsplit_once(':')
@@ -142,7 +174,9 @@ impl Verify {
                 create: false,
             });
         }
-        let scratch = if dirs.is_empty() && self.http.is_empty() && self.tcp.is_empty() {
+        let http: Vec<String> = base.grants.http.iter().chain(&self.http).cloned().collect();
+        let tcp: Vec<String> = base.grants.tcp.iter().chain(&self.tcp).cloned().collect();
+        let scratch = if dirs.is_empty() && http.is_empty() && tcp.is_empty() {
             // A fresh directory with a random name, 0700, created here (never
             // one that already exists, which someone else could have planted);
             // removed when verification ends.
@@ -160,26 +194,23 @@ impl Verify {
         } else {
             None
         };
-        let config: BTreeMap<String, ConfigValue> = self
-            .config
-            .iter()
-            .map(|(k, v)| (k.clone(), ConfigValue::String(v.clone())))
-            .collect();
+        let mut config: BTreeMap<String, ConfigValue> = base.config.clone();
+        config.extend(
+            self.values
+                .iter()
+                .map(|(k, v)| (k.clone(), ConfigValue::String(v.clone()))),
+        );
         let backend = BackendConfig {
             plugin: None,
             sha256: None,
             config,
-            grants: GrantsConfig {
-                dirs,
-                http: self.http.clone(),
-                tcp: self.tcp.clone(),
-            },
+            grants: GrantsConfig { dirs, http, tcp },
             limits: LimitsConfig {
-                memory: self.memory.clone(),
-                cpu_time: self.cpu_time.clone(),
-                call_timeout: self.call_timeout.clone(),
+                memory: self.memory.clone().or(base.limits.memory.clone()),
+                cpu_time: self.cpu_time.clone().or(base.limits.cpu_time.clone()),
+                call_timeout: self.call_timeout.clone().or(base.limits.call_timeout.clone()),
             },
-            pool: Default::default(),
+            pool: base.pool.clone(),
             layers: Vec::new(),
             ..Default::default()
         };

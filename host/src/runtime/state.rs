@@ -21,6 +21,8 @@ pub(crate) struct GuestState {
     pub(crate) tcp: TcpGrant,
     pub(crate) backend: std::sync::Arc<str>,
     pub(crate) limits: Limiter,
+    /// The instance's stderr (its last lines go into trap errors).
+    pub(crate) log: GuestLog,
     /// Epoch ticks this call may still run for (its CPU budget).
     pub(crate) cpu_ticks_left: u64,
 }
@@ -34,7 +36,7 @@ impl GuestState {
         b.allow_blocking_current_thread(true);
         // No env, no args, no stdin; output goes to the log.
         let log = GuestLog::new(shared.name.clone(), shared.redactor.clone());
-        b.stdout(log.clone()).stderr(log);
+        b.stdout(log.stdout()).stderr(log.clone());
         for dir in &shared.grants.dirs {
             let perms = if dir.read_only {
                 FsPerms::ReadOnly
@@ -74,6 +76,7 @@ impl GuestState {
             tcp: shared.grants.tcp.clone(),
             backend: shared.name.clone(),
             limits,
+            log,
             cpu_ticks_left: 0,
         })
     }

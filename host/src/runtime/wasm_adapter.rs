@@ -375,10 +375,16 @@ impl Instance {
             slot,
         } = fresh;
         arm(&mut store, &shared.limits);
+        let log = store.data().log.clone();
+        // Named as `open`: an adapter's `invalid` here is a config error.
         let backend = bounded(&shared.limits, bindings.call_open(&mut store, &shared.config))
             .await
-            .map_err(|e| shared.redact(Error::adapter(e)))?
-            .map_err(|e| shared.redact(from_wit(e)))?;
+            .map_err(|e| {
+                shared
+                    .redact(Error::adapter(with_output(e, &log)))
+                    .at(&shared.name, "open", None)
+            })?
+            .map_err(|e| shared.redact(from_wit(e)).at(&shared.name, "open", None))?;
         let reuse = match shared.plugin.reuse_indices() {
             Some(indices) => Some(
                 indices
@@ -408,9 +414,12 @@ impl Instance {
     {
         let shared = self.shared.clone();
         arm(&mut self.store, &shared.limits);
-        bounded(&shared.limits, f(self))
-            .await
-            .map_err(|e| shared.redact(Error::adapter(e)).at(&shared.name, op, path))
+        let log = self.store.data().log.clone();
+        bounded(&shared.limits, f(self)).await.map_err(|e| {
+            shared
+                .redact(Error::adapter(with_output(e, &log)))
+                .at(&shared.name, op, path)
+        })
     }
     /// [`Instance::call`] for contract functions returning `result<T, error>`:
     /// the adapter's error becomes a [`Error`] naming backend, operation, path.
@@ -442,6 +451,16 @@ async fn bounded<T>(limits: &Limits, fut: impl Future<Output = wasmtime::Result<
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(describe_trap(&e)),
     }
+}
+
+/// A trap's message with the instance's last stderr lines, which often say
+/// why (a Python guest prints its exception there before trapping).
+fn with_output(message: String, log: &crate::capabilities::GuestLog) -> String {
+    let tail = log.tail();
+    if tail.is_empty() || !message.starts_with("adapter trapped") {
+        return message;
+    }
+    format!("{message}; its last stderr lines: {}", tail.join(" | "))
 }
 
 fn describe_trap(e: &wasmtime::Error) -> String {
