@@ -68,6 +68,16 @@ fn access(ctx: &Ctx, name: &str) -> (Vec<String>, std::collections::BTreeMap<Str
 
 impl Health {
     pub async fn execute(self, ctx: &Ctx) -> wharf::Result<u8> {
+        // Build (compile, or read from the cache) every adapter before any
+        // check is timed: compiling is CPU work that would stall the other
+        // backends' timed checks, and a first run after installing a plugin
+        // would report its compile time as latency. A backend that fails
+        // to build is reported by its check below.
+        let timeout = self.timeout;
+        let builds = ctx.host.backend_names().into_iter().map(|name| async move {
+            let _ = tokio::time::timeout(timeout, ctx.host.adapter(&name)).await;
+        });
+        futures::future::join_all(builds).await;
         let checks = ctx.host.backend_names().into_iter().map(|name| async move {
             let started = Instant::now();
             match tokio::time::timeout(self.timeout, check(ctx, name.clone())).await {
