@@ -318,6 +318,18 @@ impl Config {
         Ok(self)
     }
 
+    /// The backend `name_or_url` names: a configured name as it is, or a
+    /// URL added with [`Config::add_url_backend`] (resolved in this
+    /// process's environment). What `--backend` and Python's `backend=`
+    /// take.
+    pub fn backend_arg(&mut self, name_or_url: &str) -> Result<String> {
+        if crate::url::is_url(name_or_url) {
+            self.add_url_backend(name_or_url, &crate::url::Env::process())
+        } else {
+            Ok(name_or_url.to_string())
+        }
+    }
+
     /// Adds the backend a URL names (`--backend s3://...`) and returns its
     /// name: a configured backend with this `url` if there is one, else the
     /// URL's plugin name (`aws_s3`) if free, else `url-<plugin>[-N]`.
@@ -408,7 +420,9 @@ impl Config {
     }
 }
 
-fn local_backend(data_dir: &Path) -> BackendConfig {
+/// `local_filesystem` storing into `data_dir` (created), granted at
+/// [`DEFAULT_DATA_GUEST`].
+pub(crate) fn local_backend(data_dir: &Path) -> BackendConfig {
     BackendConfig {
         config: [("root".to_string(), ConfigValue::String(DEFAULT_DATA_GUEST.into()))].into(),
         grants: GrantsConfig {
@@ -551,15 +565,16 @@ impl BackendConfig {
             _ => self.plugin = Some(kind),
         }
         for (key, value) in derived.config {
-            if self.config.contains_key(&key) {
-                self.sources.insert(key, "wharf.toml".into());
-            } else {
-                if let Some(source) = derived.sources.get(&key) {
-                    self.sources.insert(key.clone(), source.clone());
+            match self.config.entry(key) {
+                std::collections::btree_map::Entry::Occupied(set) => {
+                    self.sources.insert(set.key().clone(), "wharf.toml".into());
                 }
-                self.config.insert(key, value);
+                std::collections::btree_map::Entry::Vacant(free) => {
+                    free.insert(value);
+                }
             }
         }
+        // The URL's sources, for the keys this backend did not set itself.
         for (key, source) in derived.sources {
             self.sources.entry(key).or_insert(source);
         }

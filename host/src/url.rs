@@ -105,6 +105,14 @@ impl Built {
         self.sources.insert(key.into(), source.into());
     }
 
+    /// The object-key prefix from a URL's path, if it names one.
+    fn prefix(&mut self, path: &str) {
+        let prefix = prefix_of(&decode(path));
+        if !prefix.is_empty() {
+            self.set("prefix", prefix, "the URL");
+        }
+    }
+
     /// A secret and where it came from.
     fn secret(&mut self, key: &str, value: impl Into<String>, source: impl Into<String>) {
         self.config.insert(key.into(), ConfigValue::Secret(value.into()));
@@ -190,9 +198,8 @@ pub fn backend(url: &str, env: &Env) -> Result<BackendConfig> {
     Ok(built.finish(url))
 }
 
-/// The guest path a `file://` directory is granted at.
-const FILE_GUEST: &str = "/data";
-
+/// `file:///dir`: the default local backend ([`crate::config::local_backend`])
+/// storing into `dir`.
 fn file(url: &str) -> Result<Built> {
     let u = url::Url::parse(url).map_err(|e| bad(url, e))?;
     if u.host_str().is_some_and(|h| !h.is_empty() && h != "localhost") {
@@ -201,18 +208,17 @@ fn file(url: &str) -> Result<Built> {
     let dir = u
         .to_file_path()
         .map_err(|()| bad(url, "is not an absolute local path"))?;
+    let local = crate::config::local_backend(&dir);
     let mut b = Built::new("local_filesystem");
-    b.set("root", FILE_GUEST, "the URL");
-    b.dirs.push(DirGrantConfig {
-        host: dir,
-        guest: FILE_GUEST.into(),
-        read_only: false,
-        create: true,
-    });
+    for (key, value) in local.config {
+        b.config.insert(key.clone(), value);
+        b.sources.insert(key, "the URL".into());
+    }
+    b.dirs = local.grants.dirs;
     Ok(b)
 }
 
-/// The bucket (host) and prefix (path) of `scheme://bucket/prefix`.
+/// The bucket (host) and path of `scheme://bucket/path`.
 fn bucket_and_prefix(url: &str) -> Result<(String, String)> {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or("");
     let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -225,16 +231,14 @@ fn bucket_and_prefix(url: &str) -> Result<(String, String)> {
     if path.contains(['?', '#']) {
         return Err(bad(url, "takes no query or fragment"));
     }
-    Ok((bucket.to_string(), prefix_of(&decode(path))))
+    Ok((bucket.to_string(), path.to_string()))
 }
 
 fn s3(url: &str, env: &Env) -> Result<Built> {
-    let (bucket, prefix) = bucket_and_prefix(url)?;
+    let (bucket, path) = bucket_and_prefix(url)?;
     let mut b = Built::new("aws_s3");
     b.set("bucket", bucket.clone(), "the URL");
-    if !prefix.is_empty() {
-        b.set("prefix", prefix, "the URL");
-    }
+    b.prefix(&path);
     let profile_name = env.var("AWS_PROFILE").unwrap_or("default").to_string();
     let profile = aws_profile(env, &profile_name)?;
     let region = match (env.var("AWS_REGION"), env.var("AWS_DEFAULT_REGION")) {
@@ -290,11 +294,11 @@ fn s3(url: &str, env: &Env) -> Result<Built> {
         profile.credential("aws_access_key_id"),
         profile.credential("aws_secret_access_key"),
     ) {
-        let file = profile.credential_file(&profile.credentials_path, &profile.config_path);
-        b.set("access_key_id", id, where_(&file));
-        b.secret("secret_access_key", secret, where_(&file));
+        let file = profile.credential_file();
+        b.set("access_key_id", id, where_(file));
+        b.secret("secret_access_key", secret, where_(file));
         if let Some(t) = profile.credential("aws_session_token") {
-            b.secret("session_token", t, where_(&file));
+            b.secret("session_token", t, where_(file));
         }
         return Ok(b);
     }
@@ -355,11 +359,12 @@ impl AwsProfile {
             .cloned()
     }
 
-    fn credential_file(&self, credentials: &str, config: &str) -> String {
+    /// The file the keys were found in.
+    fn credential_file(&self) -> &str {
         if self.credentials.contains_key("aws_access_key_id") {
-            credentials.to_string()
+            &self.credentials_path
         } else {
-            config.to_string()
+            &self.config_path
         }
     }
 }
@@ -435,12 +440,10 @@ fn read_ini(path: &Path) -> Result<Option<Vec<IniSection>>> {
 }
 
 fn gcs(url: &str, env: &Env) -> Result<Built> {
-    let (bucket, prefix) = bucket_and_prefix(url)?;
+    let (bucket, path) = bucket_and_prefix(url)?;
     let mut b = Built::new("gcp_storage");
     b.set("bucket", bucket, "the URL");
-    if !prefix.is_empty() {
-        b.set("prefix", prefix, "the URL");
-    }
+    b.prefix(&path);
     if let Some(host) = env.var("STORAGE_EMULATOR_HOST") {
         // As the Google client libraries: a bare host:port means http.
         let endpoint = if host.contains("://") {
@@ -540,10 +543,7 @@ fn azure(url: &str, env: &Env) -> Result<Built> {
         return Err(bad(url, "names no container"));
     }
     b.set("container", container, "the URL");
-    let prefix = prefix_of(&decode(path));
-    if !prefix.is_empty() {
-        b.set("prefix", prefix, "the URL");
-    }
+    b.prefix(path);
     if let Some(cs) = env.var("AZURE_STORAGE_CONNECTION_STRING") {
         let source = "AZURE_STORAGE_CONNECTION_STRING";
         let parts = connection_string(cs);
@@ -661,10 +661,7 @@ fn hub(url: &str, env: &Env) -> Result<Built> {
     if let Some(r) = revision {
         b.set("revision", r, "the URL");
     }
-    let prefix = prefix_of(&decode(path));
-    if !prefix.is_empty() {
-        b.set("prefix", prefix, "the URL");
-    }
+    b.prefix(path);
     // Writes above the adapter's spool threshold go to a scratch
     // directory first (LFS needs the sha256 before the upload).
     let cache = env
@@ -729,10 +726,7 @@ fn mlflow(url: &str, env: &Env) -> Result<Built> {
     let mut b = Built::new("mlflow");
     b.http.push(origin(&endpoint, &source)?);
     b.set("endpoint", endpoint, source);
-    let prefix = prefix_of(&decode(&path));
-    if !prefix.is_empty() {
-        b.set("prefix", prefix, "the URL");
-    }
+    b.prefix(&path);
     if let Some(t) = env.var("MLFLOW_TRACKING_TOKEN") {
         b.secret("token", t, "MLFLOW_TRACKING_TOKEN");
     } else if let (Some(u), Some(p)) = (env.var("MLFLOW_TRACKING_USERNAME"), env.var("MLFLOW_TRACKING_PASSWORD")) {

@@ -239,12 +239,7 @@ impl Service {
         };
         let mut config = config;
         // A URL names a backend of its own, resolved from the environment.
-        let backend = match backend {
-            Some(b) if wharf::url::is_url(&b) => {
-                Some(config.add_url_backend(&b, &wharf::url::Env::process()).map_err(to_py)?)
-            }
-            b => b,
-        };
+        let backend = backend.map(|b| config.backend_arg(&b)).transpose().map_err(to_py)?;
         let default_backend = backend.unwrap_or_else(|| config.default_backend().to_string());
         if !config.backends.contains_key(&default_backend) {
             let names: Vec<&str> = config.backends.keys().map(String::as_str).collect();

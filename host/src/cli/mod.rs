@@ -186,10 +186,7 @@ async fn run(cli: Cli) -> wharf::Result<u8> {
     };
     let (mut config, base) = Config::discover(cli.config.as_deref())?;
     // A URL names a backend of its own, resolved from the environment.
-    let explicit = match cli.backend {
-        Some(b) if wharf::url::is_url(&b) => Some(config.add_url_backend(&b, &wharf::url::Env::process())?),
-        b => b,
-    };
+    let explicit = cli.backend.map(|b| config.backend_arg(&b)).transpose()?;
     let backend = explicit.clone().unwrap_or_else(|| config.default_backend().to_string());
     let host = Host::new(config, &base)?;
     let ctx = Ctx {

@@ -53,19 +53,15 @@ impl ConfigCmd {
 /// `wharf config show`.
 fn show(json: bool, config: Option<&Path>, backend: Option<&str>) -> wharf::Result<u8> {
     let (mut cfg, base) = Config::discover(config)?;
-    let only = match backend {
-        Some(b) if wharf::url::is_url(b) => Some(cfg.add_url_backend(b, &wharf::url::Env::process())?),
-        Some(b) => {
-            if !cfg.backends.contains_key(b) {
-                return Err(wharf::Error::new(
-                    wharf::ErrorKind::Config,
-                    format!("unknown backend `{b}`"),
-                ));
-            }
-            Some(b.to_string())
-        }
-        None => None,
-    };
+    let only = backend.map(|b| cfg.backend_arg(b)).transpose()?;
+    if let Some(b) = &only
+        && !cfg.backends.contains_key(b)
+    {
+        return Err(wharf::Error::new(
+            wharf::ErrorKind::Config,
+            format!("unknown backend `{b}`"),
+        ));
+    }
     let shown: Vec<(&String, &BackendConfig)> = cfg
         .backends
         .iter()

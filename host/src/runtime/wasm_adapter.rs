@@ -235,11 +235,7 @@ impl WasmAdapter {
                     let returned = self.pool.wait_for_returned();
                     tokio::select! {
                         p = limit.clone().acquire_owned() => Some(p.map_err(|_| Error::adapter("the pool is closed"))?),
-                        Ok(mut inst) = returned => {
-                            inst.uses += 1;
-                            self.pool.reused();
-                            return Ok(inst);
-                        }
+                        Ok(inst) = returned => return Ok(self.reusing(inst)),
                         () = tokio::time::sleep_until(deadline) => {
                             return Err(Error::new(
                                 ErrorKind::Transient,
@@ -263,6 +259,13 @@ impl WasmAdapter {
         Ok(inst)
     }
 
+    /// An instance taken up again: one use more, counted.
+    fn reusing(&self, mut inst: Instance) -> Instance {
+        inst.uses += 1;
+        self.pool.reused();
+        inst
+    }
+
     /// An idle instance that passes `recycle`, if there is one.
     async fn warm(&self) -> Option<Instance> {
         while let Some((mut inst, idle)) = self.pool.take() {
@@ -278,11 +281,7 @@ impl WasmAdapter {
                 })
                 .await;
             match checked {
-                Ok(()) => {
-                    inst.uses += 1;
-                    self.pool.reused();
-                    return Some(inst);
-                }
+                Ok(()) => return Some(self.reusing(inst)),
                 Err(e) => {
                     tracing::debug!("{e}; opening a fresh instance");
                     self.pool.discard(inst);
