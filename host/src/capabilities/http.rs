@@ -135,6 +135,76 @@ impl HttpClient {
     }
 }
 
+impl HttpClient {
+    /// One request of the host's own (a credential exchange), not an
+    /// adapter's: the whole body in, at most `limit` bytes of answer out,
+    /// all within `timeout`. The error says what failed, without the URL
+    /// (the caller names the endpoint).
+    pub(crate) async fn exchange(
+        &self,
+        request: http::Request<bytes::Bytes>,
+        timeout: Duration,
+        limit: usize,
+    ) -> std::result::Result<(http::StatusCode, http::HeaderMap, bytes::Bytes), ExchangeError> {
+        use http_body_util::Full;
+        let request = request.map(|b| {
+            Full::new(b)
+                .map_err(|never: std::convert::Infallible| match never {})
+                .boxed_unsync()
+        });
+        let client = self.inner.clone();
+        let work = async move {
+            let response = client.request(request).await.map_err(|e| {
+                if let Some(why) = through_proxy(&e) {
+                    ExchangeError::Unreachable(why)
+                } else if e.is_connect() {
+                    ExchangeError::Unreachable(format!("no connection ({})", root_cause(&e)))
+                } else {
+                    ExchangeError::Failed(format!("the exchange failed ({})", root_cause(&e)))
+                }
+            })?;
+            let (parts, body) = response.into_parts();
+            let body = http_body_util::Limited::new(body, limit)
+                .collect()
+                .await
+                .map_err(|e| ExchangeError::Failed(format!("reading the answer: {e}")))?
+                .to_bytes();
+            Ok((parts.status, parts.headers, body))
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| ExchangeError::Unreachable(format!("no answer within {timeout:?}")))?
+    }
+}
+
+/// Why one of the host's own requests failed.
+#[derive(Debug)]
+pub(crate) enum ExchangeError {
+    /// Nothing was answered: no connection, or no answer in time.
+    Unreachable(String),
+    /// The exchange broke half-way or its answer was too large.
+    Failed(String),
+}
+
+impl std::fmt::Display for ExchangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExchangeError::Unreachable(s) | ExchangeError::Failed(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The innermost cause of an error, which says what actually happened.
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut last = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        last = c.to_string();
+        cause = c.source();
+    }
+    last
+}
+
 fn ring_provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

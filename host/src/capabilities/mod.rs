@@ -13,6 +13,7 @@ mod stderr;
 mod tcp;
 
 pub use fs::DirGrant;
+pub(crate) use http::ExchangeError;
 pub use http::{AllowedHost, HttpClient, HttpGrant};
 pub use redact::Redactor;
 pub(crate) use stderr::GuestLog;

@@ -8,16 +8,24 @@
 //! Values shorter than [`MIN_LEN`] bytes are not matched: they would blank
 //! out ordinary words and hide nothing.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, RwLock};
 
 /// Shorter values are not redacted.
 pub const MIN_LEN: usize = 6;
 const MASK: &str = "[redacted]";
 
-/// The secrets of one backend.
+/// Credentials the host refreshes are remembered this many at a time (the
+/// newest): a few generations, so a message about an older one is still
+/// masked, without growing for as long as the process runs.
+const ROTATING: usize = 32;
+
+/// The secrets of one backend. Clones share them: credentials added later
+/// (refreshed by the host) are masked by every clone.
 #[derive(Clone, Default)]
 pub struct Redactor {
     needles: Arc<Vec<String>>,
+    rotating: Arc<RwLock<VecDeque<String>>>,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -41,18 +49,39 @@ impl Redactor {
         needles.dedup();
         Redactor {
             needles: Arc::new(needles),
+            rotating: Arc::default(),
+        }
+    }
+
+    /// Masks these values too, in this redactor and all its clones: short-
+    /// lived credentials the host obtained after the backend was built.
+    pub(crate) fn add<S: AsRef<str>>(&self, secrets: &[S]) {
+        let mut rotating = self.rotating.write().expect("redactor lock");
+        for s in secrets {
+            let s = s.as_ref();
+            if s.len() >= MIN_LEN && !rotating.iter().any(|r| r == s) {
+                rotating.push_back(s.to_string());
+            }
+        }
+        while rotating.len() > ROTATING {
+            rotating.pop_front();
         }
     }
 
     /// Whether there is anything to redact.
     pub fn is_empty(&self) -> bool {
-        self.needles.is_empty()
+        self.needles.is_empty() && self.rotating.read().expect("redactor lock").is_empty()
     }
 
     /// `text` with every secret replaced by `[redacted]`.
     pub fn apply(&self, text: &str) -> String {
         let mut out = text.to_string();
         for n in self.needles.iter() {
+            if out.contains(n.as_str()) {
+                out = out.replace(n.as_str(), MASK);
+            }
+        }
+        for n in self.rotating.read().expect("redactor lock").iter() {
             if out.contains(n.as_str()) {
                 out = out.replace(n.as_str(), MASK);
             }
@@ -73,5 +102,20 @@ mod tests {
         assert!(!out.contains("j9T") && !out.contains("hunter2"), "{out}");
         assert!(out.contains("short abc stays"), "{out}");
         assert_eq!(r.apply("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn added_values_reach_every_clone_and_stay_bounded() {
+        let r = Redactor::new(&["static-secret"]);
+        let clone = r.clone();
+        r.add(&["ASIAREFRESHED1", "short"]);
+        let out = clone.apply("keys static-secret ASIAREFRESHED1 short");
+        assert_eq!(out, "keys [redacted] [redacted] short");
+        for i in 0..100 {
+            r.add(&[format!("token-number-{i:03}")]);
+        }
+        // The newest are masked; the oldest were let go.
+        assert_eq!(clone.apply("token-number-099"), "[redacted]");
+        assert_eq!(clone.apply("ASIAREFRESHED1"), "ASIAREFRESHED1");
     }
 }
