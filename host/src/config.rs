@@ -63,6 +63,19 @@ pub struct RuntimeSection {
     pub memory_budget: Option<String>,
 }
 
+/// Config keys that carry credentials, in any adapter that ships with
+/// wharf: a backend that writes one in wharf.toml takes none from its
+/// `url`'s exchanged sources.
+const CREDENTIAL_KEYS: &[&str] = &[
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "token",
+    "service_account_key",
+    "account_key",
+    "sas_token",
+];
+
 /// `[backends.<name>]`.
 #[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +107,10 @@ pub struct BackendConfig {
     /// for `wharf config show`.
     #[serde(skip)]
     pub sources: BTreeMap<String, String>,
+    /// Credentials the host obtains by an exchange and refreshes, set by
+    /// `url` (see [`crate::credentials`]).
+    #[serde(skip)]
+    pub credentials: Option<std::sync::Arc<crate::credentials::CredentialProvider>>,
 }
 
 impl fmt::Debug for BackendConfig {
@@ -108,6 +125,7 @@ impl fmt::Debug for BackendConfig {
             .field("limits", &self.limits)
             .field("pool", &self.pool)
             .field("layers", &self.layers)
+            .field("credentials", &self.credentials)
             .finish()
     }
 }
@@ -564,6 +582,7 @@ impl BackendConfig {
             }
             _ => self.plugin = Some(kind),
         }
+        let own_keys = CREDENTIAL_KEYS.iter().any(|k| self.config.contains_key(*k));
         for (key, value) in derived.config {
             match self.config.entry(key) {
                 std::collections::btree_map::Entry::Occupied(set) => {
@@ -573,6 +592,13 @@ impl BackendConfig {
                     free.insert(value);
                 }
             }
+        }
+        // Keys written in wharf.toml are the credentials: the URL's
+        // exchanged ones are not mixed in.
+        if own_keys {
+            self.sources.insert("credentials".into(), "wharf.toml".into());
+        } else if self.credentials.is_none() {
+            self.credentials = derived.credentials;
         }
         // The URL's sources, for the keys this backend did not set itself.
         for (key, source) in derived.sources {
@@ -683,6 +709,7 @@ impl BackendConfig {
             limits,
             secrets: Redactor::new(&secrets),
             pool,
+            credentials: self.credentials.clone(),
         })
     }
 }

@@ -14,6 +14,7 @@ mod adapter;
 pub mod capabilities;
 pub mod config;
 pub mod conformance;
+pub mod credentials;
 pub mod detect;
 mod error;
 pub mod gc;

@@ -7,16 +7,21 @@
 //! remembers its source for `wharf config show`, and secrets are kept as
 //! [`ConfigValue::Secret`], redacted from adapter messages and never shown.
 //!
-//! Only credentials that are there to be read are resolved today: keys in
-//! variables, files and connection strings. A source that needs an
-//! exchange the host does not make yet (an assumed role, web identity,
-//! container or instance metadata, Entra ID) is refused with its name, not
-//! skipped for the next one.
+//! Keys that are there to be read (variables, files, connection strings)
+//! become config values. A source that needs an exchange (an assumed role,
+//! web identity, container or instance metadata, a service-account key, a
+//! refresh token) becomes a [`CredentialProvider`] the host runs and
+//! refreshes ([`crate::credentials`]): the adapter gets the short-lived
+//! values only, and is granted none of the endpoints they come from. A
+//! source wharf does not resolve (Entra ID, IAM Identity Center) is refused
+//! with its name, not skipped for the next one.
 
 use crate::config::{BackendConfig, ConfigValue, DirGrantConfig};
+use crate::credentials::{CredentialProvider, Source, aws, gcp};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The environment a URL is resolved in: variables and the home directory
 /// (where `~/.aws`, `~/.pgpass`, `~/.cache/huggingface` are found).
@@ -85,6 +90,7 @@ struct Built {
     http: Vec<String>,
     tcp: Vec<String>,
     dirs: Vec<DirGrantConfig>,
+    credentials: Option<Arc<CredentialProvider>>,
 }
 
 impl Built {
@@ -96,7 +102,15 @@ impl Built {
             http: Vec::new(),
             tcp: Vec::new(),
             dirs: Vec::new(),
+            credentials: None,
         }
+    }
+
+    /// Credentials the host obtains from `source` and refreshes.
+    fn exchanged(&mut self, source: Arc<dyn Source>) {
+        let provider = CredentialProvider::shared(source);
+        self.sources.insert("credentials".into(), provider.describe());
+        self.credentials = Some(provider);
     }
 
     /// A plain value and where it came from.
@@ -130,6 +144,7 @@ impl Built {
         b.grants.dirs = self.dirs;
         b.url = Some(url.into());
         b.sources = self.sources;
+        b.credentials = self.credentials;
         b
     }
 }
@@ -289,55 +304,277 @@ fn s3(url: &str, env: &Env) -> Result<Built> {
         }
         (None, None) => {}
     }
-    let where_ = |file: &str| format!("profile `{profile_name}` in {file}");
+    let sts = aws::Sts {
+        url: match (env.var("AWS_ENDPOINT_URL_STS"), env.var("AWS_ENDPOINT_URL")) {
+            (Some(e), _) | (None, Some(e)) => e.trim_end_matches('/').to_string(),
+            _ => format!("https://sts.{region_name}.amazonaws.com"),
+        },
+        region: region_name.clone(),
+    };
+    // botocore's order: a profile named in AWS_PROFILE must give
+    // credentials, and only it is asked. Otherwise: the default profile's
+    // assumed role, web identity from the environment, the default
+    // profile's keys or process, container credentials, instance metadata.
+    let explicit = env.var("AWS_PROFILE").is_some();
+    let chosen = if explicit {
+        let found = aws_profile_source(env, &profile_name, &sts, 0).map_err(|why| bad(url, why))?;
+        Some(found.ok_or_else(|| {
+            bad(
+                url,
+                format!(
+                    "AWS_PROFILE `{profile_name}`: no such profile with credentials in {} or {}",
+                    profile.config_path, profile.credentials_path
+                ),
+            )
+        })?)
+    } else {
+        let web = aws_web_identity(env, &sts).map_err(|why| bad(url, why))?;
+        match web {
+            Some(w) if !profile.config.contains_key("role_arn") => Some(w),
+            _ => match aws_profile_source(env, &profile_name, &sts, 0).map_err(|why| bad(url, why))? {
+                Some(c) => Some(c),
+                None => aws_container(env)
+                    .map_err(|why| bad(url, why))?
+                    .map(|c| ProfileCreds::Exchanged(Arc::new(c))),
+            },
+        }
+    };
+    match chosen {
+        Some(ProfileCreds::Static(k)) => {
+            b.set("access_key_id", k.id, k.origin.clone());
+            b.secret("secret_access_key", k.secret, k.origin.clone());
+            if let Some(t) = k.token {
+                b.secret("session_token", t, k.origin);
+            }
+        }
+        Some(ProfileCreds::Exchanged(source)) => b.exchanged(source),
+        None => {
+            // Nothing configured: the instance's role if this is EC2,
+            // else anonymous requests (public buckets); the adapter names
+            // a refusal in a `denied` error.
+            let disabled = env
+                .var("AWS_EC2_METADATA_DISABLED")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            if disabled {
+                b.sources
+                    .insert("credentials".into(), "none found: anonymous requests".into());
+            } else {
+                let endpoint = env
+                    .var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+                    .unwrap_or("http://169.254.169.254")
+                    .trim_end_matches('/')
+                    .to_string();
+                b.exchanged(Arc::new(aws::Imds {
+                    endpoint,
+                    fallback: true,
+                }));
+            }
+        }
+    }
+    Ok(b)
+}
+
+/// Credentials a profile or the environment gives: keys to hand over as
+/// they are, or a source the host exchanges.
+enum ProfileCreds {
+    Static(aws::Static),
+    Exchanged(Arc<dyn Source>),
+}
+
+impl ProfileCreds {
+    fn into_source(self) -> Arc<dyn Source> {
+        match self {
+            ProfileCreds::Static(k) => Arc::new(k),
+            ProfileCreds::Exchanged(s) => s,
+        }
+    }
+}
+
+/// What profile `name` resolves to, following `source_profile` chains (at
+/// most 5 deep, as a loop guard), in botocore's order: an assumed role,
+/// then static keys, then `credential_process`. `None`: the profile does
+/// not exist or holds none of these.
+fn aws_profile_source(
+    env: &Env,
+    name: &str,
+    sts: &aws::Sts,
+    depth: usize,
+) -> std::result::Result<Option<ProfileCreds>, String> {
+    if depth > 5 {
+        return Err(format!(
+            "profile `{name}`: source_profile chain deeper than 5 (a loop?)"
+        ));
+    }
+    let profile = aws_profile(env, name).map_err(|e| e.message().to_string())?;
+    let origin = |file: &str| format!("profile `{name}` in {file}");
+    let conf = |key: &str| profile.config.get(key).filter(|v| !v.is_empty()).cloned();
+    let duration = match conf("duration_seconds") {
+        Some(d) => Some(d.parse::<u32>().map_err(|_| {
+            format!(
+                "{}: duration_seconds `{d}` is not a number",
+                origin(&profile.config_path)
+            )
+        })?),
+        None => None,
+    };
+    if let Some(role_arn) = conf("role_arn") {
+        let here = origin(&profile.config_path);
+        if let Some(file) = conf("web_identity_token_file") {
+            return Ok(Some(ProfileCreds::Exchanged(Arc::new(aws::WebIdentity {
+                role_arn,
+                token_file: PathBuf::from(file),
+                session_name: conf("role_session_name"),
+                duration,
+                sts: sts.clone(),
+                origin: here,
+            }))));
+        }
+        let source: Arc<dyn Source> = match (conf("source_profile"), conf("credential_source")) {
+            (Some(src), None) if src == name => {
+                // A profile that is its own source: its own static keys.
+                match (
+                    profile.credential("aws_access_key_id"),
+                    profile.credential("aws_secret_access_key"),
+                ) {
+                    (Some(id), Some(secret)) => Arc::new(aws::Static {
+                        id,
+                        secret,
+                        token: profile.credential("aws_session_token"),
+                        origin: origin(profile.credential_file()),
+                    }),
+                    _ => return Err(format!("{here}: source_profile is itself, and it has no keys")),
+                }
+            }
+            (Some(src), None) => aws_profile_source(env, &src, sts, depth + 1)?
+                .ok_or_else(|| format!("{here}: source_profile `{src}` has no credentials"))?
+                .into_source(),
+            (None, Some(cs)) => match cs.as_str() {
+                "Environment" => match (env.var("AWS_ACCESS_KEY_ID"), env.var("AWS_SECRET_ACCESS_KEY")) {
+                    (Some(id), Some(secret)) => Arc::new(aws::Static {
+                        id: id.into(),
+                        secret: secret.into(),
+                        token: env.var("AWS_SESSION_TOKEN").map(str::to_string),
+                        origin: "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".into(),
+                    }),
+                    _ => {
+                        return Err(format!(
+                            "{here}: credential_source Environment, and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set"
+                        ));
+                    }
+                },
+                "EcsContainer" => match aws_container(env)? {
+                    Some(c) => Arc::new(c),
+                    None => {
+                        return Err(format!(
+                            "{here}: credential_source EcsContainer, and AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI are not set"
+                        ));
+                    }
+                },
+                "Ec2InstanceMetadata" => Arc::new(aws::Imds {
+                    endpoint: env
+                        .var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+                        .unwrap_or("http://169.254.169.254")
+                        .trim_end_matches('/')
+                        .to_string(),
+                    fallback: false,
+                }),
+                other => {
+                    return Err(format!(
+                        "{here}: credential_source `{other}` is none of Environment, EcsContainer, Ec2InstanceMetadata"
+                    ));
+                }
+            },
+            (Some(_), Some(_)) => return Err(format!("{here}: both source_profile and credential_source")),
+            (None, None) => {
+                return Err(format!(
+                    "{here}: role_arn needs source_profile, credential_source or web_identity_token_file"
+                ));
+            }
+        };
+        return Ok(Some(ProfileCreds::Exchanged(Arc::new(aws::AssumeRole {
+            role_arn,
+            external_id: conf("external_id"),
+            session_name: conf("role_session_name"),
+            duration,
+            sts: sts.clone(),
+            source,
+            origin: here,
+        }))));
+    }
     if let (Some(id), Some(secret)) = (
         profile.credential("aws_access_key_id"),
         profile.credential("aws_secret_access_key"),
     ) {
-        let file = profile.credential_file();
-        b.set("access_key_id", id, where_(file));
-        b.secret("secret_access_key", secret, where_(file));
-        if let Some(t) = profile.credential("aws_session_token") {
-            b.secret("session_token", t, where_(file));
-        }
-        return Ok(b);
+        return Ok(Some(ProfileCreds::Static(aws::Static {
+            id,
+            secret,
+            token: profile.credential("aws_session_token"),
+            origin: origin(profile.credential_file()),
+        })));
     }
-    for key in [
-        "role_arn",
-        "credential_process",
-        "sso_session",
-        "sso_start_url",
-        "web_identity_token_file",
-    ] {
-        if profile.config.contains_key(key) || profile.credentials.contains_key(key) {
-            return Err(bad(
-                url,
-                format!(
-                    "{}: `{key}` credentials are not resolved by wharf yet; export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN (e.g. from `aws configure export-credentials`)",
-                    where_(&profile.config_path)
-                ),
+    if let Some(command) = profile.credential("credential_process") {
+        return Ok(Some(ProfileCreds::Exchanged(Arc::new(aws::Process {
+            command,
+            origin: origin(&profile.config_path),
+        }))));
+    }
+    for key in ["sso_session", "sso_start_url", "login_session"] {
+        if profile.config.contains_key(key) {
+            return Err(format!(
+                "{}: `{key}` (IAM Identity Center) credentials are not resolved by wharf; export them with `aws configure export-credentials --profile {name} --format env`",
+                origin(&profile.config_path)
             ));
         }
     }
-    for var in [
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    ] {
-        if env.var(var).is_some() {
-            return Err(bad(
-                url,
-                format!(
-                    "{var} is set, and credentials from it are not resolved by wharf yet; export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN"
-                ),
-            ));
+    Ok(None)
+}
+
+/// Web identity from `AWS_ROLE_ARN` + `AWS_WEB_IDENTITY_TOKEN_FILE`
+/// (EKS IRSA).
+fn aws_web_identity(env: &Env, sts: &aws::Sts) -> std::result::Result<Option<ProfileCreds>, String> {
+    match (env.var("AWS_ROLE_ARN"), env.var("AWS_WEB_IDENTITY_TOKEN_FILE")) {
+        (Some(role), Some(file)) => {
+            return Ok(Some(ProfileCreds::Exchanged(Arc::new(aws::WebIdentity {
+                role_arn: role.into(),
+                token_file: PathBuf::from(file),
+                session_name: env.var("AWS_ROLE_SESSION_NAME").map(str::to_string),
+                duration: None,
+                sts: sts.clone(),
+                origin: "AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE".into(),
+            }))));
         }
+        (None, Some(_)) => return Err("AWS_WEB_IDENTITY_TOKEN_FILE is set without AWS_ROLE_ARN".into()),
+        _ => {}
     }
-    // No credentials anywhere: anonymous requests (public buckets), which
-    // the adapter names in a `denied` error.
-    b.sources
-        .insert("credentials".into(), "none found: anonymous requests".into());
-    Ok(b)
+    Ok(None)
+}
+
+/// Container credentials from `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` or
+/// `_FULL_URI`, with the authorization token (file) if set.
+fn aws_container(env: &Env) -> std::result::Result<Option<aws::Container>, String> {
+    let (url, origin) = match (
+        env.var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
+        env.var("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+    ) {
+        (Some(rel), _) => (
+            format!("http://169.254.170.2{rel}"),
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        ),
+        (None, Some(full)) => {
+            aws::Container::check_full_uri(full).map_err(|why| format!("AWS_CONTAINER_CREDENTIALS_FULL_URI {why}"))?;
+            (full.to_string(), "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        }
+        (None, None) => return Ok(None),
+    };
+    let token = match (
+        env.var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+        env.var("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
+    ) {
+        (Some(f), _) => Some(aws::ContainerToken::File(PathBuf::from(f))),
+        (None, Some(t)) => Some(aws::ContainerToken::Value(t.to_string())),
+        _ => None,
+    };
+    Ok(Some(aws::Container { url, token, origin }))
 }
 
 /// One profile of the shared AWS config and credentials files.
@@ -461,6 +698,9 @@ fn gcs(url: &str, env: &Env) -> Result<Built> {
         return Ok(b);
     }
     b.http.push("https://storage.googleapis.com".into());
+    // The Google client libraries' order: the key file in
+    // GOOGLE_APPLICATION_CREDENTIALS, gcloud's application-default
+    // credentials, the metadata server.
     let key_file = env
         .var("GOOGLE_APPLICATION_CREDENTIALS")
         .map(|p| (PathBuf::from(p), "GOOGLE_APPLICATION_CREDENTIALS".to_string()))
@@ -469,54 +709,37 @@ fn gcs(url: &str, env: &Env) -> Result<Built> {
                 .var("CLOUDSDK_CONFIG")
                 .map(|d| PathBuf::from(d).join("application_default_credentials.json"))
                 .or_else(|| env.home_file(".config/gcloud/application_default_credentials.json"))?;
-            adc.exists().then(|| {
-                let s = format!("gcloud application-default credentials `{}`", adc.display());
-                (adc, s)
-            })
+            adc.exists()
+                .then(|| (adc, "gcloud application-default credentials".to_string()))
         });
     let Some((path, source)) = key_file else {
-        return Err(bad(
-            url,
-            "no credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service-account key (the metadata server is not used by wharf yet), or STORAGE_EMULATOR_HOST",
-        ));
+        b.exchanged(Arc::new(gcp::Metadata {
+            base: gcp::metadata_base(env.var("GCE_METADATA_HOST")),
+        }));
+        return Ok(b);
     };
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| bad(url, format!("{source}: reading `{}`: {e}", path.display())))?;
-    let key: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| bad(url, format!("{source}: `{}` is not JSON ({e})", path.display())))?;
-    match key.get("type").and_then(|t| t.as_str()) {
-        Some("service_account") => {}
+    let origin = gcp::origin(&source, &path);
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(url, format!("{origin}: {e}")))?;
+    let key: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(url, format!("{origin}: not JSON ({e})")))?;
+    let exchanged: Arc<dyn Source> = match key.get("type").and_then(|t| t.as_str()) {
+        Some("service_account") => Arc::new(
+            gcp::ServiceAccount::from_json(&key, origin.clone()).map_err(|why| bad(url, format!("{origin}: {why}")))?,
+        ),
+        Some("authorized_user") => Arc::new(
+            gcp::AuthorizedUser::from_json(&key, origin.clone()).map_err(|why| bad(url, format!("{origin}: {why}")))?,
+        ),
         other => {
             return Err(bad(
                 url,
                 format!(
-                    "{source}: credentials of type `{}` are not resolved by wharf yet; use a service-account key",
+                    "{origin}: credentials of type `{}` are not resolved by wharf (service_account and authorized_user are)",
                     other.unwrap_or("(none)")
                 ),
             ));
         }
-    }
-    let token_uri = key
-        .get("token_uri")
-        .and_then(|t| t.as_str())
-        .unwrap_or("https://oauth2.googleapis.com/token");
-    b.http.push(origin(token_uri, "the key's token_uri")?);
-    let dir = path
-        .parent()
-        .ok_or_else(|| bad(url, format!("{source}: `{}` has no directory", path.display())))?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| bad(url, format!("{source}: `{}` has no file name", path.display())))?;
-    // The adapter reads the key inside its sandbox: only its directory,
-    // read-only.
-    b.dirs.push(DirGrantConfig {
-        host: dir.to_path_buf(),
-        guest: "/credentials".into(),
-        read_only: true,
-        create: false,
-    });
-    b.set("service_account_key", format!("/credentials/{name}"), source);
+    };
+    b.exchanged(exchanged);
     Ok(b)
 }
 

@@ -35,6 +35,7 @@ async fn adapter_without_maintenance_loads_and_answers_unsupported() {
         limits: Limits::default(),
         secrets: Redactor::new::<&str>(&[]),
         pool: Default::default(),
+        credentials: None,
     };
     let adapter = WasmAdapter::new(&runtime, &plugin, spec).await.expect("it opens");
 

@@ -84,6 +84,7 @@ impl Fixture {
             limits,
             secrets: Redactor::new(&secrets_of(config)),
             pool: Default::default(),
+            credentials: None,
         };
         WasmAdapter::new(&self.runtime, &self.misbehave, spec)
             .await
@@ -139,6 +140,7 @@ fn local_spec(dir: &Path) -> BackendSpec {
         limits: Limits::default(),
         secrets: Redactor::default(),
         pool: Default::default(),
+        credentials: None,
     }
 }
 

@@ -52,6 +52,7 @@ fn spec(name: &str, config: &[(&str, &str)], limits: Limits, pool: PoolConfig) -
         limits,
         secrets: Redactor::default(),
         pool,
+        credentials: None,
     }
 }
 

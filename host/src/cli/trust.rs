@@ -97,6 +97,12 @@ fn show(json: bool, config: Option<&Path>, backend: Option<&str>) -> wharf::Resu
         if let Some(s) = item["credentials"].as_str() {
             println!("  credentials: {s}");
         }
+        for e in item["credential_endpoints"].as_array().into_iter().flatten() {
+            println!(
+                "  credentials from (the host, not the adapter): {}",
+                e.as_str().unwrap_or("")
+            );
+        }
         let list = |k: &str| -> Vec<String> {
             item["grants"][k]
                 .as_array()
@@ -161,6 +167,8 @@ fn describe(name: &str, b: &BackendConfig, base: &Path) -> serde_json::Value {
         "url": b.url.as_deref().map(wharf::url::redact_url),
         "config": config,
         "credentials": b.sources.get("credentials"),
+        // Contacted by the host for exchanged credentials; never granted.
+        "credential_endpoints": b.credentials.as_ref().map(|p| p.endpoints()).unwrap_or_default(),
         "grants": { "http": b.grants.http, "tcp": b.grants.tcp, "dirs": dirs },
         "layers": layers,
     })

@@ -13,6 +13,7 @@ use crate::adapter::{
     PendingUpload, PutMode,
 };
 use crate::capabilities::{Grants, HttpGrant, Redactor};
+use crate::credentials::CredentialProvider;
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::{ObjectPath, check_prefix};
 use async_trait::async_trait;
@@ -60,6 +61,9 @@ pub struct BackendSpec {
     pub secrets: Redactor,
     /// How idle instances are kept, for a component that exports `reuse`.
     pub pool: PoolConfig,
+    /// Short-lived credentials the host obtains and refreshes, merged over
+    /// `config` in each instance's `open` (see [`crate::credentials`]).
+    pub credentials: Option<Arc<CredentialProvider>>,
 }
 
 pub(crate) struct AdapterShared {
@@ -73,6 +77,7 @@ pub(crate) struct AdapterShared {
     plugin: Plugin,
     /// How long an operation waits for an instance slot.
     wait: Option<Duration>,
+    credentials: Option<Arc<CredentialProvider>>,
 }
 
 impl AdapterShared {
@@ -117,6 +122,10 @@ struct Instance {
     uses: u32,
     /// This backend's `pool.max` permit, when it has one.
     _backend_slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The generation of the host-obtained credentials it was opened with
+    /// (0: none): an instance whose credentials were since refreshed is
+    /// not reused.
+    credentials: u64,
 }
 
 impl WasmAdapter {
@@ -143,6 +152,7 @@ impl WasmAdapter {
             runtime: runtime.clone(),
             plugin: plugin.clone(),
             wait: spec.pool.wait,
+            credentials: spec.credentials,
         });
         let reaper_every = spec.pool.idle_timeout / 2;
         let pool = Arc::new(Pool::new(spec.pool));
@@ -268,11 +278,22 @@ impl WasmAdapter {
 
     /// An idle instance that passes `recycle`, if there is one.
     async fn warm(&self) -> Option<Instance> {
+        // Credentials about to expire are refreshed here, before an
+        // instance opened with them is taken; an error is left for the
+        // fresh instance's `open` to report.
+        let generation = match &self.shared.credentials {
+            None => 0,
+            Some(p) => p.current().await.ok()?.0,
+        };
         while let Some((mut inst, idle)) = self.pool.take() {
             let Some(reuse) = inst.reuse.clone() else {
                 self.pool.discard(inst);
                 continue;
             };
+            if inst.credentials != generation {
+                self.pool.discard(inst);
+                continue;
+            }
             let idle_ms = idle.as_millis().min(u64::MAX as u128) as u64;
             let backend = inst.backend;
             let checked = inst
@@ -302,6 +323,13 @@ impl WasmAdapter {
 fn release(pool: &Pool<Instance>, inst: Instance, error: Option<&Error>) {
     if inst.reuse.is_none() {
         drop(inst);
+        return;
+    }
+    if let Some(p) = &inst.shared.credentials
+        && p.generation() != inst.credentials
+    {
+        // Opened with credentials that have since been refreshed.
+        pool.discard(inst);
         return;
     }
     match error.map(Error::kind) {
@@ -375,8 +403,26 @@ impl Instance {
         } = fresh;
         arm(&mut store, &shared.limits);
         let log = store.data().log.clone();
+        let (credentials, config) = match &shared.credentials {
+            None => (0, std::borrow::Cow::Borrowed(&shared.config)),
+            Some(provider) => {
+                let (generation, creds) = provider
+                    .current()
+                    .await
+                    .map_err(|e| shared.redact(e).at(&shared.name, "open", None))?;
+                shared.redactor.add(&CredentialProvider::secrets(&creds));
+                let mut config = shared.config.clone();
+                for (key, value) in &creds.values {
+                    match config.iter_mut().find(|(k, _)| k == key) {
+                        Some(slot) => slot.1 = value.clone(),
+                        None => config.push((key.clone(), value.clone())),
+                    }
+                }
+                (generation, std::borrow::Cow::Owned(config))
+            }
+        };
         // Named as `open`: an adapter's `invalid` here is a config error.
-        let backend = bounded(&shared.limits, bindings.call_open(&mut store, &shared.config))
+        let backend = bounded(&shared.limits, bindings.call_open(&mut store, &config))
             .await
             .map_err(|e| {
                 shared
@@ -402,6 +448,7 @@ impl Instance {
             shared: shared.clone(),
             uses: 0,
             _backend_slot: None,
+            credentials,
         })
     }
 

@@ -144,20 +144,92 @@ fn s3_profile_from_the_shared_files() {
     )
     .unwrap();
     assert_eq!(value(&b, "access_key_id").unwrap(), "ENVKEY");
-    // A role is refused, naming the profile, not skipped for anonymous.
-    let e = err("s3://b", &env(&[("HOME", h), ("AWS_PROFILE", "assumed")]));
-    assert!(e.contains("profile `assumed`") && e.contains("role_arn"), "{e}");
+    // An assumed role: exchanged by the host with the source profile's
+    // keys, through the regional STS endpoint; the adapter gets no grant
+    // for STS and no keys of its own.
+    let b = backend("s3://b", &env(&[("HOME", h), ("AWS_PROFILE", "assumed")])).unwrap();
+    let p = b.credentials.as_ref().expect("an exchanged source");
+    assert_eq!(
+        p.describe(),
+        format!(
+            "assumed role `arn:aws:iam::123456789012:role/ml` (profile `assumed` in {h}/.aws/config), with keys of profile `default` in {h}/.aws/credentials"
+        )
+    );
+    assert_eq!(p.endpoints(), ["https://sts.us-east-1.amazonaws.com"]);
+    assert!(value(&b, "access_key_id").is_none());
+    assert!(!b.grants.http.iter().any(|g| g.contains("sts")), "{:?}", b.grants.http);
+    // A profile named in AWS_PROFILE that does not exist is an error, not
+    // anonymous requests.
+    let e = err("s3://b", &env(&[("HOME", h), ("AWS_PROFILE", "nonesuch")]));
+    assert!(e.contains("AWS_PROFILE `nonesuch`"), "{e}");
     assert!(!e.contains("defaultsecret"), "{e}");
 }
 
 #[test]
-fn s3_sources_not_resolved_yet_are_named() {
-    let e = err("s3://b", &env(&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token")]));
-    assert!(e.contains("AWS_WEB_IDENTITY_TOKEN_FILE"), "{e}");
-    let e = err("s3://b", &env(&[("AWS_ACCESS_KEY_ID", "only-the-id")]));
-    assert!(e.contains("set both"), "{e}");
-    assert!(err("s3:///p", &env(&[])).contains("names no bucket"));
-    assert!(err("s3://b/p?x=1", &env(&[])).contains("no query"));
+fn s3_exchanged_sources_in_the_sdks_order() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path().to_str().unwrap();
+    let describe = |vars: &[(&str, &str)]| {
+        let mut all = vec![("HOME", h)];
+        all.extend_from_slice(vars);
+        let b = backend("s3://b", &env(&all)).unwrap();
+        b.credentials.as_ref().map(|p| p.describe()).unwrap_or_default()
+    };
+    let web = [
+        ("AWS_ROLE_ARN", "arn:aws:iam::1:role/irsa"),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/token"),
+    ];
+    assert_eq!(
+        describe(&web),
+        "web identity (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE): role `arn:aws:iam::1:role/irsa`, token file `/var/run/secrets/token`"
+    );
+    let container = [
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://169.254.170.23/v1/credentials",
+        ),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/var/run/eks-token"),
+    ];
+    assert_eq!(
+        describe(&container),
+        "container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI) at http://169.254.170.23/v1/credentials, authorization token file `/var/run/eks-token`"
+    );
+    // Web identity before container credentials, as the SDKs.
+    let both: Vec<_> = web.iter().chain(container.iter()).copied().collect();
+    assert!(describe(&both).starts_with("web identity"));
+    assert_eq!(
+        describe(&[("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/abc")]),
+        "container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI) at http://169.254.170.2/v2/credentials/abc"
+    );
+    // Nothing configured: instance metadata, else anonymous.
+    assert_eq!(
+        describe(&[]),
+        "EC2 instance metadata (IMDSv2) at http://169.254.169.254, else anonymous requests"
+    );
+    assert_eq!(describe(&[("AWS_EC2_METADATA_DISABLED", "true")]), "");
+    // A FULL_URI over plain http to elsewhere is refused (the SDKs' rule).
+    let e = err(
+        "s3://b",
+        &env(&[
+            ("HOME", h),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.1.2.3/creds"),
+        ]),
+    );
+    assert!(e.contains("plain http is allowed only to loopback"), "{e}");
+    // credential_process, and IAM Identity Center refused by name.
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        "[profile proc]\ncredential_process = /usr/bin/get-creds --json\n\
+         [profile sso]\nsso_session = corp\nsso_account_id = 1\n",
+    )
+    .unwrap();
+    assert_eq!(
+        describe(&[("AWS_PROFILE", "proc")]),
+        format!("credential_process of profile `proc` in {h}/.aws/config")
+    );
+    let e = err("s3://b", &env(&[("HOME", h), ("AWS_PROFILE", "sso")]));
+    assert!(e.contains("sso_session") && e.contains("export-credentials"), "{e}");
 }
 
 #[test]
@@ -168,38 +240,49 @@ fn gcs_emulator_and_service_account() {
     assert_eq!(value(&b, "prefix").unwrap(), "a/b/");
     assert_eq!(b.grants.http, ["http://127.0.0.1:9023"]);
 
+    // A key file is read by the host, which exchanges it: the adapter gets
+    // no directory grant and no token endpoint, only the storage API.
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("sa.json");
+    let vars = env(&[("GOOGLE_APPLICATION_CREDENTIALS", key.to_str().unwrap())]);
     std::fs::write(
         &key,
-        r#"{"type":"service_account","client_email":"x@y","private_key":"k","token_uri":"https://oauth2.example.test/token"}"#,
+        r#"{"type":"service_account","client_email":"x@y","private_key":"not-a-pem-secret","token_uri":"https://oauth2.example.test/token"}"#,
     )
     .unwrap();
-    let b = backend(
-        "gs://bkt",
-        &env(&[("GOOGLE_APPLICATION_CREDENTIALS", key.to_str().unwrap())]),
-    )
-    .unwrap();
-    assert_eq!(value(&b, "service_account_key").unwrap(), "/credentials/sa.json");
-    assert_eq!(b.grants.dirs.len(), 1);
-    assert!(b.grants.dirs[0].read_only);
-    assert_eq!(b.grants.dirs[0].host, dir.path());
-    assert_eq!(
-        b.grants.http,
-        ["https://storage.googleapis.com", "https://oauth2.example.test"]
-    );
-    std::fs::write(&key, r#"{"type":"authorized_user","refresh_token":"rt"}"#).unwrap();
-    let e = err(
-        "gs://bkt",
-        &env(&[("GOOGLE_APPLICATION_CREDENTIALS", key.to_str().unwrap())]),
-    );
+    let e = err("gs://bkt", &vars);
     assert!(
-        e.contains("authorized_user") && e.contains("GOOGLE_APPLICATION_CREDENTIALS"),
+        e.contains("GOOGLE_APPLICATION_CREDENTIALS") && e.contains("not a PEM"),
         "{e}"
     );
-    assert!(!e.contains("rt\""), "{e}");
-    let e = err("gs://bkt", &env(&[("HOME", dir.path().to_str().unwrap())]));
-    assert!(e.contains("no credentials"), "{e}");
+    assert!(!e.contains("not-a-pem-secret"), "{e}");
+    std::fs::write(
+        &key,
+        r#"{"type":"authorized_user","client_id":"cid.apps","client_secret":"csecret","refresh_token":"rt-secret"}"#,
+    )
+    .unwrap();
+    let b = backend("gs://bkt", &vars).unwrap();
+    let p = b.credentials.as_ref().unwrap();
+    assert!(
+        p.describe()
+            .starts_with("authorized user, client `cid.apps` (GOOGLE_APPLICATION_CREDENTIALS"),
+        "{}",
+        p.describe()
+    );
+    assert_eq!(p.endpoints(), ["https://oauth2.googleapis.com/token"]);
+    assert_eq!(b.grants.http, ["https://storage.googleapis.com"]);
+    assert!(b.grants.dirs.is_empty());
+    std::fs::write(&key, r#"{"type":"external_account"}"#).unwrap();
+    let e = err("gs://bkt", &vars);
+    assert!(e.contains("external_account") && e.contains("not resolved"), "{e}");
+    // Nothing else: the metadata server (GCE_METADATA_HOST moves it).
+    let b = backend("gs://bkt", &env(&[("HOME", dir.path().to_str().unwrap())])).unwrap();
+    assert_eq!(
+        b.credentials.as_ref().unwrap().describe(),
+        "the metadata server at http://metadata.google.internal"
+    );
+    let b = backend("gs://bkt", &env(&[("GCE_METADATA_HOST", "127.0.0.1:8999")])).unwrap();
+    assert_eq!(b.credentials.as_ref().unwrap().endpoints(), ["http://127.0.0.1:8999"]);
 }
 
 #[test]
