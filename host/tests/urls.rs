@@ -121,6 +121,56 @@ fn s3_from_aws_variables() {
     assert!(!e.contains(wrong), "{e}");
 }
 
+/// No wharf.toml and no keys: the web-identity variables of EKS IRSA
+/// alone. The host exchanges the token with STS (moto's) and the adapter
+/// gets the short-lived keys; `config show` names the source and the
+/// endpoint the host contacts, which is not granted to the adapter.
+#[test]
+fn s3_from_web_identity_variables_alone() {
+    let moto = server_env("WHARF_TEST_MOTO_URL");
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("irsa-token");
+    std::fs::write(&token, "eyJhbGciOiJSUzI1NiJ9.irsa.sig").unwrap();
+    let url = format!("s3://{}/{}/", server_env("WHARF_TEST_BUCKET"), unique("irsa"));
+    let env = [
+        ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/wharf-irsa"),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap()),
+        ("AWS_ENDPOINT_URL", moto.as_str()),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    round_trip(&url, "aws_s3", &env);
+    let b = shown(&url, &env);
+    assert_eq!(
+        b["credentials"],
+        format!(
+            "web identity (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE): role `arn:aws:iam::123456789012:role/wharf-irsa`, token file `{}`",
+            token.display()
+        ),
+        "{b}"
+    );
+    assert_eq!(
+        b["credential_endpoints"],
+        serde_json::json!([moto.trim_end_matches('/')])
+    );
+    // A token file that is gone: the command fails, naming the file.
+    let o = wharf_with(
+        dir.path(),
+        &["-b", &url, "ls"],
+        &[
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/wharf-irsa"),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/nonexistent/irsa-token"),
+            ("AWS_ENDPOINT_URL", moto.as_str()),
+            ("HOME", dir.path().to_str().unwrap()),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("reading the token file `/nonexistent/irsa-token`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn azure_from_a_connection_string() {
     let endpoint = server_env("WHARF_TEST_AZURITE_URL");

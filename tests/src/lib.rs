@@ -11,6 +11,7 @@ use wharf::conformance::DataStream;
 use wharf::{Adapter, Config, Host, ObjectMeta, ObjectPath, PutMode};
 
 pub mod fault_proxy;
+pub mod standin;
 
 /// Paths of the guest fixtures, built by build.rs.
 pub mod fixtures {
