@@ -47,6 +47,29 @@ wait_http() {
     return 1
 }
 
+# test_ca: a CA and a server certificate it signs, made here with openssl
+# for the TLS tests (redis's TLS port, PostgreSQL's ssl=on) and exported as
+# WHARF_TEST_TLS_CA. The certificate names `localhost` only (not
+# 127.0.0.1), so a client that checks host names accepts `localhost` and
+# refuses `127.0.0.1`. Made once per state directory (again when 20 days
+# old: they are valid for 30); nothing secret.
+test_ca() {
+    local d=$state/tls
+    if [ ! -f "$d/server.pem" ] || [ -n "$(find "$d/server.pem" -mtime +20)" ]; then
+        rm -rf "$d"
+        mkdir -p "$d"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+            -subj "/CN=wharf test CA" -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -subj "/CN=localhost" -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+        printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$d/ext"
+        openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+            -days 30 -extfile "$d/ext" -out "$d/server.pem" 2>/dev/null
+        chmod 644 "$d/server.key"
+    fi
+    echo "$d"
+}
+
 start_moto() {
     local port
     port=$(free_port)

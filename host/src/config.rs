@@ -4,7 +4,7 @@
 //! secrets as `${env:NAME}` or `${file:PATH}`; they are resolved when the
 //! backend is built and never logged or shown by `Debug`.
 
-use crate::capabilities::{AllowedHost, DirGrant, Grants, Redactor, TcpGrant};
+use crate::capabilities::{AllowedHost, DirGrant, Grants, Redactor, TcpGrant, TlsTarget};
 use crate::error::{Error, Result};
 use crate::layers::{
     Cache, Checksum, Compression, ConcurrencyLimit, DEFAULT_WRITE_BUFFER, Encryption, Keyring, Retry, RetryPolicy,
@@ -160,6 +160,10 @@ pub struct GrantsConfig {
     /// `host:port` pairs for outgoing TCP.
     #[serde(default)]
     pub tcp: Vec<String>,
+    /// TCP peers reached over TLS that the host sets up and checks; the
+    /// adapter connects to `${tls:host:port}` (a loopback relay).
+    #[serde(default)]
+    pub tls: Vec<TlsTarget>,
 }
 
 /// One directory grant.
@@ -561,7 +565,8 @@ impl BackendConfig {
                                 "keys must be given as \"${env:NAME}\" or \"${file:PATH}\", not inline".into(),
                             ));
                         }
-                        let secret = resolve_refs(value, base, &mut Vec::new()).map_err(|why| at(&key, why))?;
+                        let secret = resolve_refs(value, base, &TcpGrant::default(), &mut Vec::new())
+                            .map_err(|why| at(&key, why))?;
                         ring.insert(id, &secret).map_err(named(&key))?;
                     }
                     stack.layer(Encryption::new(ring, key_id).map_err(named("key_id"))?)
@@ -607,6 +612,7 @@ impl BackendConfig {
         let g = &mut self.grants;
         g.http = derived.grants.http.into_iter().chain(g.http.drain(..)).collect();
         g.tcp = derived.grants.tcp.into_iter().chain(g.tcp.drain(..)).collect();
+        g.tls = derived.grants.tls.into_iter().chain(g.tls.drain(..)).collect();
         g.dirs = derived.grants.dirs.into_iter().chain(g.dirs.drain(..)).collect();
         Ok(())
     }
@@ -621,11 +627,23 @@ impl BackendConfig {
     pub fn resolve(&self, name: &str, base: &Path) -> Result<BackendSpec> {
         StorageBackend::new(name)?;
         let at = |e: Error| Error::config(format!("backend `{name}`: {}", e.message()));
+        let tls: Vec<TlsTarget> = self
+            .grants
+            .tls
+            .iter()
+            .map(|t| TlsTarget {
+                ca_file: t.ca_file.as_ref().map(|f| base.join(f)),
+                ..t.clone()
+            })
+            .collect();
+        let tcp = TcpGrant::resolve(&self.grants.tcp)
+            .and_then(|g| g.with_tls(&tls, name))
+            .map_err(at)?;
         let mut config = Vec::with_capacity(self.config.len());
         let mut secrets = Vec::new();
         for (key, value) in &self.config {
             let text = match value {
-                ConfigValue::String(s) => resolve_refs(s, base, &mut secrets)
+                ConfigValue::String(s) => resolve_refs(s, base, &tcp, &mut secrets)
                     .map_err(|why| Error::config(format!("backend `{name}`: config key `{key}`: {why}")))?,
                 ConfigValue::Secret(v) => {
                     secrets.push(v.clone());
@@ -661,7 +679,6 @@ impl BackendConfig {
             .iter()
             .map(|h| AllowedHost::parse(h).map_err(at))
             .collect::<Result<_>>()?;
-        let tcp = TcpGrant::resolve(&self.grants.tcp).map_err(at)?;
         let mut limits = Limits::default();
         if let Some(m) = &self.limits.memory {
             limits.memory = parse_size(m)
@@ -717,7 +734,14 @@ impl BackendConfig {
 /// Replaces `${env:NAME}` and `${file:PATH}` references. The error names the
 /// reference, never a resolved value.
 /// Every resolved value is added to `secrets`.
-fn resolve_refs(s: &str, base: &Path, secrets: &mut Vec<String>) -> std::result::Result<String, String> {
+/// `${tls:host:port}` becomes the loopback address of that TLS grant's relay
+/// (not a secret).
+fn resolve_refs(
+    s: &str,
+    base: &Path,
+    tcp: &TcpGrant,
+    secrets: &mut Vec<String>,
+) -> std::result::Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
@@ -727,6 +751,15 @@ fn resolve_refs(s: &str, base: &Path, secrets: &mut Vec<String>) -> std::result:
             .ok_or_else(|| format!("unterminated `${{` in `{s}`"))?
             + start;
         let reference = &rest[start + 2..end];
+        if let Some(peer) = reference.strip_prefix("tls:") {
+            let (_, local) = tcp
+                .tls()
+                .find(|(t, _)| t.address == peer)
+                .ok_or_else(|| format!("references ${{tls:{peer}}}, but no TLS grant names `{peer}`"))?;
+            out.push_str(&local.to_string());
+            rest = &rest[end + 1..];
+            continue;
+        }
         let value = if let Some(var) = reference.strip_prefix("env:") {
             std::env::var(var).map_err(|_| format!("references ${{env:{var}}}, which is not set"))?
         } else if let Some(file) = reference.strip_prefix("file:") {
@@ -741,7 +774,7 @@ fn resolve_refs(s: &str, base: &Path, secrets: &mut Vec<String>) -> std::result:
                 .to_string()
         } else {
             return Err(format!(
-                "unknown reference `${{{reference}}}` (use ${{env:NAME}} or ${{file:PATH}})"
+                "unknown reference `${{{reference}}}` (use ${{env:NAME}}, ${{file:PATH}} or ${{tls:HOST:PORT}})"
             ));
         };
         out.push_str(&value);

@@ -16,6 +16,7 @@
 //! source wharf does not resolve (Entra ID, IAM Identity Center) is refused
 //! with its name, not skipped for the next one.
 
+use crate::capabilities::{Negotiate, TlsTarget, Verify};
 use crate::config::{BackendConfig, ConfigValue, DirGrantConfig};
 use crate::credentials::{CredentialProvider, Source, aws, gcp};
 use crate::error::{Error, Result};
@@ -89,6 +90,7 @@ struct Built {
     sources: BTreeMap<String, String>,
     http: Vec<String>,
     tcp: Vec<String>,
+    tls: Vec<TlsTarget>,
     dirs: Vec<DirGrantConfig>,
     credentials: Option<Arc<CredentialProvider>>,
 }
@@ -101,6 +103,7 @@ impl Built {
             sources: BTreeMap::new(),
             http: Vec::new(),
             tcp: Vec::new(),
+            tls: Vec::new(),
             dirs: Vec::new(),
             credentials: None,
         }
@@ -127,6 +130,24 @@ impl Built {
         }
     }
 
+    /// A TCP peer reached over TLS the host terminates: the adapter's
+    /// `key` names the relay (`${tls:address}`), the grant says how the
+    /// certificate is checked, and `tls` in the sources says it to the user.
+    fn tls(&mut self, key: &str, target: TlsTarget, source: impl Into<String>) {
+        let roots = match &target.ca_file {
+            Some(f) => format!("CA file {}", f.display()),
+            None => "the system's roots".into(),
+        };
+        let how = match target.verify {
+            Verify::Full => format!("certificate and host name checked against {roots}"),
+            Verify::Chain => format!("certificate checked against {roots}, host name not"),
+            Verify::Nothing => "certificate NOT checked (encryption only)".into(),
+        };
+        self.sources.insert("tls".into(), how);
+        self.set(key, format!("${{tls:{}}}", target.address), source);
+        self.tls.push(target);
+    }
+
     /// A secret and where it came from.
     fn secret(&mut self, key: &str, value: impl Into<String>, source: impl Into<String>) {
         self.config.insert(key.into(), ConfigValue::Secret(value.into()));
@@ -141,6 +162,7 @@ impl Built {
         };
         b.grants.http = self.http;
         b.grants.tcp = self.tcp;
+        b.grants.tls = self.tls;
         b.grants.dirs = self.dirs;
         b.url = Some(url.into());
         b.sources = self.sources;
@@ -971,17 +993,49 @@ fn redis(url: &str, env: &Env) -> Result<Built> {
         _ => (url.to_string(), "the URL"),
     };
     let u = url::Url::parse(&url_used).map_err(|e| bad(&url_used, e))?;
-    if u.scheme() == "rediss" {
-        return Err(bad(&url_used, "TLS (`rediss://`) is not supported by wharf yet"));
-    }
-    if u.scheme() != "redis" {
-        return Err(bad(&url_used, format!("{source} is not a redis:// URL")));
+    if !matches!(u.scheme(), "redis" | "rediss") {
+        return Err(bad(&url_used, format!("{source} is not a redis:// or rediss:// URL")));
     }
     let host = u.host_str().filter(|h| !h.is_empty()).unwrap_or("127.0.0.1");
     let address = format!("{host}:{}", u.port().unwrap_or(6379));
     let mut b = Built::new("redis");
-    b.tcp.push(address.clone());
-    b.set("address", address, source);
+    // redis-py's spelling of the TLS options.
+    let query: HashMap<String, String> = u.query_pairs().into_owned().collect();
+    for key in query.keys() {
+        if u.scheme() == "redis" || !matches!(key.as_str(), "ssl_ca_certs" | "ssl_cert_reqs" | "ssl_check_hostname") {
+            return Err(bad(&url_used, format!("unknown parameter `{key}`")));
+        }
+    }
+    if u.scheme() == "rediss" {
+        let verify = match (
+            query.get("ssl_cert_reqs").map(String::as_str),
+            query.get("ssl_check_hostname").map(String::as_str),
+        ) {
+            (None | Some("required"), None | Some("true")) => Verify::Full,
+            (None | Some("required"), Some("false")) => Verify::Chain,
+            (Some("none"), _) => Verify::Nothing,
+            (r, h) => {
+                return Err(bad(
+                    &url_used,
+                    format!(
+                        "ssl_cert_reqs `{}` / ssl_check_hostname `{}`: use required|none and true|false",
+                        r.unwrap_or("required"),
+                        h.unwrap_or("true")
+                    ),
+                ));
+            }
+        };
+        let target = TlsTarget {
+            address,
+            verify,
+            ca_file: query.get("ssl_ca_certs").map(PathBuf::from),
+            negotiate: Negotiate::Direct,
+        };
+        b.tls("address", target, source);
+    } else {
+        b.tcp.push(address.clone());
+        b.set("address", address, source);
+    }
     if !u.username().is_empty() {
         b.set("username", decode(u.username()), source);
     }
@@ -1011,7 +1065,7 @@ fn postgres(url: &str, env: &Env) -> Result<Built> {
     for key in query.keys() {
         if !matches!(
             key.as_str(),
-            "sslmode" | "user" | "password" | "dbname" | "host" | "port" | "application_name"
+            "sslmode" | "sslrootcert" | "user" | "password" | "dbname" | "host" | "port" | "application_name"
         ) {
             return Err(bad(&url_used, format!("unknown parameter `{key}`")));
         }
@@ -1020,16 +1074,32 @@ fn postgres(url: &str, env: &Env) -> Result<Built> {
         .get("sslmode")
         .map(|m| (m.as_str(), source))
         .or_else(|| env.var("PGSSLMODE").map(|m| (m, "PGSSLMODE")));
-    match sslmode {
-        None | Some(("disable" | "allow" | "prefer", _)) => {}
-        Some((m @ ("require" | "verify-ca" | "verify-full"), from)) => {
-            return Err(bad(
-                &url_used,
-                format!("sslmode `{m}` (from {from}): TLS to PostgreSQL is not supported by wharf yet"),
-            ));
-        }
+    // libpq's roots: sslrootcert (`system`: the system's), else
+    // ~/.postgresql/root.crt if it exists; wharf falls back to the system's
+    // where libpq would fail.
+    let rootcert = query
+        .get("sslrootcert")
+        .map(|r| (r.clone(), source.to_string()))
+        .or_else(|| {
+            env.var("PGSSLROOTCERT")
+                .map(|r| (r.to_string(), "PGSSLROOTCERT".to_string()))
+        });
+    let ca_file = match &rootcert {
+        Some((r, _)) if r == "system" => None,
+        Some((r, _)) => Some(PathBuf::from(r)),
+        None => env.home_file(".postgresql/root.crt").filter(|p| p.is_file()),
+    };
+    let verify = match sslmode {
+        // libpq's `prefer` (its default) tries TLS first; wharf connects
+        // without it unless asked (the README says so).
+        None | Some(("disable" | "allow" | "prefer", _)) => None,
+        // libpq: `require` checks the chain when a root file is there.
+        Some(("require", _)) if ca_file.is_some() => Some(Verify::Chain),
+        Some(("require", _)) => Some(Verify::Nothing),
+        Some(("verify-ca", _)) => Some(Verify::Chain),
+        Some(("verify-full", _)) => Some(Verify::Full),
         Some((m, from)) => return Err(bad(&url_used, format!("unknown sslmode `{m}` (from {from})"))),
-    }
+    };
     let mut b = Built::new("database");
     // libpq's order: the URL (and its parameters), then PG* variables,
     // then defaults.
@@ -1069,9 +1139,19 @@ fn postgres(url: &str, env: &Env) -> Result<Built> {
         "PGDATABASE",
     );
     let address = format!("{}:{}", host.0, port.0);
-    b.tcp.push(address.clone());
-    b.set("host", host.0.clone(), host.1);
-    b.set("port", port.0.clone(), port.1);
+    if let Some(verify) = verify {
+        let target = TlsTarget {
+            address,
+            verify,
+            ca_file,
+            negotiate: Negotiate::Postgres,
+        };
+        b.tls("address", target, format!("{} and {}", host.1, port.1));
+    } else {
+        b.tcp.push(address.clone());
+        b.set("host", host.0.clone(), host.1);
+        b.set("port", port.0.clone(), port.1);
+    }
     b.set("user", user.0.clone(), user.1);
     if let Some((d, s)) = &dbname {
         b.set("dbname", d.clone(), s.clone());

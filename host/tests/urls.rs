@@ -286,3 +286,150 @@ fn a_url_without_credentials_says_which_to_set() {
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(stderr(&o).contains("AZURE_STORAGE_CONNECTION_STRING"), "{}", stderr(&o));
 }
+
+/// A CA of the test's own, which signed nothing the servers present.
+fn other_ca(dir: &Path) -> String {
+    let (key, pem) = (dir.join("other.key"), dir.join("other.pem"));
+    let o = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-days", "1", "-subj", "/CN=not the test CA", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&pem)
+        .output()
+        .expect("openssl runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    pem.to_str().unwrap().to_string()
+}
+
+/// `wharf -b URL ls` fails as denied, naming `check`.
+fn refused(url: &str, env: &[(&str, &str)], check: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env: Vec<(&str, &str)> = env.to_vec();
+    env.push(("HOME", dir.path().to_str().unwrap()));
+    let o = wharf_with(dir.path(), &["-b", url, "ls"], &env);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{url}: listed over a TLS it should refuse");
+    assert!(err.contains("denied") && err.contains(check), "{url}: {err}");
+}
+
+#[test]
+fn redis_over_tls() {
+    let (ca, port) = (server_env("WHARF_TEST_TLS_CA"), server_env("WHARF_TEST_REDIS_TLS_PORT"));
+    let password = server_env("WHARF_TEST_REDIS_PASSWORD");
+    // The server's certificate names `localhost`, signed by the test's CA.
+    let url = format!("rediss://:{password}@localhost:{port}/0?ssl_ca_certs={ca}");
+    round_trip(&url, "redis", &[]);
+    // The adapter is granted the host's relay to exactly that peer, and no
+    // TCP of its own.
+    let b = shown(&url, &[]);
+    assert_eq!(b["grants"]["tcp"], serde_json::json!([]), "{b}");
+    assert_eq!(
+        b["grants"]["tls"],
+        serde_json::json!([format!("localhost:{port} (verify full, CA {ca}, by the host)")]),
+        "{b}"
+    );
+    assert!(b["tls"].as_str().unwrap().contains("host name checked"), "{b}");
+    assert!(!b.to_string().contains(&password), "{b}");
+    // Another CA: the certificate check fails, and says so.
+    let dir = tempfile::tempdir().unwrap();
+    let other = other_ca(dir.path());
+    refused(
+        &format!("rediss://:{password}@localhost:{port}/0?ssl_ca_certs={other}"),
+        &[],
+        "certificate check failed",
+    );
+    // The right CA but an address the certificate does not name.
+    let by_ip = format!("rediss://:{password}@127.0.0.1:{port}/0?ssl_ca_certs={ca}");
+    refused(&by_ip, &[], "host name check failed");
+    // redis-py's ssl_check_hostname=false: the chain alone.
+    round_trip(&format!("{by_ip}&ssl_check_hostname=false"), "redis", &[]);
+    // A TLS URL to the plain port fails; it never falls back to plain text.
+    let plain = format!(
+        "rediss://:{password}@localhost:{}/0?ssl_ca_certs={ca}",
+        server_env("WHARF_TEST_REDIS_ADDR").rsplit_once(':').unwrap().1
+    );
+    let home = tempfile::tempdir().unwrap();
+    let o = wharf_with(
+        home.path(),
+        &["-b", &plain, "ls"],
+        &[("HOME", home.path().to_str().unwrap())],
+    );
+    assert!(!o.status.success(), "listed in plain text over a rediss:// URL");
+    assert!(stderr(&o).contains("does the peer speak TLS"), "{}", stderr(&o));
+}
+
+#[test]
+fn postgres_over_tls() {
+    let ca = server_env("WHARF_TEST_TLS_CA");
+    let addr = server_env("WHARF_TEST_PG_ADDR");
+    let port = addr.rsplit_once(':').unwrap().1;
+    let (user, password, db) = (
+        server_env("WHARF_TEST_PG_USER"),
+        server_env("WHARF_TEST_PG_PASSWORD"),
+        server_env("WHARF_TEST_PG_DB"),
+    );
+    let url = |host: &str, params: &str| format!("postgresql://{user}:{password}@{host}:{port}/{db}?{params}");
+    round_trip(
+        &url("localhost", &format!("sslmode=verify-full&sslrootcert={ca}")),
+        "database",
+        &[],
+    );
+    // libpq's variables say the same.
+    let env = [("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", ca.as_str())];
+    round_trip(&url("localhost", ""), "database", &env);
+    let b = shown(&url("localhost", ""), &env);
+    assert_eq!(b["grants"]["tcp"], serde_json::json!([]), "{b}");
+    assert_eq!(
+        b["grants"]["tls"],
+        serde_json::json!([format!("localhost:{port} (verify full, CA {ca}, by the host)")]),
+        "{b}"
+    );
+    // Another CA: denied, naming the certificate check.
+    let dir = tempfile::tempdir().unwrap();
+    let other = other_ca(dir.path());
+    refused(
+        &url("localhost", &format!("sslmode=verify-full&sslrootcert={other}")),
+        &[],
+        "certificate check failed",
+    );
+    // verify-full by IP: the host name check fails; verify-ca checks the
+    // chain only and connects.
+    refused(
+        &url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}")),
+        &[],
+        "host name check failed",
+    );
+    round_trip(
+        &url("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}")),
+        "database",
+        &[],
+    );
+    // require with no root file: encrypted, unchecked (libpq's meaning).
+    round_trip(&url("127.0.0.1", "sslmode=require"), "database", &[]);
+    let b = shown(&url("127.0.0.1", "sslmode=require"), &[]);
+    assert!(b["tls"].as_str().unwrap().contains("NOT checked"), "{b}");
+    // require with another CA in ~/.postgresql/root.crt: libpq checks the
+    // chain then, and so does wharf.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".postgresql")).unwrap();
+    std::fs::copy(&other, home.path().join(".postgresql/root.crt")).unwrap();
+    let o = wharf_with(
+        home.path(),
+        &["-b", &url("localhost", "sslmode=require"), "ls"],
+        &[("HOME", home.path().to_str().unwrap())],
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("certificate check failed"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -17,7 +17,7 @@ PG_DB=wharf
 # pg_cluster NAME VAR: a cluster whose state files are $state/NAME.*, its
 # address exported as WHARF_TEST_<VAR>_ADDR.
 pg_cluster() {
-    local name=$1 var=$2 port dir pid
+    local name=$1 var=$2 port dir pid tls
     if [ -f "$state/$name.datadir" ]; then
         rm -rf "$(cat "$state/$name.datadir")"
         rm -f "$state/$name.datadir"
@@ -27,6 +27,12 @@ pg_cluster() {
     echo "$dir" >"$state/$name.datadir"
     chmod 700 "$dir"
     printf '%s\n' "$PG_PASSWORD" >"$dir/pwfile"
+    # TLS on the same port (clients ask with SSLRequest), certificate from
+    # test_ca; the key must be the server user's and 0600.
+    tls=$(test_ca)
+    cp "$tls/server.pem" "$dir/server.pem"
+    cp "$tls/server.key" "$dir/server.key"
+    chmod 600 "$dir/server.key"
     chown -R postgres:postgres "$dir"
     runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U "$PG_USER" --pwfile="$dir/pwfile" \
         --auth=scram-sha-256 --encoding=UTF8 --locale=C >"$state/$name.log" 2>&1
@@ -34,7 +40,8 @@ pg_cluster() {
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -W \
         -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir \
             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-            -c max_connections=200 -c shared_buffers=128MB -c max_wal_size=1GB" \
+            -c max_connections=200 -c shared_buffers=128MB -c max_wal_size=1GB \
+            -c ssl=on -c ssl_cert_file=$dir/server.pem -c ssl_key_file=$dir/server.key" \
         start >>"$state/$name.log" 2>&1
     # Ready within 60 s, or fail with the server's log.
     for _ in $(seq 1 120); do
@@ -53,6 +60,7 @@ pg_cluster() {
     PGPASSWORD=$PG_PASSWORD psql -q -h 127.0.0.1 -p "$port" -U "$PG_USER" -d postgres \
         -c "CREATE DATABASE $PG_DB" >>"$state/$name.log" 2>&1
     echo "export WHARF_TEST_${var}_ADDR=127.0.0.1:$port"
+    echo "export WHARF_TEST_TLS_CA=$tls/ca.pem"
 }
 
 start_postgres() {

@@ -19,14 +19,17 @@ start_redis2() {
 # redis_instance NAME VAR: a server whose state files are $state/NAME*, its
 # address exported as WHARF_TEST_<VAR>_ADDR.
 redis_instance() {
-    local name=$1 var=$2 port data=$state/$1-data
+    local name=$1 var=$2 port tls_port data=$state/$1-data
     port=$(free_port)
     rm -rf "$data"
     mkdir -p "$data"
     # The password goes in a config file, not in the process list.
     (umask 077 && printf 'requirepass %s\n' "$REDIS_PASSWORD" >"$data/redis.conf")
     echo "$port" >"$state/$name.port"
-    run_redis "$name" "$var" "$port"
+    # A second port speaks TLS only (certificate from test_ca).
+    tls_port=$(free_port)
+    echo "$tls_port" >"$state/$name.tlsport"
+    run_redis "$name" "$var" "$port" "$tls_port"
 }
 
 # Stops the server and starts a new one on the same port (nothing is
@@ -35,15 +38,18 @@ restart_redis2() {
     local port
     port=$(cat "$state/redis2.port")
     stop_one redis2 keep
-    run_redis redis2 REDIS2 "$port" >/dev/null
+    run_redis redis2 REDIS2 "$port" "$(cat "$state/redis2.tlsport")" >/dev/null
 }
 
 run_redis() {
-    local name=$1 var=$2 port=$3 pid data=$state/$1-data
+    local name=$1 var=$2 port=$3 tls_port=$4 pid data=$state/$1-data tls
+    tls=$(test_ca)
     # `exec` makes the recorded pid the server's own.
     (
         cd "$data" &&
             exec "$REDIS_BIN" "$data/redis.conf" --bind 127.0.0.1 --port "$port" --save '' \
+                --tls-port "$tls_port" --tls-cert-file "$tls/server.pem" --tls-key-file "$tls/server.key" \
+                --tls-ca-cert-file "$tls/ca.pem" --tls-auth-clients no \
                 --appendonly no --daemonize no --dir "$data" >"$state/$name.log" 2>&1
     ) &
     echo $! >"$state/$name.pid"
@@ -56,6 +62,8 @@ run_redis() {
         fi
         if [ "$(REDISCLI_AUTH=$REDIS_PASSWORD timeout 2 redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ]; then
             echo "export WHARF_TEST_${var}_ADDR=127.0.0.1:$port"
+            echo "export WHARF_TEST_${var}_TLS_PORT=$tls_port"
+            echo "export WHARF_TEST_TLS_CA=$tls/ca.pem"
             echo "export WHARF_TEST_${var}_PASSWORD=$REDIS_PASSWORD"
             return 0
         fi

@@ -12,7 +12,9 @@ use std::time::Duration;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// Waiting for the first response byte longer than this fails the request,
-/// unless the guest asked for another timeout.
+/// unless the guest asked for another timeout. It counts from the last byte
+/// of the request body the server took: a 10 GiB upload streaming for an
+/// hour is not cut at two minutes, a server that stopped reading is.
 const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(120);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -282,22 +284,94 @@ impl WasiHttpHooks for HttpGrant {
         let client = self.client.inner.clone();
         let first_byte = options.and_then(|o| o.first_byte_timeout).unwrap_or(FIRST_BYTE_TIMEOUT);
         Box::new(async move {
-            let response = tokio::time::timeout(first_byte, client.request(request))
-                .await
-                .map_err(|_| HttpError::ConnectionReadTimeout)?
-                .map_err(|e| {
-                    if let Some(why) = through_proxy(&e) {
-                        // The proxy's own answer (407, 502...), named.
-                        HttpError::InternalError(Some(why))
-                    } else if e.is_connect() {
-                        HttpError::ConnectionRefused
-                    } else {
-                        HttpError::HttpProtocolError
-                    }
-                })?;
+            let progress = Progress::new();
+            let request = request.map(|body| {
+                Tracked {
+                    inner: body,
+                    progress: progress.clone(),
+                }
+                .boxed_unsync()
+            });
+            let mut send = std::pin::pin!(client.request(request));
+            let response = loop {
+                let deadline = progress.last() + first_byte;
+                match tokio::time::timeout_at(deadline.into(), &mut send).await {
+                    Ok(r) => break r,
+                    // The body moved on meanwhile: wait from its last byte.
+                    Err(_) if progress.last() + first_byte > std::time::Instant::now() => {}
+                    Err(_) => return Err(HttpError::ConnectionReadTimeout),
+                }
+            };
+            let response = response.map_err(|e| {
+                if let Some(why) = through_proxy(&e) {
+                    // The proxy's own answer (407, 502...), named.
+                    HttpError::InternalError(Some(why))
+                } else if e.is_connect() {
+                    HttpError::ConnectionRefused
+                } else {
+                    HttpError::HttpProtocolError
+                }
+            })?;
             let response = response.map(|body| body.map_err(HttpError::from).boxed_unsync());
             Ok((response, Box::new(async { Ok(()) }) as IoFuture))
         })
+    }
+}
+
+/// When a request last made progress: created, or a frame of its body taken.
+#[derive(Clone)]
+struct Progress {
+    base: std::time::Instant,
+    /// Nanoseconds after `base`.
+    at: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            base: std::time::Instant::now(),
+            at: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+
+    fn touch(&self) {
+        let nanos = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.at.fetch_max(nanos, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn last(&self) -> std::time::Instant {
+        self.base + Duration::from_nanos(self.at.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// A request body that marks its progress each time the connection takes a
+/// frame (hyper asks for the next one only as the socket accepts bytes).
+struct Tracked {
+    inner: WasiBody,
+    progress: Progress,
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if polled.is_ready() {
+            self.progress.touch();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -317,9 +391,100 @@ fn through_proxy(e: &hyper_util::client::legacy::Error) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
 
     fn uri(s: &str) -> Uri {
         s.parse().unwrap()
+    }
+
+    /// A server for one request: reads its head, then the body 64 KiB at a
+    /// time with a pause after each (or stops reading after `stop_after`
+    /// bytes and holds the connection), then answers 200.
+    fn slow_reader(pause: Duration, stop_after: Option<usize>) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut c, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if c.read(&mut byte).unwrap_or(0) == 0 {
+                    return;
+                }
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            let (mut got, mut buf) = (0, vec![0u8; 64 << 10]);
+            while got < len {
+                if stop_after.is_some_and(|s| got >= s) {
+                    std::thread::sleep(Duration::from_secs(10));
+                    return;
+                }
+                let want = buf.len().min(len - got);
+                match c.read(&mut buf[..want]) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got += n,
+                }
+                std::thread::sleep(pause);
+            }
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        });
+        format!("http://{addr}/upload")
+    }
+
+    /// PUTs `chunks` × 64 KiB through the grant's hook with a 1.5 s
+    /// first-byte timeout. Progress is what the connection takes: the last
+    /// few MiB sit in the loopback's socket buffers until the server reads
+    /// them, which it must do within the timeout.
+    async fn put(url: &str, chunks: usize) -> std::result::Result<u16, HttpError> {
+        let mut grant = HttpGrant::new(
+            "test".into(),
+            vec![AllowedHost::parse("http://127.0.0.1:*").unwrap()],
+            HttpClient::new(1),
+            super::super::Redactor::default(),
+        );
+        let chunk = bytes::Bytes::from(vec![7u8; 64 << 10]);
+        let frames =
+            futures::stream::iter((0..chunks).map(move |_| Ok::<_, HttpError>(http_body::Frame::data(chunk.clone()))));
+        let body = http_body_util::StreamBody::new(frames).boxed_unsync();
+        let request = http::Request::put(url)
+            .header("content-length", chunks * (64 << 10))
+            .body(body)
+            .unwrap();
+        let options = RequestOptions {
+            first_byte_timeout: Some(Duration::from_millis(1500)),
+            ..Default::default()
+        };
+        let sent = grant.send_request(request, Some(options), Box::new(async { Ok(()) }));
+        let (response, _) = Box::into_pin(sent).await?;
+        Ok(response.status().as_u16())
+    }
+
+    #[tokio::test]
+    async fn an_upload_longer_than_the_first_byte_timeout_is_not_cut_while_it_moves() {
+        // 128 MiB read at most 64 KiB per 2 ms: over 4 s, three times the
+        // timeout.
+        let url = slow_reader(Duration::from_millis(2), None);
+        let started = std::time::Instant::now();
+        assert_eq!(put(&url, 2048).await.unwrap(), 200);
+        assert!(started.elapsed() > Duration::from_secs(3), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_server_that_stops_reading_times_out() {
+        // 64 MiB: more than the loopback socket buffers hold.
+        let url = slow_reader(Duration::ZERO, Some(1 << 20));
+        let started = std::time::Instant::now();
+        let e = put(&url, 1024).await.unwrap_err();
+        assert!(matches!(e, HttpError::ConnectionReadTimeout), "{e:?}");
+        assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
     }
 
     #[test]

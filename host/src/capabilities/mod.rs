@@ -11,6 +11,7 @@ mod proxy;
 mod redact;
 mod stderr;
 mod tcp;
+mod tls;
 
 pub use fs::DirGrant;
 pub(crate) use http::ExchangeError;
@@ -18,6 +19,7 @@ pub use http::{AllowedHost, HttpClient, HttpGrant};
 pub use redact::Redactor;
 pub(crate) use stderr::GuestLog;
 pub use tcp::TcpGrant;
+pub use tls::{Negotiate, TlsTarget, Verify};
 
 /// Everything one backend is granted.
 #[derive(Clone, Debug, Default)]

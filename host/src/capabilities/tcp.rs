@@ -1,4 +1,5 @@
-use crate::error::{Error, Result};
+use super::tls::{TlsRelay, TlsTarget};
+use crate::error::{Error, ErrorKind, Result};
 use std::collections::HashSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -6,10 +7,25 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 
 /// The TCP addresses an adapter may connect to. Listening, accepting and UDP
 /// are never granted.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct TcpGrant {
     allowed: Arc<HashSet<SocketAddr>>,
     names: Vec<String>,
+    /// TLS grants: the adapter may connect to each relay's loopback
+    /// address, never to the peer itself.
+    relays: Arc<Vec<Arc<TlsRelay>>>,
+}
+
+impl std::fmt::Debug for TcpGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpGrant")
+            .field("names", &self.names)
+            .field(
+                "tls",
+                &self.relays.iter().map(|r| &r.target().address).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl TcpGrant {
@@ -25,12 +41,48 @@ impl TcpGrant {
         Ok(TcpGrant {
             allowed: Arc::new(allowed),
             names: entries.to_vec(),
+            relays: Arc::default(),
         })
+    }
+
+    /// Starts a relay for each TLS target (see [`super::tls`]) and grants
+    /// its loopback address.
+    pub fn with_tls(mut self, targets: &[TlsTarget], backend: &str) -> Result<Self> {
+        let mut relays: Vec<Arc<TlsRelay>> = self.relays.iter().cloned().collect();
+        let mut allowed: HashSet<SocketAddr> = (*self.allowed).clone();
+        for t in targets {
+            let relay = TlsRelay::start(t.clone(), backend)?;
+            allowed.insert(relay.local());
+            relays.push(relay);
+        }
+        self.allowed = Arc::new(allowed);
+        self.relays = Arc::new(relays);
+        Ok(self)
+    }
+
+    /// Each TLS grant with the loopback address the adapter is given for it.
+    pub fn tls(&self) -> impl Iterator<Item = (&TlsTarget, SocketAddr)> {
+        self.relays.iter().map(|r| (r.target(), r.local()))
+    }
+
+    /// A TLS failure recorded since `since` (a call's start), which the
+    /// adapter saw only as a closed connection.
+    pub(crate) fn tls_failure_since(&self, since: std::time::Instant) -> Option<(ErrorKind, String)> {
+        self.relays.iter().find_map(|r| r.failure_since(since))
     }
 
     /// Whether anything is granted.
     pub fn is_empty(&self) -> bool {
         self.allowed.is_empty()
+    }
+
+    /// The grant as configured, TLS peers included (`tls host:port`).
+    pub fn describe(&self) -> Vec<String> {
+        self.names
+            .iter()
+            .cloned()
+            .chain(self.relays.iter().map(|r| format!("tls {}", r.target().address)))
+            .collect()
     }
 
     /// The grant as configured.
@@ -56,7 +108,12 @@ impl TcpGrant {
 
     pub(crate) fn permits(&self, addr: SocketAddr, use_: SocketAddrUse) -> bool {
         match use_ {
-            SocketAddrUse::TcpConnect => self.allowed.contains(&addr),
+            SocketAddrUse::TcpConnect => {
+                if let Some(r) = self.relays.iter().find(|r| r.local() == addr) {
+                    r.expect();
+                }
+                self.allowed.contains(&addr)
+            }
             // `connect` binds implicitly to the wildcard address first.
             SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0 && !self.is_empty(),
             _ => false,

@@ -37,6 +37,11 @@ fn access(ctx: &Ctx, name: &str) -> (Vec<String>, std::collections::BTreeMap<Str
         .map(|h| format!("http {h}"))
         .chain(g.tcp.iter().map(|t| format!("tcp {t}")))
         .chain(
+            g.tls
+                .iter()
+                .map(|t| format!("tls {} (verify {})", t.address, t.verify.as_str())),
+        )
+        .chain(
             g.dirs
                 .iter()
                 .map(|d| format!("dir {} -> {}", d.host.display(), d.guest)),

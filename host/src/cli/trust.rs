@@ -111,7 +111,7 @@ fn show(json: bool, config: Option<&Path>, backend: Option<&str>) -> wharf::Resu
                 .filter_map(|v| v.as_str().map(str::to_string))
                 .collect()
         };
-        for (k, label) in [("http", "http"), ("tcp", "tcp"), ("dirs", "dir")] {
+        for (k, label) in [("http", "http"), ("tcp", "tcp"), ("tls", "tls"), ("dirs", "dir")] {
             for g in list(k) {
                 println!("  grant {label}: {g}");
             }
@@ -160,6 +160,20 @@ fn describe(name: &str, b: &BackendConfig, base: &Path) -> serde_json::Value {
             format!("{} -> {} ({mode})", host.display(), d.guest)
         })
         .collect();
+    // The host terminates TLS: the adapter reaches each peer through a
+    // loopback relay and is granted that, never the peer.
+    let tls: Vec<String> = b
+        .grants
+        .tls
+        .iter()
+        .map(|t| {
+            let roots = t
+                .ca_file
+                .as_ref()
+                .map_or("system roots".to_string(), |f| format!("CA {}", base.join(f).display()));
+            format!("{} (verify {}, {roots}, by the host)", t.address, t.verify.as_str())
+        })
+        .collect();
     let layers: Vec<String> = b.layers.iter().map(|l| l.kind().to_string()).collect();
     serde_json::json!({
         "name": name,
@@ -167,9 +181,10 @@ fn describe(name: &str, b: &BackendConfig, base: &Path) -> serde_json::Value {
         "url": b.url.as_deref().map(wharf::url::redact_url),
         "config": config,
         "credentials": b.sources.get("credentials"),
+        "tls": b.sources.get("tls"),
         // Contacted by the host for exchanged credentials; never granted.
         "credential_endpoints": b.credentials.as_ref().map(|p| p.endpoints()).unwrap_or_default(),
-        "grants": { "http": b.grants.http, "tcp": b.grants.tcp, "dirs": dirs },
+        "grants": { "http": b.grants.http, "tcp": b.grants.tcp, "tls": tls, "dirs": dirs },
         "layers": layers,
     })
 }

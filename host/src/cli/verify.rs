@@ -176,7 +176,8 @@ impl Verify {
         }
         let http: Vec<String> = base.grants.http.iter().chain(&self.http).cloned().collect();
         let tcp: Vec<String> = base.grants.tcp.iter().chain(&self.tcp).cloned().collect();
-        let scratch = if dirs.is_empty() && http.is_empty() && tcp.is_empty() {
+        let tls = base.grants.tls.clone();
+        let scratch = if dirs.is_empty() && http.is_empty() && tcp.is_empty() && tls.is_empty() {
             // A fresh directory with a random name, 0700, created here (never
             // one that already exists, which someone else could have planted);
             // removed when verification ends.
@@ -204,7 +205,7 @@ impl Verify {
             plugin: None,
             sha256: None,
             config,
-            grants: GrantsConfig { dirs, http, tcp },
+            grants: GrantsConfig { dirs, http, tcp, tls },
             limits: LimitsConfig {
                 memory: self.memory.clone().or(base.limits.memory.clone()),
                 cpu_time: self.cpu_time.clone().or(base.limits.cpu_time.clone()),

@@ -475,9 +475,20 @@ impl Instance {
         Fut: Future<Output = wasmtime::Result<std::result::Result<T, wit::Error>>> + 'a,
     {
         let shared = self.shared.clone();
-        self.call(op, path, f)
-            .await?
-            .map_err(|e| shared.redact(from_wit(e)).at(&shared.name, op, path))
+        let started = std::time::Instant::now();
+        self.call(op, path, f).await?.map_err(|e| {
+            let mut e = from_wit(e);
+            // A TLS check that failed in the host's relay reached the
+            // adapter only as a closed connection: say what failed.
+            if matches!(
+                e.kind(),
+                ErrorKind::Transient | ErrorKind::Unreachable | ErrorKind::Backend
+            ) && let Some((kind, why)) = shared.grants.tcp.tls_failure_since(started)
+            {
+                e = Error::new(kind, why);
+            }
+            shared.redact(e).at(&shared.name, op, path)
+        })
     }
 }
 

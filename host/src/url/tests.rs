@@ -390,9 +390,82 @@ fn redis_urls() {
     let b = backend("redis://", &env(&[("REDIS_URL", "redis://:pw@127.0.0.1")])).unwrap();
     assert_eq!(value(&b, "address").unwrap(), "127.0.0.1:6379");
     assert_eq!(source(&b, "password"), "REDIS_URL");
-    let e = err("rediss://:secretpw@127.0.0.1:6390", &env(&[]));
-    assert!(e.contains("TLS") && !e.contains("secretpw"), "{e}");
     assert!(err("redis://127.0.0.1/x", &env(&[])).contains("not a number"));
+}
+
+#[test]
+fn rediss_urls_grant_a_tls_peer_not_a_tcp_one() {
+    let b = backend("rediss://:secretpw@cache.example:6390/0", &env(&[])).unwrap();
+    assert!(b.grants.tcp.is_empty());
+    let tls = &b.grants.tls;
+    assert_eq!(tls.len(), 1);
+    assert_eq!(
+        (tls[0].address.as_str(), tls[0].verify),
+        ("cache.example:6390", Verify::Full)
+    );
+    assert_eq!((tls[0].ca_file.clone(), tls[0].negotiate), (None, Negotiate::Direct));
+    assert_eq!(value(&b, "address").unwrap(), "${tls:cache.example:6390}");
+    assert!(source(&b, "tls").contains("host name checked against the system's roots"));
+    // redis-py's parameters.
+    for (query, verify) in [
+        ("ssl_check_hostname=false", Verify::Chain),
+        ("ssl_cert_reqs=required&ssl_check_hostname=true", Verify::Full),
+        ("ssl_cert_reqs=none", Verify::Nothing),
+    ] {
+        let b = backend(&format!("rediss://:pw@h:1?{query}"), &env(&[])).unwrap();
+        assert_eq!(b.grants.tls[0].verify, verify, "{query}");
+    }
+    let b = backend("rediss://:pw@h:1?ssl_ca_certs=/etc/ca.pem", &env(&[])).unwrap();
+    assert_eq!(
+        b.grants.tls[0].ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/ca.pem"))
+    );
+    // Anything else is refused, never a secret in the message; plain
+    // redis:// takes no TLS parameter.
+    let e = err("rediss://:secretpw@h:1?ssl_cert_reqs=maybe", &env(&[]));
+    assert!(e.contains("ssl_cert_reqs") && !e.contains("secretpw"), "{e}");
+    let e = err("rediss://:secretpw@h:1?ssl_keyfile=/k", &env(&[]));
+    assert!(e.contains("ssl_keyfile") && !e.contains("secretpw"), "{e}");
+    assert!(err("redis://:pw@h:1?ssl_ca_certs=/c", &env(&[])).contains("ssl_ca_certs"));
+}
+
+#[test]
+fn postgres_sslmodes_as_libpq_reads_them() {
+    let tls = |url: &str, vars: &[(&str, &str)]| {
+        let b = backend(url, &env(vars)).unwrap();
+        assert!(b.grants.tcp.is_empty(), "{url}");
+        assert_eq!(
+            value(&b, "address").unwrap(),
+            format!("${{tls:{}}}", b.grants.tls[0].address)
+        );
+        assert_eq!(b.grants.tls[0].negotiate, Negotiate::Postgres);
+        b.grants.tls[0].clone()
+    };
+    let t = tls("postgresql://u@db.example:5433/d?sslmode=verify-full", &[]);
+    assert_eq!(
+        (t.address.as_str(), t.verify, t.ca_file),
+        ("db.example:5433", Verify::Full, None)
+    );
+    assert_eq!(tls("postgresql://u@h/d?sslmode=verify-ca", &[]).verify, Verify::Chain);
+    // require: no check without a root file, the chain with one.
+    assert_eq!(tls("postgresql://u@h/d?sslmode=require", &[]).verify, Verify::Nothing);
+    let t = tls("postgresql://u@h/d?sslmode=require&sslrootcert=/r.pem", &[]);
+    assert_eq!((t.verify, t.ca_file), (Verify::Chain, Some("/r.pem".into())));
+    // The variables, and `system` for the system's roots.
+    let t = tls(
+        "postgresql://u@h/d",
+        &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", "/ca.pem")],
+    );
+    assert_eq!((t.verify, t.ca_file), (Verify::Full, Some("/ca.pem".into())));
+    let t = tls("postgresql://u@h/d?sslmode=verify-full&sslrootcert=system", &[]);
+    assert_eq!(t.ca_file, None);
+    // The URL's sslmode wins over PGSSLMODE.
+    let b = backend(
+        "postgresql://u@h/d?sslmode=disable",
+        &env(&[("PGSSLMODE", "verify-full")]),
+    )
+    .unwrap();
+    assert!(b.grants.tls.is_empty());
 }
 
 #[test]
@@ -431,9 +504,11 @@ fn postgres_urls_variables_and_pgpass() {
     let b = backend("postgres://", &env(&[("DATABASE_URL", "postgresql://a:b@127.0.0.1/d")])).unwrap();
     assert_eq!(source(&b, "user"), "DATABASE_URL");
     assert_eq!(value(&b, "port").unwrap(), "5432");
-    let e = err("postgresql://u:topsecret@h/d?sslmode=verify-full", &env(&[]));
-    assert!(e.contains("sslmode `verify-full`") && !e.contains("topsecret"), "{e}");
-    assert!(backend("postgresql://u@h/d?sslmode=prefer", &env(&[])).is_ok());
+    let e = err("postgresql://u:topsecret@h/d?sslmode=verify-always", &env(&[]));
+    assert!(e.contains("sslmode `verify-always`") && !e.contains("topsecret"), "{e}");
+    // libpq's prefer (its default) connects in plain text here.
+    let b = backend("postgresql://u@h/d?sslmode=prefer", &env(&[])).unwrap();
+    assert!(b.grants.tls.is_empty() && b.grants.tcp == ["h:5432"]);
     assert!(err("postgresql://u@h/d?foo=1", &env(&[])).contains("unknown parameter `foo`"));
     assert!(err("postgresql://h/d", &env(&[])).contains("names no user"));
 }
