@@ -414,7 +414,8 @@ impl ProfileCreds {
 
 /// What profile `name` resolves to, following `source_profile` chains (at
 /// most 5 deep, as a loop guard), in botocore's order: an assumed role,
-/// then static keys, then `credential_process`. `None`: the profile does
+/// then IAM Identity Center (SSO), then static keys, then
+/// `credential_process`. `None`: the profile does
 /// not exist or holds none of these.
 fn aws_profile_source(
     env: &Env,
@@ -523,6 +524,9 @@ fn aws_profile_source(
             origin: here,
         }))));
     }
+    if let Some(sso) = aws_sso(env, &profile, name)? {
+        return Ok(Some(ProfileCreds::Exchanged(Arc::new(sso))));
+    }
     if let (Some(id), Some(secret)) = (
         profile.credential("aws_access_key_id"),
         profile.credential("aws_secret_access_key"),
@@ -540,15 +544,67 @@ fn aws_profile_source(
             origin: origin(&profile.config_path),
         }))));
     }
-    for key in ["sso_session", "sso_start_url", "login_session"] {
-        if profile.config.contains_key(key) {
-            return Err(format!(
-                "{}: `{key}` (IAM Identity Center) credentials are not resolved by wharf; export them with `aws configure export-credentials --profile {name} --format env`",
-                origin(&profile.config_path)
-            ));
-        }
+    if profile.config.contains_key("login_session") {
+        return Err(format!(
+            "{}: `login_session` (aws login) credentials are not resolved by wharf; export them with `aws configure export-credentials --profile {name} --format env`",
+            origin(&profile.config_path)
+        ));
     }
     Ok(None)
+}
+
+/// IAM Identity Center (SSO) as botocore reads it: `sso_session` naming an
+/// `[sso-session NAME]` section (its `sso_start_url`, `sso_region`), or
+/// the legacy `sso_start_url` + `sso_region` in the profile; with
+/// `sso_account_id` and `sso_role_name`. The token is the one `aws sso
+/// login` cached in `~/.aws/sso/cache/<sha1 of the session name or start
+/// URL>.json`.
+fn aws_sso(env: &Env, profile: &AwsProfile, name: &str) -> std::result::Result<Option<aws::Sso>, String> {
+    let here = format!("profile `{name}` in {}", profile.config_path);
+    let conf = |key: &str| profile.config.get(key).filter(|v| !v.is_empty()).cloned();
+    let (cache_key, start_url, region) = match (conf("sso_session"), conf("sso_start_url")) {
+        (Some(session), _) => {
+            let section = profile
+                .sso_sessions
+                .get(&session)
+                .ok_or_else(|| format!("{here}: sso_session `{session}` has no [sso-session {session}] section"))?;
+            let get = |key: &str| {
+                section
+                    .get(key)
+                    .filter(|v| !v.is_empty())
+                    .cloned()
+                    .ok_or_else(|| format!("{here}: [sso-session {session}] has no {key}"))
+            };
+            (session.clone(), get("sso_start_url")?, get("sso_region")?)
+        }
+        (None, Some(start_url)) => {
+            let region = conf("sso_region").ok_or_else(|| format!("{here}: sso_start_url without sso_region"))?;
+            (start_url.clone(), start_url, region)
+        }
+        (None, None) => return Ok(None),
+    };
+    let (Some(account_id), Some(role_name)) = (conf("sso_account_id"), conf("sso_role_name")) else {
+        return Err(format!(
+            "{here}: IAM Identity Center needs sso_account_id and sso_role_name (wharf does not pick a role for you)"
+        ));
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, cache_key.as_bytes());
+    let cache_file = env
+        .home_file(&format!(".aws/sso/cache/{}.json", hex::encode(digest.as_ref())))
+        .ok_or_else(|| format!("{here}: no home directory for the SSO token cache"))?;
+    let portal = env
+        .var("AWS_ENDPOINT_URL_SSO")
+        .or_else(|| env.var("AWS_ENDPOINT_URL"))
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| format!("https://portal.sso.{region}.amazonaws.com"));
+    Ok(Some(aws::Sso {
+        portal,
+        account_id,
+        role_name,
+        cache_file,
+        start_url,
+        profile: name.to_string(),
+    }))
 }
 
 /// Web identity from `AWS_ROLE_ARN` + `AWS_WEB_IDENTITY_TOKEN_FILE`
@@ -603,6 +659,8 @@ fn aws_container(env: &Env) -> std::result::Result<Option<aws::Container>, Strin
 #[derive(Default)]
 struct AwsProfile {
     config: BTreeMap<String, String>,
+    /// The config file's `[sso-session NAME]` sections.
+    sso_sessions: BTreeMap<String, BTreeMap<String, String>>,
     credentials: BTreeMap<String, String>,
     config_path: String,
     credentials_path: String,
@@ -652,11 +710,13 @@ fn aws_profile(env: &Env, name: &str) -> Result<AwsProfile> {
         && let Some(sections) = read_ini(&path)?
     {
         let wanted = format!("profile {name}");
-        p.config = sections
-            .into_iter()
-            .find(|(s, _)| *s == wanted || (name == "default" && s == "default"))
-            .map(|(_, kv)| kv)
-            .unwrap_or_default();
+        for (section, kv) in sections {
+            if section == wanted || (name == "default" && section == "default") {
+                p.config = kv;
+            } else if let Some(session) = section.strip_prefix("sso-session ") {
+                p.sso_sessions.insert(session.trim().to_string(), kv);
+            }
+        }
     }
     if let Some(path) = credentials_path
         && let Some(sections) = read_ini(&path)?

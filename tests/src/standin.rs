@@ -1,6 +1,7 @@
 //! Stand-in servers for credential endpoints that no real server here
 //! implements: EC2 instance metadata (IMDSv2), ECS/EKS container
-//! credentials, the GCE metadata server and Google's OAuth token endpoint.
+//! credentials, the IAM Identity Center portal, the GCE metadata server and
+//! Google's OAuth token endpoint.
 //! **Each is a stand-in**, written from the provider's published protocol
 //! (cited on each), on 127.0.0.1, and counts the credentials it issues so a
 //! test sees how many exchanges the host made.
@@ -151,7 +152,7 @@ fn serve(conn: TcpStream, handler: &Handler) {
 }
 
 /// RFC 3339 `Z` time `lifetime` from now.
-fn expiry(lifetime: Duration) -> String {
+pub fn expiry(lifetime: Duration) -> String {
     let t = SystemTime::now() + lifetime;
     let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
     // Civil date from days since the epoch (Howard Hinnant's algorithm).
@@ -269,6 +270,64 @@ pub fn container(keys: AwsKeys, path: &'static str, token: Option<String>, lifet
                     "Token": format!("container-session-credential-{n}"),
                     "Expiration": expiry(lifetime),
                     "RoleArn": "arn:aws:iam::123456789012:role/wharf-test",
+                }),
+            )
+        }),
+    )
+}
+
+/// **Stand-in** for the IAM Identity Center portal's `GetRoleCredentials`
+/// (AWS SSO Portal API reference): `GET
+/// /federation/credentials?role_name=R&account_id=A` with the access token
+/// of `aws sso login` in `x-amz-sso_bearer_token`; 401
+/// `UnauthorizedException` for another token, 403 `ForbiddenException` for
+/// another role or account; 200 `{"roleCredentials": {accessKeyId,
+/// secretAccessKey, sessionToken, expiration}}`, the expiration in
+/// milliseconds since the epoch.
+pub fn sso_portal(
+    keys: AwsKeys,
+    account: &'static str,
+    role: &'static str,
+    token: &'static str,
+    lifetime: Duration,
+) -> StandIn {
+    let issued = Arc::new(AtomicU32::new(0));
+    let counter = issued.clone();
+    StandIn::start(
+        issued,
+        Arc::new(move |r: &Request| {
+            let Some(query) = r.path.strip_prefix("/federation/credentials?") else {
+                return Response::new(404, "");
+            };
+            let params: HashMap<&str, &str> = query.split('&').filter_map(|kv| kv.split_once('=')).collect();
+            if r.method != "GET" {
+                return Response::new(405, "");
+            }
+            if r.headers.get("x-amz-sso_bearer_token").map(String::as_str) != Some(token) {
+                return Response::json(
+                    401,
+                    &serde_json::json!({"message": "Session token not found or invalid"}),
+                )
+                .header("x-amzn-errortype", "UnauthorizedException");
+            }
+            if params.get("account_id") != Some(&account) || params.get("role_name") != Some(&role) {
+                return Response::json(403, &serde_json::json!({"message": "No access"}))
+                    .header("x-amzn-errortype", "ForbiddenException");
+            }
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            let expires = (SystemTime::now() + lifetime)
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
+            Response::json(
+                200,
+                &serde_json::json!({
+                    "roleCredentials": {
+                        "accessKeyId": keys.id,
+                        "secretAccessKey": keys.secret,
+                        "sessionToken": format!("sso-session-credential-{n}"),
+                        "expiration": expires,
+                    }
                 }),
             )
         }),

@@ -212,6 +212,103 @@ async fn container_credentials_with_an_authorization_token_file() {
     assert!(!msg.contains("stale-pod-identity-token"), "{msg}");
 }
 
+/// `~/.aws/sso/cache/NAME.json` as `aws sso login` writes it.
+fn sso_cache(home: &Path, name: &str, token: &str, expires_in: Duration) {
+    let expires = standin::expiry(expires_in);
+    let dir = home.join(".aws/sso/cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cached = serde_json::json!({
+        "startUrl": "https://corp.awsapps.com/start",
+        "region": "eu-west-1",
+        "accessToken": token,
+        "expiresAt": expires,
+        "clientId": "client-id",
+        "clientSecret": "client-secret",
+        "refreshToken": "refresh-token",
+    });
+    std::fs::write(dir.join(format!("{name}.json")), cached.to_string()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sso_role_from_the_token_aws_sso_login_cached() {
+    let home = tempfile::tempdir().unwrap();
+    let portal = standin::sso_portal(
+        s3s_keys(),
+        "123456789012",
+        "ModelWriter",
+        "sso-access-token-1",
+        Duration::from_secs(3600),
+    );
+    std::fs::create_dir_all(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        "[profile ml]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = ModelWriter\n\n\
+         [profile legacy]\nsso_start_url = https://legacy.awsapps.com/start\nsso_region = eu-west-1\n\
+         sso_account_id = 123456789012\nsso_role_name = ModelWriter\n\n\
+         [profile other-role]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Admin\n\n\
+         [sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n",
+    )
+    .unwrap();
+    // The AWS CLI names the cache file by the SHA-1 of the session name
+    // (`echo -n corp | sha1sum`), or of the start URL for a legacy profile.
+    sso_cache(
+        home.path(),
+        "ee0bfd2552fbd840c02cc48b6e823320543c450f",
+        "sso-access-token-1",
+        Duration::from_secs(3600),
+    );
+    sso_cache(
+        home.path(),
+        "79e435d7a515078e81c9dffc35f38d5687ebd3a7",
+        "sso-access-token-1",
+        Duration::from_secs(3600),
+    );
+    let mut vars = s3s_vars();
+    vars.push(("AWS_ENDPOINT_URL_SSO", portal.url()));
+    for profile in ["ml", "legacy"] {
+        let mut vars = vars.clone();
+        vars.push(("AWS_PROFILE", profile.into()));
+        let (host, name, _dir) = build(&s3_url(), &vars, home.path(), |_| {}).unwrap();
+        let p = provider(&host, &name);
+        assert!(
+            p.describe().contains("IAM Identity Center role `ModelWriter`"),
+            "{}",
+            p.describe()
+        );
+        let adapter = host.adapter(&name).await.unwrap();
+        round_trip(&*adapter, &format!("{profile}/a.bin")).await.unwrap();
+        round_trip(&*adapter, &format!("{profile}/b.bin")).await.unwrap();
+    }
+    assert_eq!(portal.issued(), 2, "one exchange per backend for the lifetime");
+
+    // A role the login does not reach: denied, named, no token shown.
+    vars.push(("AWS_PROFILE", "other-role".into()));
+    let (host, name, _dir) = build(&s3_url(), &vars, home.path(), |_| {}).unwrap();
+    let msg = host.adapter(&name).await.err().expect("refused").to_string();
+    assert!(msg.contains("role `Admin`") && msg.contains("answered 403"), "{msg}");
+    assert!(!msg.contains("sso-access-token-1"), "{msg}");
+    vars.pop();
+
+    // An expired login says to log in again, before any request.
+    sso_cache(
+        home.path(),
+        "ee0bfd2552fbd840c02cc48b6e823320543c450f",
+        "sso-access-token-1",
+        Duration::ZERO,
+    );
+    vars.push(("AWS_PROFILE", "ml".into()));
+    let before = portal.issued();
+    let (host, name, _dir) = build(&s3_url(), &vars, home.path(), |_| {}).unwrap();
+    let e = host.adapter(&name).await.err().expect("refused");
+    let msg = e.to_string();
+    assert_eq!(e.kind(), ErrorKind::Denied, "{msg}");
+    assert!(
+        msg.contains("expired") && msg.contains("aws sso login --profile ml"),
+        "{msg}"
+    );
+    assert_eq!(portal.issued(), before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_metadata_v2_is_refreshed_before_it_expires() {
     let home = tempfile::tempdir().unwrap();

@@ -1,15 +1,15 @@
 //! AWS credentials the host exchanges for the S3 adapter: a role assumed
-//! with web identity (EKS IRSA) or with a source profile's keys, a
-//! `credential_process`, container credentials (ECS, EKS Pod Identity) and
-//! EC2 instance metadata (IMDSv2). Each follows the protocol the AWS SDKs
+//! with web identity (EKS IRSA) or with a source profile's keys, an IAM
+//! Identity Center (SSO) role, a `credential_process`, container
+//! credentials (ECS, EKS Pod Identity) and EC2 instance metadata (IMDSv2). Each follows the protocol the AWS SDKs
 //! speak; the adapter gets `access_key_id`, `secret_access_key` and
 //! `session_token`.
 //!
 //! Written here on the host's HTTP client rather than taken from
 //! `aws-config`: that crate brings the SDK's runtime (its own HTTP stack,
-//! TLS setup and async runtime glue, about 150 crates) to make five small
-//! requests; what it would add beyond them (SSO token refresh, the
-//! login-with-browser flows) wharf refuses by name instead.
+//! TLS setup and async runtime glue, about 150 crates) to make six small
+//! requests; what it would add beyond them (renewing the SSO token through
+//! SSO OIDC, `aws login`) wharf leaves to the AWS CLI or refuses by name.
 
 use super::{Credentials, Source, parse_time, refused, send, sigv4};
 use crate::capabilities::HttpClient;
@@ -293,6 +293,109 @@ fn from_json(what: &str, answer: &[u8]) -> Result<Credentials> {
         None => None,
     };
     Ok(keys(id, secret, token, expires))
+}
+
+/// IAM Identity Center (SSO): the access token `aws sso login` cached is
+/// traded at the portal (`GetRoleCredentials`: `GET
+/// /federation/credentials?role_name=&account_id=` with
+/// `x-amz-sso_bearer_token`) for the role's keys. The cache file is read
+/// at each exchange, so a new `aws sso login` is picked up; an expired or
+/// missing token is `denied`, saying to log in again. (botocore also
+/// renews the token itself through SSO OIDC with the cached refresh token;
+/// wharf does not, so a session lasts as long as the login.)
+pub(crate) struct Sso {
+    pub portal: String,
+    pub account_id: String,
+    pub role_name: String,
+    pub cache_file: PathBuf,
+    pub start_url: String,
+    pub profile: String,
+}
+
+impl Sso {
+    /// The cached access token, if it is still valid.
+    async fn token(&self) -> Result<String> {
+        let login = format!("run `aws sso login --profile {}`", self.profile);
+        let denied = |why: String| {
+            Error::new(
+                ErrorKind::Denied,
+                format!("SSO token cache `{}`: {why}; {login}", self.cache_file.display()),
+            )
+        };
+        let text = match tokio::fs::read(&self.cache_file).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(denied(format!("no token for {} (not logged in)", self.start_url)));
+            }
+            Err(e) => return Err(denied(e.to_string())),
+        };
+        let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| denied(format!("not JSON ({e})")))?;
+        let field = |name: &str| v.get(name).and_then(|f| f.as_str());
+        let token = field("accessToken").ok_or_else(|| denied("no accessToken".into()))?;
+        let expires = field("expiresAt").ok_or_else(|| denied("no expiresAt".into()))?;
+        let expires = parse_time(expires).map_err(denied)?;
+        if expires <= SystemTime::now() {
+            return Err(denied(format!(
+                "the token expired at {}",
+                humantime::format_rfc3339_seconds(expires)
+            )));
+        }
+        Ok(token.to_string())
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for Sso {
+    fn describe(&self) -> String {
+        format!(
+            "IAM Identity Center role `{}` in account {} (profile `{}`, token cached by `aws sso login` in {})",
+            self.role_name,
+            self.account_id,
+            self.profile,
+            self.cache_file.display()
+        )
+    }
+    fn endpoints(&self) -> Vec<String> {
+        vec![self.portal.clone()]
+    }
+    async fn fetch(&self, http: &HttpClient) -> Result<Credentials> {
+        let token = self.token().await?;
+        let what = format!("the SSO portal at {} (role `{}`)", self.portal, self.role_name);
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("role_name", &self.role_name)
+            .append_pair("account_id", &self.account_id)
+            .finish();
+        let request = http::Request::get(format!("{}/federation/credentials?{query}", self.portal))
+            .header("x-amz-sso_bearer_token", token)
+            .header("accept", "application/json")
+            .body(bytes::Bytes::new())
+            .map_err(|e| Error::config(format!("{what}: {e}")))?;
+        let (status, _, answer) = send(http, request, &what, Duration::from_secs(30)).await?;
+        if status != http::StatusCode::OK {
+            // The portal's JSON error names the reason, never the token.
+            let detail = serde_json::from_slice::<serde_json::Value>(&answer)
+                .ok()
+                .and_then(|v| v.get("message").or_else(|| v.get("Message")).cloned())
+                .and_then(|m| m.as_str().map(str::to_string))
+                .unwrap_or_default();
+            return Err(refused(&what, status, &detail));
+        }
+        let bad = |why: &str| Error::new(ErrorKind::Backend, format!("{what}: {why}"));
+        let v: serde_json::Value = serde_json::from_slice(&answer).map_err(|_| bad("the answer is not JSON"))?;
+        let c = v
+            .get("roleCredentials")
+            .ok_or_else(|| bad("the answer has no roleCredentials"))?;
+        let field = |name: &str| c.get(name).and_then(|f| f.as_str()).map(str::to_string);
+        let id = field("accessKeyId").ok_or_else(|| bad("no accessKeyId"))?;
+        let secret = field("secretAccessKey").ok_or_else(|| bad("no secretAccessKey"))?;
+        // Milliseconds since the epoch.
+        let expires = c
+            .get("expiration")
+            .and_then(serde_json::Value::as_u64)
+            .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+            .ok_or_else(|| bad("no expiration"))?;
+        Ok(keys(id, secret, field("sessionToken"), Some(expires)))
+    }
 }
 
 /// A profile's `credential_process`: run through `sh -c`, its standard

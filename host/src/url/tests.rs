@@ -216,20 +216,41 @@ fn s3_exchanged_sources_in_the_sdks_order() {
         ]),
     );
     assert!(e.contains("plain http is allowed only to loopback"), "{e}");
-    // credential_process, and IAM Identity Center refused by name.
+    // credential_process, and IAM Identity Center with its token cache.
     std::fs::create_dir(home.path().join(".aws")).unwrap();
     std::fs::write(
         home.path().join(".aws/config"),
         "[profile proc]\ncredential_process = /usr/bin/get-creds --json\n\
-         [profile sso]\nsso_session = corp\nsso_account_id = 1\n",
+         [profile sso]\nsso_session = corp\nsso_account_id = 1\nsso_role_name = R\n\
+         [profile no-section]\nsso_session = gone\nsso_account_id = 1\nsso_role_name = R\n\
+         [profile no-role]\nsso_session = corp\nsso_account_id = 1\n\
+         [profile login]\nlogin_session = arn:aws:iam::1:user/u\n\
+         [sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n",
     )
     .unwrap();
     assert_eq!(
         describe(&[("AWS_PROFILE", "proc")]),
         format!("credential_process of profile `proc` in {h}/.aws/config")
     );
-    let e = err("s3://b", &env(&[("HOME", h), ("AWS_PROFILE", "sso")]));
-    assert!(e.contains("sso_session") && e.contains("export-credentials"), "{e}");
+    // The AWS CLI's cache name: SHA-1 of the session name (`corp`).
+    assert_eq!(
+        describe(&[("AWS_PROFILE", "sso")]),
+        format!(
+            "IAM Identity Center role `R` in account 1 (profile `sso`, token cached by `aws sso login` in \
+             {h}/.aws/sso/cache/ee0bfd2552fbd840c02cc48b6e823320543c450f.json)"
+        )
+    );
+    let b = backend("s3://b", &env(&[("HOME", h), ("AWS_PROFILE", "sso")])).unwrap();
+    assert_eq!(
+        b.credentials.as_ref().unwrap().endpoints(),
+        ["https://portal.sso.eu-west-1.amazonaws.com"]
+    );
+    let e = err("s3://b", &env(&[("HOME", h), ("AWS_PROFILE", "no-section")]));
+    assert!(e.contains("no [sso-session gone] section"), "{e}");
+    let e = err("s3://b", &env(&[("HOME", h), ("AWS_PROFILE", "no-role")]));
+    assert!(e.contains("sso_account_id and sso_role_name"), "{e}");
+    let e = err("s3://b", &env(&[("HOME", h), ("AWS_PROFILE", "login")]));
+    assert!(e.contains("login_session") && e.contains("export-credentials"), "{e}");
 }
 
 #[test]
