@@ -122,7 +122,30 @@ impl Error {
         if self.path.is_none() {
             self.path = path.map(str::to_string);
         }
+        self.drop_echo();
         self
+    }
+
+    /// An adapter's message that starts with the operation and path the
+    /// host prints anyway (`write `x`: the object already exists`) loses
+    /// that start, so the error does not say it twice.
+    fn drop_echo(&mut self) {
+        let Some(op) = self.operation else { return };
+        let Some(rest) = self.message.strip_prefix(op) else {
+            return;
+        };
+        let rest = match &self.path {
+            Some(p) => ["`", "'", "\""]
+                .iter()
+                .find_map(|q| rest.strip_prefix(&format!(" {q}{p}{q}")))
+                .unwrap_or(rest),
+            None => rest,
+        };
+        if let Some(tail) = rest.strip_prefix(": ")
+            && !tail.is_empty()
+        {
+            self.message = tail.to_string();
+        }
     }
 
     /// The kind of failure.
@@ -210,6 +233,33 @@ impl std::error::Error for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_adapter_message_does_not_repeat_the_operation_and_path() {
+        let e = Error::new(
+            ErrorKind::AlreadyExists,
+            "write `x/wharf.json`: the object already exists",
+        )
+        .at("dir", "write", Some("x/wharf.json"));
+        assert_eq!(
+            e.to_string(),
+            "dir: write `x/wharf.json`: already-exists: the object already exists"
+        );
+        let e = Error::new(ErrorKind::NotFound, "read 'a b': no such object").at("dir", "read", Some("a b"));
+        assert_eq!(e.message(), "no such object");
+        let e = Error::new(ErrorKind::Backend, "list: the server closed").at("dir", "list", None);
+        assert_eq!(e.message(), "the server closed");
+        // Another path, another operation, or nothing after: kept whole.
+        for (msg, op) in [
+            ("write `y`: exists", "write"),
+            ("read `x`: gone", "write"),
+            ("write `x`: ", "write"),
+            ("writer failed", "write"),
+        ] {
+            let e = Error::new(ErrorKind::Backend, msg).at("dir", op, Some("x"));
+            assert_eq!(e.message(), msg);
+        }
+    }
 
     #[test]
     fn io_errors_keep_their_source() {

@@ -253,11 +253,11 @@ class Backend {
       st = this.dir.statAt(FOLLOW, path);
     } catch (e) {
       // A file where a directory of the path should be: no such object.
-      if (fsCode(e) === 'not-directory') throw wharfError('not-found', `stat \`${path}\`: not-directory`);
+      if (fsCode(e) === 'not-directory') throw wharfError('not-found', 'a file is where a folder of the path would be');
       throw ioError('stat', path, e);
     }
     if (st.type !== 'regular-file') {
-      throw wharfError('not-found', `stat \`${path}\`: not an object (a ${st.type})`);
+      throw wharfError('not-found', `not an object (a ${st.type})`);
     }
     return metaOf(path, st);
   }

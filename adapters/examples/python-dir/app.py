@@ -221,11 +221,11 @@ class Backend(adapter.Backend):
             st = os.stat(full)
         except NotADirectoryError:
             # A segment of the path is an object: nothing can be below it.
-            raise AdapterError(Error_NotFound(f"stat `{path}`: no such object"))
+            raise AdapterError(Error_NotFound("no such object"))
         except OSError as e:
             raise os_error("stat", path, e)
         if not stat_mod.S_ISREG(st.st_mode):
-            raise AdapterError(Error_NotFound(f"stat `{path}`: not an object (a directory)"))
+            raise AdapterError(Error_NotFound("not an object (a directory)"))
         return meta_of(path, st)
 
     @contract
@@ -329,9 +329,9 @@ class Backend(adapter.Backend):
         try:
             infile = open(src, "rb")
         except IsADirectoryError:
-            raise AdapterError(Error_NotFound(f"copy `{source}`: not an object (a directory)"))
+            raise AdapterError(Error_NotFound("not an object (a directory)"))
         except NotADirectoryError:
-            raise AdapterError(Error_NotFound(f"copy `{source}`: no such object"))
+            raise AdapterError(Error_NotFound("no such object"))
         except OSError as e:
             raise os_error("copy", source, e)
         with infile:
@@ -369,7 +369,7 @@ class Backend(adapter.Backend):
         try:
             f = open(full, "rb")
         except (IsADirectoryError, NotADirectoryError):
-            raise AdapterError(Error_NotFound(f"read `{path}`: not an object"))
+            raise AdapterError(Error_NotFound("not an object"))
         except OSError as e:
             raise os_error("read", path, e)
         try:
@@ -378,7 +378,7 @@ class Backend(adapter.Backend):
                 start, end = 0, size
             else:
                 if range.end is not None and range.end < range.start:
-                    raise AdapterError(Error_Invalid(f"read `{path}`: range end before start"))
+                    raise AdapterError(Error_Invalid("range end before start"))
                 end = size if range.end is None else min(range.end, size)
                 start = min(range.start, end)
             if start > 0:
@@ -445,7 +445,7 @@ class Reader(adapter.Reader):
         if len(data) < want:
             raise AdapterError(
                 Error_Backend(
-                    f"read `{self.path}`: the file shrank while it was read ({want - len(data)} bytes missing)"
+                    f"the file shrank while it was read ({want - len(data)} bytes missing)"
                 )
             )
         self.remaining -= len(data)
@@ -508,7 +508,7 @@ class Writer(adapter.Writer):
                 try:
                     os.link(self.tmp, self.dest)
                 except FileExistsError:
-                    raise AdapterError(Error_AlreadyExists(f"write `{self.path}`: the object already exists"))
+                    raise AdapterError(Error_AlreadyExists("the object already exists"))
                 except OSError as e:
                     raise os_error("write", self.path, e)
             elif isinstance(mode, PutMode_Update):
@@ -522,12 +522,12 @@ class Writer(adapter.Writer):
                 if current != mode.value:
                     raise AdapterError(
                         Error_PreconditionFailed(
-                            f"write `{self.path}`: etag is {current or 'absent (no object)'}, expected {mode.value}"
+                            f"etag is {current or 'absent (no object)'}, expected {mode.value}"
                         )
                     )
                 self.rename()
             else:
-                raise AdapterError(Error_Invalid(f"write `{self.path}`: unknown put mode {mode!r}"))
+                raise AdapterError(Error_Invalid(f"unknown put mode {mode!r}"))
             try:
                 return meta_of(self.path, os.stat(self.dest))
             except OSError as e:
@@ -544,7 +544,7 @@ class Writer(adapter.Writer):
         except (FileExistsError, NotADirectoryError):
             raise AdapterError(
                 Error_Invalid(
-                    f"write `{self.path}`: an object is in the way; "
+                    "an object is in the way; "
                     "a path cannot be both an object and a folder of others here"
                 )
             )
@@ -556,7 +556,7 @@ class Writer(adapter.Writer):
             os.rename(self.tmp, self.dest)
         except IsADirectoryError:
             raise AdapterError(
-                Error_Invalid(f"write `{self.path}`: a folder of other objects is in the way")
+                Error_Invalid("a folder of other objects is in the way")
             )
         except OSError as e:
             raise os_error("write", self.path, e)
