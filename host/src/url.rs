@@ -13,7 +13,7 @@
 //! refresh token) becomes a [`CredentialProvider`] the host runs and
 //! refreshes ([`crate::credentials`]): the adapter gets the short-lived
 //! values only, and is granted none of the endpoints they come from. A
-//! source wharf does not resolve (Entra ID, IAM Identity Center) is refused
+//! source wharf does not resolve (Entra ID, `aws login`) is refused
 //! with its name, not skipped for the next one.
 
 use crate::capabilities::{Negotiate, TlsTarget, Verify};
@@ -710,8 +710,11 @@ fn aws_profile(env: &Env, name: &str) -> Result<AwsProfile> {
         && let Some(sections) = read_ini(&path)?
     {
         let wanted = format!("profile {name}");
+        let mut found = false;
         for (section, kv) in sections {
-            if section == wanted || (name == "default" && section == "default") {
+            // The first section of that name.
+            if !found && (section == wanted || (name == "default" && section == "default")) {
+                found = true;
                 p.config = kv;
             } else if let Some(session) = section.strip_prefix("sso-session ") {
                 p.sso_sessions.insert(session.trim().to_string(), kv);

@@ -76,15 +76,6 @@ impl TcpGrant {
         self.allowed.is_empty()
     }
 
-    /// The grant as configured, TLS peers included (`tls host:port`).
-    pub fn describe(&self) -> Vec<String> {
-        self.names
-            .iter()
-            .cloned()
-            .chain(self.relays.iter().map(|r| format!("tls {}", r.target().address)))
-            .collect()
-    }
-
     /// The grant as configured.
     pub fn names(&self) -> &[String] {
         &self.names

@@ -351,27 +351,25 @@ fn client_config(target: &TlsTarget, what: &str) -> Result<rustls::ClientConfig>
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::config(format!("{what}: {e}")))?;
-    let config = match target.verify {
-        Verify::Nothing => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Unchecked(provider)))
-            .with_no_client_auth(),
-        Verify::Full | Verify::Chain => {
-            let roots = Arc::new(roots(target.ca_file.as_deref(), what)?);
-            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider)
-                .build()
-                .map_err(|e| Error::config(format!("{what}: {e}")))?;
-            if target.verify == Verify::Full {
-                builder.with_root_certificates(roots).with_no_client_auth()
-            } else {
-                builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki)))
-                    .with_no_client_auth()
-            }
+    let chain = match target.verify {
+        Verify::Full => {
+            let roots = roots(target.ca_file.as_deref(), what)?;
+            return Ok(builder.with_root_certificates(roots).with_no_client_auth());
         }
+        Verify::Chain => Some(
+            rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots(target.ca_file.as_deref(), what)?),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| Error::config(format!("{what}: {e}")))?,
+        ),
+        Verify::Nothing => None,
     };
-    Ok(config)
+    Ok(builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Lenient { chain, provider }))
+        .with_no_client_auth())
 }
 
 fn roots(ca_file: Option<&Path>, what: &str) -> Result<rustls::RootCertStore> {
@@ -407,12 +405,18 @@ fn roots(ca_file: Option<&Path>, what: &str) -> Result<rustls::RootCertStore> {
     Ok(store)
 }
 
-/// `verify = "chain"`: the chain must lead to a trusted root; the name is
-/// not compared (PostgreSQL's `verify-ca`).
+/// `verify = "chain"` (`chain` set): the chain must lead to a trusted
+/// root, the name is not compared (PostgreSQL's `verify-ca`). `verify =
+/// "none"` (no `chain`): any certificate. Either way the handshake's
+/// signatures are checked, so the session is with whoever holds that
+/// certificate's key.
 #[derive(Debug)]
-struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+struct Lenient {
+    chain: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -421,10 +425,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -437,7 +441,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
     fn verify_tls13_signature(
         &self,
@@ -445,47 +449,10 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// `verify = "none"`: any certificate; the handshake's signatures are still
-/// checked, so the session is with whoever holds that certificate's key.
-#[derive(Debug)]
-struct Unchecked(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
