@@ -7,7 +7,7 @@
 #   scripts/servers.sh restart redis2|postgres2 # same port and data, new process:
 #                                               # every client connection is cut
 #
-# Names: moto, s3s, azurite, gcs, and those in scripts/servers.d/. State (pid files, data, logs, the env
+# Names: moto, s3s, azurite, azurite_oauth, gcs, and those in scripts/servers.d/. State (pid files, data, logs, the env
 # file with every URL) lives in target/servers/. Run scripts/tools.sh first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ root=$PWD
 tools=$root/.tools
 state=$root/target/servers
 mkdir -p "$state"
-all=(moto s3s azurite gcs)
+all=(moto s3s azurite azurite_oauth gcs)
 
 # Credentials of the throwaway servers (not secrets).
 S3S_ACCESS_KEY=wharf-test-key
@@ -28,22 +28,24 @@ free_port() {
     "$tools/venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# wait_http URL PIDFILE NAME: polls for any HTTP answer, at most 60 s.
+# wait_http URL PIDFILE NAME [CURL ARGS]: polls for any HTTP answer, at
+# most 60 s.
 wait_http() {
-    local url=$1 pid
+    local url=$1 pid name=$3
     pid=$(cat "$2")
+    shift 3
     for _ in $(seq 1 120); do
         if ! kill -0 "$pid" 2>/dev/null; then
-            echo "servers: $3 exited during startup; its log:" >&2
-            tail -n 30 "$state/$3.log" >&2
+            echo "servers: $name exited during startup; its log:" >&2
+            tail -n 30 "$state/$name.log" >&2
             return 1
         fi
-        if curl -s -o /dev/null --max-time 2 "$url"; then
+        if curl -s -o /dev/null --max-time 2 "$@" "$url"; then
             return 0
         fi
         sleep 0.5
     done
-    echo "servers: $3 did not answer at $url within 60 s" >&2
+    echo "servers: $name did not answer at $url within 60 s" >&2
     return 1
 }
 
@@ -114,6 +116,32 @@ PY
     echo "export WHARF_TEST_AZURITE_URL=$url"
     echo "export WHARF_TEST_AZURITE_ACCOUNT=$AZURITE_ACCOUNT"
     echo "export WHARF_TEST_AZURITE_KEY=$AZURITE_KEY"
+}
+
+# A second Azurite for Entra ID: HTTPS (the test CA's certificate, which
+# names `localhost`) and `--oauth basic`, which checks a bearer token's
+# lifetime, issuer and audience (not its signature: no Entra here).
+start_azurite_oauth() {
+    local port data=$state/azurite_oauth-data tls
+    tls=$(test_ca)
+    port=$(free_port)
+    rm -rf "$data"
+    mkdir -p "$data"
+    "$tools/node/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$port" --location "$data" \
+        --skipApiVersionCheck --loose --disableTelemetry --oauth basic \
+        --cert "$tls/server.pem" --key "$tls/server.key" >"$state/azurite_oauth.log" 2>&1 &
+    echo $! >"$state/azurite_oauth.pid"
+    wait_http "https://localhost:$port/" "$state/azurite_oauth.pid" azurite_oauth --cacert "$tls/ca.pem"
+    local url=https://localhost:$port/$AZURITE_ACCOUNT
+    "$tools/venv/bin/python" - "$url" "$AZURITE_ACCOUNT" "$AZURITE_KEY" "$BUCKET" "$tls/ca.pem" <<'PY'
+import sys
+from azure.storage.blob import BlobServiceClient
+url, account, key, container, ca = sys.argv[1:]
+BlobServiceClient(url, credential={"account_name": account, "account_key": key},
+                  connection_verify=ca).create_container(container)
+PY
+    echo "export WHARF_TEST_AZURITE_OAUTH_URL=$url"
+    echo "export WHARF_TEST_TLS_CA=$tls/ca.pem"
 }
 
 start_gcs() {

@@ -13,12 +13,12 @@
 //! refresh token) becomes a [`CredentialProvider`] the host runs and
 //! refreshes ([`crate::credentials`]): the adapter gets the short-lived
 //! values only, and is granted none of the endpoints they come from. A
-//! source wharf does not resolve (Entra ID, `aws login`) is refused
-//! with its name, not skipped for the next one.
+//! source wharf does not resolve (`aws login`, an Entra ID client
+//! certificate) is refused with its name, not skipped for the next one.
 
 use crate::capabilities::{Negotiate, TlsTarget, Verify};
 use crate::config::{BackendConfig, ConfigValue, DirGrantConfig};
-use crate::credentials::{CredentialProvider, Source, aws, gcp};
+use crate::credentials::{CredentialProvider, Source, aws, azure, gcp};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -833,26 +833,30 @@ fn azure(url: &str, env: &Env) -> Result<Built> {
     let scheme = url.split("://").next().unwrap_or("");
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or("");
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    // abfs[s]://container@account.dfs.<suffix>/prefix: the account, and the
+    // Blob endpoint of the same cloud.
     let (container, url_account) = if scheme == "az" {
         (authority.to_string(), None)
     } else {
-        // abfs[s]://container@account.dfs.core.windows.net/prefix
         let (container, host) = authority
             .split_once('@')
             .ok_or_else(|| bad(url, "abfs URLs are container@account.dfs.core.windows.net/path"))?;
-        let account = host
-            .split('.')
-            .next()
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| bad(url, "names no account"))?;
-        (container.to_string(), Some(account.to_string()))
+        let (account, rest) = host.split_once('.').unwrap_or((host, "dfs.core.windows.net"));
+        let suffix = rest
+            .strip_prefix("dfs.")
+            .or_else(|| rest.strip_prefix("blob."))
+            .filter(|s| !s.is_empty() && !account.is_empty())
+            .ok_or_else(|| bad(url, "abfs URLs are container@account.dfs.core.windows.net/path"))?;
+        (container.to_string(), Some((account.to_string(), suffix.to_string())))
     };
     if container.is_empty() {
         return Err(bad(url, "names no container"));
     }
     b.set("container", container, "the URL");
     b.prefix(path);
-    if let Some(cs) = env.var("AZURE_STORAGE_CONNECTION_STRING") {
+    // The account and endpoint, and any key or SAS: from the connection
+    // string, else from the URL and the variables.
+    let (key, sas) = if let Some(cs) = env.var("AZURE_STORAGE_CONNECTION_STRING") {
         let source = "AZURE_STORAGE_CONNECTION_STRING";
         let parts = connection_string(cs);
         let dev = parts
@@ -862,69 +866,137 @@ fn azure(url: &str, env: &Env) -> Result<Built> {
             (
                 AZURITE_ACCOUNT.to_string(),
                 Some(AZURITE_KEY.to_string()),
-                Some(format!("http://127.0.0.1:10000/{AZURITE_ACCOUNT}")),
+                format!("http://127.0.0.1:10000/{AZURITE_ACCOUNT}"),
             )
         } else {
             let account = parts
                 .get("accountname")
                 .cloned()
                 .ok_or_else(|| bad(url, format!("{source} has no AccountName")))?;
-            let endpoint = parts.get("blobendpoint").cloned().or_else(|| {
+            let endpoint = parts.get("blobendpoint").cloned().unwrap_or_else(|| {
                 let protocol = parts.get("defaultendpointsprotocol").map_or("https", String::as_str);
                 let suffix = parts.get("endpointsuffix").map_or("core.windows.net", String::as_str);
-                Some(format!("{protocol}://{account}.blob.{suffix}"))
+                format!("{protocol}://{account}.blob.{suffix}")
             });
             (account, parts.get("accountkey").cloned(), endpoint)
         };
-        if let Some(a) = &url_account
+        if let Some((a, _)) = &url_account
             && !a.eq_ignore_ascii_case(&account)
         {
             return Err(bad(url, format!("names account `{a}`, {source} account `{account}`")));
         }
         b.set("account", account, source);
-        let endpoint = endpoint.expect("always set");
         b.http.push(origin(&endpoint, source)?);
         b.set("endpoint", endpoint.trim_end_matches('/'), source);
-        match (key, parts.get("sharedaccesssignature")) {
-            (Some(k), _) => b.secret("account_key", k, source),
-            (None, Some(sas)) => b.secret("sas_token", sas.clone(), source),
+        let sas = parts.get("sharedaccesssignature").cloned();
+        (key.map(|k| (k, source)), sas.map(|s| (s, source)))
+    } else {
+        let (account, suffix) = match (url_account, env.var("AZURE_STORAGE_ACCOUNT")) {
+            (Some((a, suffix)), _) => {
+                b.set("account", a.clone(), "the URL");
+                (a, suffix)
+            }
+            (None, Some(a)) => {
+                b.set("account", a, "AZURE_STORAGE_ACCOUNT");
+                (a.to_string(), "core.windows.net".to_string())
+            }
             (None, None) => {
                 return Err(bad(
                     url,
-                    format!("{source} has neither AccountKey nor SharedAccessSignature"),
+                    "no account: set AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT, or use abfss://container@account.dfs.core.windows.net/",
+                ));
+            }
+        };
+        match env.var("AZURE_STORAGE_ENDPOINT") {
+            Some(endpoint) => {
+                b.http.push(origin(endpoint, "AZURE_STORAGE_ENDPOINT")?);
+                b.set("endpoint", endpoint.trim_end_matches('/'), "AZURE_STORAGE_ENDPOINT");
+            }
+            None => {
+                let endpoint = format!("https://{account}.blob.{suffix}");
+                b.http.push(origin(&endpoint, "the account")?);
+                if suffix != "core.windows.net" {
+                    b.set("endpoint", endpoint, "the URL");
+                }
+            }
+        }
+        (
+            env.var("AZURE_STORAGE_KEY")
+                .map(|k| (k.to_string(), "AZURE_STORAGE_KEY")),
+            env.var("AZURE_STORAGE_SAS_TOKEN")
+                .map(|s| (s.to_string(), "AZURE_STORAGE_SAS_TOKEN")),
+        )
+    };
+    match (key, sas) {
+        (Some((k, source)), _) => b.secret("account_key", k, source),
+        (None, Some((s, source))) => b.secret("sas_token", s, source),
+        (None, None) => b.exchanged(entra(url, env)?),
+    }
+    Ok(b)
+}
+
+/// Entra ID, in `DefaultAzureCredential`'s order: a client secret, workload
+/// identity, managed identity. A client certificate or a username and
+/// password are refused by name rather than passed over.
+fn entra(url: &str, env: &Env) -> Result<Arc<dyn Source>> {
+    let authority = env.var("AZURE_AUTHORITY_HOST").unwrap_or(azure::AUTHORITY);
+    let authority = if authority.contains("://") {
+        authority.trim_end_matches('/').to_string()
+    } else {
+        format!("https://{}", authority.trim_end_matches('/'))
+    };
+    origin(&authority, "AZURE_AUTHORITY_HOST")?;
+    let tenant = env.var("AZURE_TENANT_ID");
+    let client_id = env.var("AZURE_CLIENT_ID");
+    if let Some(t) = tenant {
+        azure::check_tenant(t).map_err(|why| bad(url, why))?;
+    }
+    if let (Some(tenant), Some(client_id)) = (tenant, client_id) {
+        if let Some(secret) = env.var("AZURE_CLIENT_SECRET") {
+            return Ok(Arc::new(azure::ClientSecret {
+                tenant: tenant.into(),
+                client_id: client_id.into(),
+                secret: secret.into(),
+                authority,
+            }));
+        }
+        for (var, what) in [
+            ("AZURE_CLIENT_CERTIFICATE_PATH", "a client certificate"),
+            ("AZURE_USERNAME", "a username and password"),
+        ] {
+            if env.var(var).is_some() {
+                return Err(bad(
+                    url,
+                    format!(
+                        "{var} is set: Entra ID sign-in with {what} is not resolved by wharf (a client secret, workload identity and managed identity are)"
+                    ),
                 ));
             }
         }
-        return Ok(b);
+        if let Some(file) = env.var("AZURE_FEDERATED_TOKEN_FILE") {
+            return Ok(Arc::new(azure::WorkloadIdentity {
+                tenant: tenant.into(),
+                client_id: client_id.into(),
+                token_file: PathBuf::from(file),
+                authority,
+            }));
+        }
     }
-    let account = match (url_account, env.var("AZURE_STORAGE_ACCOUNT")) {
-        (Some(a), _) => {
-            b.set("account", a.clone(), "the URL");
-            a
-        }
-        (None, Some(a)) => {
-            b.set("account", a, "AZURE_STORAGE_ACCOUNT");
-            a.to_string()
-        }
-        (None, None) => {
-            return Err(bad(
-                url,
-                "no account: set AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT, or use abfss://container@account.dfs.core.windows.net/",
-            ));
-        }
+    let client_id = client_id.map(str::to_string);
+    if let (Some(endpoint), Some(header)) = (env.var("IDENTITY_ENDPOINT"), env.var("IDENTITY_HEADER")) {
+        origin(endpoint, "IDENTITY_ENDPOINT")?;
+        return Ok(Arc::new(azure::ManagedIdentity::AppService {
+            endpoint: endpoint.into(),
+            header: header.into(),
+            client_id,
+        }));
+    }
+    let base = match env.var("AZURE_POD_IDENTITY_AUTHORITY_HOST") {
+        Some(h) if h.contains("://") => h.trim_end_matches('/').to_string(),
+        Some(h) => format!("http://{}", h.trim_end_matches('/')),
+        None => azure::IMDS.into(),
     };
-    b.http.push(format!("https://{account}.blob.core.windows.net"));
-    if let Some(k) = env.var("AZURE_STORAGE_KEY") {
-        b.secret("account_key", k, "AZURE_STORAGE_KEY");
-    } else if let Some(s) = env.var("AZURE_STORAGE_SAS_TOKEN") {
-        b.secret("sas_token", s, "AZURE_STORAGE_SAS_TOKEN");
-    } else {
-        return Err(bad(
-            url,
-            "no credentials: set AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN (Entra ID tokens are not resolved by wharf yet)",
-        ));
-    }
-    Ok(b)
+    Ok(Arc::new(azure::ManagedIdentity::Imds { base, client_id }))
 }
 
 /// Azurite's documented development account.

@@ -1,7 +1,8 @@
 //! Stand-in servers for credential endpoints that no real server here
 //! implements: EC2 instance metadata (IMDSv2), ECS/EKS container
-//! credentials, the IAM Identity Center portal, the GCE metadata server and
-//! Google's OAuth token endpoint.
+//! credentials, the IAM Identity Center portal, the GCE metadata server,
+//! Google's OAuth token endpoint, the Microsoft Entra ID token endpoint and
+//! Azure's instance metadata service.
 //! **Each is a stand-in**, written from the provider's published protocol
 //! (cited on each), on 127.0.0.1, and counts the credentials it issues so a
 //! test sees how many exchanges the host made.
@@ -433,6 +434,191 @@ pub fn google_token(account: GoogleAccount, lifetime: Duration) -> StandIn {
     );
     *aud.lock().unwrap() = format!("{}/token", s.url());
     s
+}
+
+/// What an [`entra_token`] stand-in accepts: one service principal of one
+/// tenant, by client secret or by federated token (workload identity).
+pub struct EntraApp {
+    pub tenant: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// The Kubernetes service-account token the federation trusts.
+    pub federated_token: String,
+}
+
+/// An access token as Entra issues them for Azure Storage: a JWT with
+/// `aud` `https://storage.azure.com`, `iss` `https://sts.windows.net/<tenant>/`
+/// and `iat`/`nbf`/`exp`, which is what Azurite's `--oauth basic` checks.
+/// Its signature is not a real one (Azurite checks none; no Entra key
+/// exists here).
+fn storage_jwt(tenant: &str, subject: &str, lifetime: Duration) -> String {
+    use base64::Engine as _;
+    let b64 = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": "stand-in"});
+    let claims = serde_json::json!({
+        "aud": "https://storage.azure.com",
+        "iss": format!("https://sts.windows.net/{tenant}/"),
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime.as_secs(),
+        "oid": subject,
+        "tid": tenant,
+        "ver": "1.0",
+    });
+    format!("{}.{}.c3RhbmQtaW4", b64(&header), b64(&claims))
+}
+
+/// **Stand-in** for the Microsoft Entra ID v2.0 token endpoint ("Microsoft
+/// identity platform and the OAuth 2.0 client credentials flow"): `POST
+/// /<tenant>/oauth2/v2.0/token` with `grant_type=client_credentials`, a
+/// `scope` ending in `/.default`, and either `client_secret` or a
+/// `client_assertion` of type `jwt-bearer` (workload identity federation).
+/// Refusals are Entra's: 400 `invalid_request` AADSTS90002 for an unknown
+/// tenant, 401 `invalid_client` AADSTS7000215 for a wrong secret, 400
+/// `invalid_client` AADSTS700211 for an untrusted assertion, each with a
+/// second line of trace IDs.
+pub fn entra_token(app: EntraApp, lifetime: Duration) -> StandIn {
+    let issued = Arc::new(AtomicU32::new(0));
+    let counter = issued.clone();
+    StandIn::start(
+        issued,
+        Arc::new(move |r: &Request| {
+            let refuse = |status: u16, error: &str, description: &str| {
+                Response::json(
+                    status,
+                    &serde_json::json!({
+                        "error": error,
+                        "error_description": format!("{description}\r\nTrace ID: 0000 Correlation ID: 0000 Timestamp: 2026-01-01 00:00:00Z"),
+                        "error_codes": [description[6..description.find(':').unwrap_or(6)].parse::<u32>().unwrap_or(0)],
+                    }),
+                )
+            };
+            let path_ok = r.method == "POST" && r.path == format!("/{}/oauth2/v2.0/token", app.tenant);
+            if !path_ok {
+                return refuse(
+                    400,
+                    "invalid_request",
+                    "AADSTS90002: Tenant not found. Check to make sure you have the correct tenant ID.",
+                );
+            }
+            let form = form_decode(&String::from_utf8_lossy(&r.body));
+            let field = |k: &str| form.get(k).map(String::as_str);
+            if field("grant_type") != Some("client_credentials")
+                || field("scope") != Some("https://storage.azure.com/.default")
+            {
+                return refuse(
+                    400,
+                    "invalid_scope",
+                    "AADSTS1002012: The provided value for scope is not valid.",
+                );
+            }
+            if field("client_id") != Some(app.client_id.as_str()) {
+                return refuse(
+                    400,
+                    "unauthorized_client",
+                    "AADSTS700016: Application was not found in the directory.",
+                );
+            }
+            match (
+                field("client_secret"),
+                field("client_assertion_type"),
+                field("client_assertion"),
+            ) {
+                (Some(secret), None, None) if secret == app.client_secret => {}
+                (Some(_), None, None) => {
+                    return refuse(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.");
+                }
+                (None, Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), Some(a))
+                    if a == app.federated_token => {}
+                (None, Some(_), Some(_)) => {
+                    return refuse(
+                        400,
+                        "invalid_client",
+                        "AADSTS700211: No matching federated identity record found for presented assertion issuer.",
+                    );
+                }
+                _ => {
+                    return refuse(
+                        400,
+                        "invalid_client",
+                        "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                    );
+                }
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            Response::json(
+                200,
+                &serde_json::json!({
+                    "token_type": "Bearer",
+                    "expires_in": lifetime.as_secs(),
+                    "ext_expires_in": lifetime.as_secs(),
+                    "access_token": storage_jwt(&app.tenant, &app.client_id, lifetime),
+                }),
+            )
+        }),
+    )
+}
+
+/// **Stand-in** for Azure's instance metadata service, managed identity
+/// ("How to use managed identities for Azure resources on an Azure VM to
+/// acquire an access token"): `GET
+/// /metadata/identity/oauth2/token?api-version=2018-02-01&resource=...`
+/// with `Metadata: true` (400 without), answering a token whose
+/// `expires_in` and `expires_on` are strings, as IMDS gives them. A
+/// `client_id` other than `user_assigned` (when given) is 400 "Identity not
+/// found".
+pub fn azure_imds(tenant: &'static str, user_assigned: Option<&'static str>, lifetime: Duration) -> StandIn {
+    let issued = Arc::new(AtomicU32::new(0));
+    let counter = issued.clone();
+    StandIn::start(
+        issued,
+        Arc::new(move |r: &Request| {
+            let refuse = |why: &str| {
+                Response::json(
+                    400,
+                    &serde_json::json!({"error": "invalid_request", "error_description": why}),
+                )
+            };
+            if r.headers.get("metadata").map(String::as_str) != Some("true") {
+                return refuse("Required metadata header not specified");
+            }
+            let (path, query) = r.path.split_once('?').unwrap_or((&r.path, ""));
+            let query = form_decode(query);
+            if r.method != "GET" || path != "/metadata/identity/oauth2/token" {
+                return Response::new(404, "");
+            }
+            if query.get("api-version").map(String::as_str) != Some("2018-02-01") {
+                return refuse("Invalid API version");
+            }
+            if query.get("resource").map(String::as_str) != Some("https://storage.azure.com") {
+                return refuse("Resource not supported by this stand-in");
+            }
+            if query.get("client_id").map(String::as_str) != user_assigned {
+                return refuse("Identity not found");
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            Response::json(
+                200,
+                &serde_json::json!({
+                    "access_token": storage_jwt(tenant, user_assigned.unwrap_or("system-assigned"), lifetime),
+                    "refresh_token": "",
+                    "expires_in": lifetime.as_secs().to_string(),
+                    "expires_on": (now + lifetime.as_secs()).to_string(),
+                    "not_before": now.to_string(),
+                    "resource": "https://storage.azure.com",
+                    "token_type": "Bearer",
+                }),
+            )
+        }),
+    )
 }
 
 fn form_decode(s: &str) -> HashMap<String, String> {

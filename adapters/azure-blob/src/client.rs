@@ -82,7 +82,7 @@ impl Azure {
         let url = format!("{}{}", self.origin.url(), self.url_path(Some(blob)));
         match &self.cfg.auth {
             Auth::Sas(token) => format!("{url}?{token}"),
-            Auth::SharedKey(_) => url,
+            Auth::SharedKey(_) | Auth::Bearer(_) => url,
         }
     }
 
@@ -118,6 +118,7 @@ impl Azure {
                 headers.push(("authorization".into(), value));
             }
             Auth::Sas(token) => query_text.push(token.clone()),
+            Auth::Bearer(token) => headers.push(("authorization".into(), format!("Bearer {token}"))),
         }
         let path_and_query = if query_text.is_empty() {
             path

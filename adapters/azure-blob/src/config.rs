@@ -7,12 +7,13 @@ use wharf_guest_http::Endpoint;
 use wharf_guest_http::encode::base64_decode;
 
 /// Every key the adapter reads.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "endpoint",
     "account",
     "container",
     "account_key",
     "sas_token",
+    "token",
     "prefix",
     "block_size",
     "max_in_flight",
@@ -31,6 +32,10 @@ pub enum Auth {
     SharedKey(Vec<u8>),
     /// A SAS token, appended to every URL's query (without its leading `?`).
     Sas(String),
+    /// An OAuth access token from Microsoft Entra ID, sent as
+    /// `Authorization: Bearer` (Azure takes it over HTTPS only). The host
+    /// obtains and renews it; the adapter gets the short-lived token.
+    Bearer(String),
 }
 
 /// A validated configuration.
@@ -72,7 +77,12 @@ impl Config {
             None => format!("https://{account}.blob.core.windows.net"),
         };
         let endpoint = Endpoint::parse(&endpoint).map_err(|e| invalid(format!("`endpoint`: {e}")))?;
-        let auth = parse_auth(&account, get.take("account_key"), get.take("sas_token"))?;
+        let auth = parse_auth(
+            &account,
+            get.take("account_key"),
+            get.take("sas_token"),
+            get.take("token"),
+        )?;
         let prefix = get.take("prefix").unwrap_or_default();
         check_prefix(&prefix)?;
         let block_size = get.take_size("block_size")?.unwrap_or(DEFAULT_BLOCK);
@@ -107,6 +117,7 @@ impl Config {
         let kind = match self.auth {
             Auth::SharedKey(_) => "a shared key",
             Auth::Sas(_) => "a SAS token",
+            Auth::Bearer(_) => "an Entra ID token",
         };
         format!("account `{}` with {kind}", self.account)
     }
@@ -116,17 +127,17 @@ fn invalid(message: String) -> Error {
     Error::Invalid(message)
 }
 
-/// Exactly one of `account_key` and `sas_token`.
-fn parse_auth(account: &str, key: Option<String>, sas: Option<String>) -> Result<Auth, Error> {
-    match (key, sas) {
-        (Some(key), None) => {
+/// Exactly one of `account_key`, `sas_token` and `token`.
+fn parse_auth(account: &str, key: Option<String>, sas: Option<String>, token: Option<String>) -> Result<Auth, Error> {
+    match (key, sas, token) {
+        (Some(key), None, None) => {
             let bytes = base64_decode(&key)
                 .ok()
                 .filter(|b| !b.is_empty())
                 .ok_or_else(|| invalid(format!("`account_key` of account `{account}` is not base64")))?;
             Ok(Auth::SharedKey(bytes))
         }
-        (None, Some(sas)) => {
+        (None, Some(sas), None) => {
             let token = sas.trim().trim_start_matches('?').to_string();
             if token.is_empty() || token.contains(['#', ' ']) {
                 return Err(invalid(format!(
@@ -135,10 +146,20 @@ fn parse_auth(account: &str, key: Option<String>, sas: Option<String>) -> Result
             }
             Ok(Auth::Sas(token))
         }
-        (Some(_), Some(_)) => Err(invalid("set only one of `account_key` and `sas_token`".into())),
-        (None, None) => Err(invalid(
-            "missing config key: `account_key` or `sas_token` (the credentials)".into(),
+        (None, None, Some(token)) => {
+            let token = token.trim().to_string();
+            // A header value: visible ASCII only, as OAuth access tokens are.
+            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(invalid(format!(
+                    "`token` of account `{account}` is not an access token"
+                )));
+            }
+            Ok(Auth::Bearer(token))
+        }
+        (None, None, None) => Err(invalid(
+            "missing config key: `account_key`, `sas_token` or `token` (the credentials)".into(),
         )),
+        _ => Err(invalid("set only one of `account_key`, `sas_token` and `token`".into())),
     }
 }
 
@@ -250,5 +271,29 @@ mod tests {
         assert_eq!(c.block_size, 4 << 20);
         assert_eq!(c.endpoint.base_path, "/a");
         assert_eq!(c.identity(), "account `a` with a SAS token");
+    }
+
+    #[test]
+    fn entra_token() {
+        let c = config(&[("account", "a"), ("container", "models"), ("token", "eyJ0.eyJ1.sig")]).unwrap();
+        assert!(matches!(&c.auth, Auth::Bearer(t) if t == "eyJ0.eyJ1.sig"));
+        assert_eq!(c.identity(), "account `a` with an Entra ID token");
+        let m = message(
+            config(&[("account", "a"), ("container", "models"), ("token", "two words")])
+                .err()
+                .unwrap(),
+        );
+        assert!(m.contains("`token`") && !m.contains("two words"), "{m}");
+        let m = message(
+            config(&[
+                ("account", "a"),
+                ("container", "models"),
+                ("token", "t"),
+                ("sas_token", "sig=x"),
+            ])
+            .err()
+            .unwrap(),
+        );
+        assert!(m.contains("only one"), "{m}");
     }
 }

@@ -10,12 +10,13 @@
 //! | `container` | the container (required; it must exist) |
 //! | `account_key` | Shared Key authorization: the base64 account key (use `${env:…}`) |
 //! | `sas_token` | or a SAS token, appended to every URL (with or without the leading `?`) |
+//! | `token` | or a Microsoft Entra ID access token, sent as `Authorization: Bearer` (HTTPS only, as Azure requires); the host obtains and renews it for `az://` URLs |
 //! | `endpoint` | default `https://<account>.blob.core.windows.net`; a base path is kept in every URL, e.g. Azurite's `http://127.0.0.1:10000/devstoreaccount1` |
 //! | `prefix` | a blob-name prefix inside the container, e.g. `models/` |
 //! | `block_size` | upload block size, default `8MiB`, 64 KiB to 64 MiB (the adapter holds two blocks at once) |
 //! | `max_in_flight` | blocks uploading at once, default 4, 1 to 64 |
 //!
-//! Exactly one of `account_key` and `sas_token` is required. Errors name the
+//! Exactly one of `account_key`, `sas_token` and `token` is required. Errors name the
 //! account and the kind of credentials ("account `x` with a shared key"),
 //! never a key or token.
 //!

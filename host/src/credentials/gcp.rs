@@ -6,7 +6,7 @@
 //! `google-cloud-auth` and `gcp_auth` would do it, without their own HTTP
 //! stacks.
 
-use super::{Credentials, Source, refused, send};
+use super::{Credentials, Source, oauth_answer, post_form, send};
 use crate::capabilities::HttpClient;
 use crate::error::{Error, ErrorKind, Result};
 use base64::Engine as _;
@@ -18,52 +18,6 @@ use std::time::{Duration, SystemTime};
 const SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
 /// The token endpoint when a key names none.
 pub(crate) const TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
-
-fn token(access_token: String, expires_in: Option<u64>) -> Credentials {
-    Credentials {
-        values: vec![("token".into(), access_token)],
-        secret_keys: vec!["token"],
-        expires: expires_in.map(|s| SystemTime::now() + Duration::from_secs(s)),
-    }
-}
-
-/// An OAuth token answer: `access_token` and `expires_in`.
-fn token_answer(what: &str, status: http::StatusCode, answer: &[u8]) -> Result<Credentials> {
-    let v: serde_json::Value = serde_json::from_slice(answer).unwrap_or(serde_json::Value::Null);
-    if status != http::StatusCode::OK {
-        // OAuth errors are `error` and `error_description` (RFC 6749 §5.2).
-        let detail = match (
-            v.get("error").and_then(|e| e.as_str()),
-            v.get("error_description").and_then(|e| e.as_str()),
-        ) {
-            (Some(e), Some(d)) => format!("{e}: {d}"),
-            (Some(e), None) => e.to_string(),
-            _ => String::new(),
-        };
-        return Err(refused(what, status, &detail));
-    }
-    let access = v
-        .get("access_token")
-        .and_then(|t| t.as_str())
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::new(ErrorKind::Backend, format!("{what}: the answer has no access_token")))?;
-    let expires_in = v.get("expires_in").and_then(|e| e.as_u64());
-    Ok(token(access.to_string(), expires_in))
-}
-
-async fn post_form(http: &HttpClient, url: &str, what: &str, form: &[(&str, &str)]) -> Result<Credentials> {
-    let body = {
-        let mut s = url::form_urlencoded::Serializer::new(String::new());
-        s.extend_pairs(form);
-        s.finish()
-    };
-    let request = http::Request::post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(bytes::Bytes::from(body))
-        .map_err(|e| Error::config(format!("{what}: {e}")))?;
-    let (status, _, answer) = send(http, request, what, super::EXCHANGE_TIMEOUT).await?;
-    token_answer(what, status, &answer)
-}
 
 /// A service-account key file's fields the exchange needs.
 pub(crate) struct ServiceAccount {
@@ -156,6 +110,7 @@ impl Source for ServiceAccount {
             http,
             &self.token_uri,
             &what,
+            "token",
             &[
                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
                 ("assertion", &assertion),
@@ -208,6 +163,7 @@ impl Source for AuthorizedUser {
             http,
             &self.token_uri,
             &what,
+            "token",
             &[
                 ("grant_type", "refresh_token"),
                 ("client_id", &self.client_id),
@@ -267,7 +223,7 @@ impl Source for Metadata {
                 format!("{what}: the answer lacks `Metadata-Flavor: Google`: not a metadata server"),
             ));
         }
-        token_answer(&what, status, &answer)
+        oauth_answer(&what, status, &answer, "token")
     }
 }
 

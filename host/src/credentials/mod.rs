@@ -12,6 +12,7 @@
 //! many operations run, and concurrent operations share one exchange.
 
 pub(crate) mod aws;
+pub(crate) mod azure;
 pub(crate) mod gcp;
 mod sigv4;
 
@@ -237,6 +238,73 @@ pub(crate) fn refused(what: &str, status: http::StatusCode, detail: &str) -> Err
     } else {
         Error::new(kind, format!("{what} answered {status}: {detail}"))
     }
+}
+
+/// An OAuth 2.0 token answer (RFC 6749 §5): `access_token` and
+/// `expires_in` become the adapter's `key`. `expires_in` is seconds, a
+/// number or (Azure's managed identity endpoints) a string of digits;
+/// without it, `expires_on` (seconds since the epoch, Azure's) is used.
+pub(crate) fn oauth_answer(
+    what: &str,
+    status: http::StatusCode,
+    answer: &[u8],
+    key: &'static str,
+) -> Result<Credentials> {
+    let v: serde_json::Value = serde_json::from_slice(answer).unwrap_or(serde_json::Value::Null);
+    if status != http::StatusCode::OK {
+        // OAuth errors are `error` and `error_description` (RFC 6749 §5.2).
+        let detail = match (
+            v.get("error").and_then(|e| e.as_str()),
+            v.get("error_description").and_then(|e| e.as_str()),
+        ) {
+            (Some(e), Some(d)) => format!("{e}: {d}"),
+            (Some(e), None) => e.to_string(),
+            _ => String::new(),
+        };
+        return Err(refused(what, status, &detail));
+    }
+    let access = v
+        .get("access_token")
+        .and_then(|t| t.as_str())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::new(ErrorKind::Backend, format!("{what}: the answer has no access_token")))?;
+    let seconds = |name: &str| match v.get(name) {
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    let expires = match (seconds("expires_in"), seconds("expires_on")) {
+        (Some(s), _) => Some(SystemTime::now() + Duration::from_secs(s)),
+        (None, Some(epoch)) => Some(SystemTime::UNIX_EPOCH + Duration::from_secs(epoch)),
+        (None, None) => None,
+    };
+    Ok(Credentials {
+        values: vec![(key.into(), access.to_string())],
+        secret_keys: vec![key],
+        expires,
+    })
+}
+
+/// POSTs an OAuth form to a token endpoint and reads its answer
+/// ([`oauth_answer`]).
+pub(crate) async fn post_form(
+    http: &HttpClient,
+    url: &str,
+    what: &str,
+    key: &'static str,
+    form: &[(&str, &str)],
+) -> Result<Credentials> {
+    let body = {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        s.extend_pairs(form);
+        s.finish()
+    };
+    let request = http::Request::post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(bytes::Bytes::from(body))
+        .map_err(|e| Error::config(format!("{what}: {e}")))?;
+    let (status, _, answer) = send(http, request, what, EXCHANGE_TIMEOUT).await?;
+    oauth_answer(what, status, &answer, key)
 }
 
 /// Parses the expiry times credential endpoints give: RFC 3339 with `Z`

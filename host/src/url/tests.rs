@@ -351,7 +351,111 @@ fn azure_connection_strings_and_accounts() {
     assert_eq!(value(&b, "account").unwrap(), "acct");
     assert_eq!(source(&b, "account_key"), "AZURE_STORAGE_KEY");
     assert!(err("az://c", &env(&[])).contains("no account"));
-    assert!(err("az://c", &env(&[("AZURE_STORAGE_ACCOUNT", "a")])).contains("no credentials"));
+}
+
+#[test]
+fn azure_entra_id_in_default_azure_credential_order() {
+    let describe = |vars: &[(&str, &str)]| {
+        let mut all = vec![("AZURE_STORAGE_ACCOUNT", "acct")];
+        all.extend_from_slice(vars);
+        let b = backend("az://c/p", &env(&all)).unwrap();
+        assert!(value(&b, "account_key").is_none() && value(&b, "sas_token").is_none());
+        // The adapter is granted the account's endpoint only.
+        assert_eq!(b.grants.http, ["https://acct.blob.core.windows.net"]);
+        let p = b.credentials.as_ref().expect("exchanged");
+        (p.describe(), p.endpoints())
+    };
+    let sp = [("AZURE_TENANT_ID", "t-1"), ("AZURE_CLIENT_ID", "c-1")];
+    let (d, e) = describe(&[
+        sp[0],
+        sp[1],
+        ("AZURE_CLIENT_SECRET", "s3cr3t"),
+        ("AZURE_FEDERATED_TOKEN_FILE", "/f"),
+    ]);
+    assert_eq!(d, "Entra ID client secret of client `c-1` in tenant `t-1`");
+    assert_eq!(e, ["https://login.microsoftonline.com/t-1/oauth2/v2.0/token"]);
+    let (d, e) = describe(&[
+        sp[0],
+        sp[1],
+        (
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "/var/run/secrets/azure/tokens/azure-identity-token",
+        ),
+        ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/"),
+    ]);
+    assert_eq!(
+        d,
+        "Entra ID workload identity of client `c-1` in tenant `t-1` (token file /var/run/secrets/azure/tokens/azure-identity-token)"
+    );
+    assert_eq!(e, ["https://login.microsoftonline.us/t-1/oauth2/v2.0/token"]);
+    // Without a tenant, AZURE_CLIENT_ID names a user-assigned identity.
+    let (d, e) = describe(&[("AZURE_CLIENT_ID", "c-1")]);
+    assert_eq!(
+        d,
+        "managed identity `c-1` from the instance metadata service at http://169.254.169.254"
+    );
+    assert_eq!(e, ["http://169.254.169.254"]);
+    let (d, _) = describe(&[
+        ("IDENTITY_ENDPOINT", "http://localhost:42356/msi/token"),
+        ("IDENTITY_HEADER", "h"),
+    ]);
+    assert_eq!(
+        d,
+        "managed identity from the identity endpoint at http://localhost:42356/msi/token"
+    );
+    // A key or SAS wins over Entra ID; a connection string without either
+    // uses Entra ID at its endpoint.
+    let b = backend(
+        "az://c",
+        &env(&[
+            ("AZURE_STORAGE_ACCOUNT", "acct"),
+            ("AZURE_STORAGE_KEY", "c2VjcmV0"),
+            sp[0],
+            sp[1],
+        ]),
+    )
+    .unwrap();
+    assert!(b.credentials.is_none());
+    let b = backend(
+        "az://c",
+        &env(&[(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            "AccountName=acct;BlobEndpoint=https://blob.internal:8443/acct",
+        )]),
+    )
+    .unwrap();
+    assert_eq!(b.grants.http, ["https://blob.internal:8443"]);
+    assert!(b.credentials.is_some());
+    // abfss names the account and the cloud.
+    let b = backend(
+        "abfss://c@acct.dfs.core.chinacloudapi.cn/x",
+        &env(&[("AZURE_STORAGE_KEY", "c2VjcmV0")]),
+    )
+    .unwrap();
+    assert_eq!(
+        value(&b, "endpoint").unwrap(),
+        "https://acct.blob.core.chinacloudapi.cn"
+    );
+    assert!(err("abfss://c@acct.example.com/x", &env(&[])).contains("abfs URLs are"));
+    // Refused by name, not passed over; a tenant that could change the path.
+    let e = err(
+        "az://c",
+        &env(&[
+            ("AZURE_STORAGE_ACCOUNT", "a"),
+            sp[0],
+            sp[1],
+            ("AZURE_CLIENT_CERTIFICATE_PATH", "/k.pem"),
+        ]),
+    );
+    assert!(
+        e.contains("AZURE_CLIENT_CERTIFICATE_PATH") && e.contains("client certificate"),
+        "{e}"
+    );
+    let e = err(
+        "az://c",
+        &env(&[("AZURE_STORAGE_ACCOUNT", "a"), ("AZURE_TENANT_ID", "../evil"), sp[1]]),
+    );
+    assert!(e.contains("AZURE_TENANT_ID"), "{e}");
 }
 
 #[test]
