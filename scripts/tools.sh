@@ -70,6 +70,8 @@ install cargo "s3s-fs-$s3s_version" s3s
 # Debian's servers, installed system-wide when missing.
 debs=()
 command -v redis-server >/dev/null || debs+=(redis-server)
+# The zstd CLI: a standard reader of the compression layer's objects.
+command -v zstd >/dev/null || debs+=(zstd)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || debs+=(postgresql-15)
 if [ ${#debs[@]} -gt 0 ]; then
     echo "tools: installing ${debs[*]} from Debian" >&2

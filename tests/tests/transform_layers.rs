@@ -29,3 +29,76 @@ async fn conformance_through_all_three() {
     assert!(report.failures().is_empty(), "{report}");
     assert_eq!(report.passed(), report.cases.len(), "{report}");
 }
+
+/// What the compression layer stores is a standard zstd stream in zstd's
+/// seekable format: the `zstd` CLI and Python's `zstandard` decode the
+/// stored file whole, and `zeekstd` (a seekable-format reader, not wharf's)
+/// decodes ranges at frame edges by its seek table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_objects_are_standard_seekable_zstd() {
+    use bytes::Bytes;
+    use std::io::Read;
+    use wharf::{ObjectPath, PutMode};
+    const FRAME: u64 = 64 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let local = wharf_tests::local_host(dir.path())
+        .adapter("local_filesystem")
+        .await
+        .unwrap();
+    let adapter = Stack::new()
+        .layer(Compression::new().with_frame_size(FRAME).unwrap())
+        .apply(local);
+    // Tensors-like text: compressible, and different in every frame.
+    let model: Vec<u8> = (0..40_000u32)
+        .flat_map(|i| format!("layer.{}.weight[{i}] = {:.6}\n", i % 97, f64::from(i).sin()).into_bytes())
+        .collect();
+    assert!(model.len() as u64 > 12 * FRAME);
+    let path = ObjectPath::parse("models/m.txt").unwrap();
+    let mut w = adapter.write(&path, PutMode::Create, None).await.unwrap();
+    for piece in model.chunks(100_000) {
+        w.append(Bytes::copy_from_slice(piece)).await.unwrap();
+    }
+    w.finish().await.unwrap();
+    let stored = dir.path().join("models/m.txt");
+    assert!(std::fs::metadata(&stored).unwrap().len() * 3 < model.len() as u64);
+
+    let zstd = std::process::Command::new("zstd")
+        .args(["-d", "-c", "-q"])
+        .arg(&stored)
+        .output()
+        .expect("the zstd CLI runs");
+    assert!(
+        zstd.status.success(),
+        "zstd -d: {}",
+        String::from_utf8_lossy(&zstd.stderr)
+    );
+    assert!(zstd.stdout == model, "zstd -d gave other bytes");
+
+    let python = wharf_tests::python_client("zstd_decode.py", &[stored.to_str().unwrap()], &[]);
+    let want = {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(&model))
+    };
+    assert_eq!(python, want, "zstandard gave other bytes");
+
+    let file = std::fs::File::open(&stored).unwrap();
+    let mut decoder = zeekstd::Decoder::new(file).unwrap();
+    assert_eq!(
+        decoder.seek_table().num_frames() as u64,
+        (model.len() as u64).div_ceil(FRAME)
+    );
+    let f = FRAME as usize;
+    for (start, end) in [
+        (0, 1),
+        (f - 1, f + 1),
+        (5 * f, 6 * f),
+        (3 * f + 7, model.len()),
+        (0, model.len()),
+    ] {
+        decoder.set_offset(start as u64).unwrap();
+        decoder.set_offset_limit(end as u64).unwrap();
+        let mut got = Vec::new();
+        decoder.read_to_end(&mut got).unwrap();
+        assert!(got == model[start..end], "zeekstd {start}..{end}: other bytes");
+    }
+}

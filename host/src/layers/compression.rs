@@ -1,31 +1,44 @@
 //! zstd compression in independent frames with a seek table, so ranged
-//! reads decompress only the frames they need.
+//! reads decompress only the frames they need. The stored object is a
+//! standard zstd stream in zstd's seekable format: `zstd -d`, Python's
+//! `zstandard` and every zstd decoder read it whole (they skip the
+//! skippable frames), and seekable-format readers (the zstd repository's
+//! `contrib/seekable_format`, `zeekstd`) read ranges by its seek table.
 //!
-//! Stored format (all integers little-endian):
+//! Stored format, version 2 (all integers little-endian; a skippable frame
+//! is a magic `0x184D2A50 + n`, a u32 length, and that many bytes):
 //!
 //! ```text
-//! header  "WHFZST" | version 1 (u8) | algorithm 1 = zstd (u8) | frame size (u32) | level (i32)
-//! frames  compressed length (u32) | logical length (u32) | one zstd frame (with content size and checksum)
-//! end     8 zero bytes
-//! table   compressed length (u32) | logical length (u32), per frame
-//! footer  frame count (u64) | logical length (u64) | frame size (u32) | "WHFZSEEK"
+//! header  skippable frame 0x184D2A57, 16 bytes:
+//!         "WHFZST" | version 2 (u8) | algorithm 1 = zstd (u8) | frame size (u32) | level (i32)
+//! frames  per frame: skippable frame 0x184D2A50, 8 bytes: compressed length (u32) | logical length (u32)
+//!         then one zstd frame (with content size and checksum) of that compressed length
+//! table   the seekable format's seek table: skippable frame 0x184D2A5E, 8 x frames + 9 bytes:
+//!         per frame: stored length (u32) | logical length (u32)
+//!         frame count (u32) | descriptor 0 (u8: no per-frame checksums) | 0x8F92EAB1
 //! ```
 //!
 //! Every frame holds `frame size` logical bytes but the last (an empty
-//! object has no frame). A full read streams the object once, front to
-//! back, using the length before each frame, and checks the table and
-//! footer at the end. A ranged read stats the object, reads the footer,
-//! the table up to the last frame it needs, and then only those frames.
+//! object has no frame). A frame's stored length in the table counts its
+//! marker (and, for frame 0, the header), so the table's running sums are
+//! the offsets seekable readers need. The marker before each frame lets a
+//! full read stream the object front to back without the table first; it
+//! checks the table and footer at the end. A ranged read stats the
+//! object, reads its last 25 bytes (the footer and the last two entries:
+//! the frame count, the frame size and the last frame's length), the table
+//! up to the last frame it needs, and then only those frames.
 //!
-//! The logical size is in the footer, not derivable from the stored size:
+//! The logical size is in the table, not derivable from the stored size:
 //! `stat`, `copy` and every `list` entry cost one extra small ranged read
-//! (the 28-byte footer; list entries are read 8 at a time). Over an adapter
+//! (the last 25 bytes; list entries are read 8 at a time). Over an adapter
 //! without ranged reads that read is a whole read.
 //!
 //! A frame is verified by zstd's own checksum, and decompressed into a
 //! buffer of its recorded length: a frame that decompresses to more is an
 //! `integrity` error, never a large allocation. The writer keeps 8 bytes
 //! per frame for the table (8 KiB per GiB at the default frame size).
+//! Version 1 (wharf's own framing, before the seekable format) is not
+//! read: no data was stored in it outside tests.
 
 use super::Layer;
 use super::transform::{
@@ -40,12 +53,28 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 6] = b"WHFZST";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const ZSTD: u8 = 1;
-const HEADER_LEN: u64 = 16;
-const PREFIX_LEN: u64 = 8;
-const FOOTER_LEN: u64 = 28;
-const FOOTER_MAGIC: &[u8; 8] = b"WHFZSEEK";
+/// zstd's skippable frames: `0x184D2A50 + n`; decoders skip them.
+const SKIP_MARKER: u32 = 0x184D_2A50;
+const SKIP_HEADER: u32 = 0x184D_2A57;
+const SKIP_TABLE: u32 = 0x184D_2A5E;
+/// The seekable format's footer magic.
+const SEEKABLE_MAGIC: u32 = 0x8F92_EAB1;
+/// The most frames the seekable format allows.
+const MAX_FRAMES: u64 = 0x800_0000;
+/// Header skippable frame: 8 bytes of frame header, 16 of ours.
+const HEADER_LEN: u64 = 24;
+/// Marker skippable frame before each zstd frame.
+const MARKER_LEN: u64 = 16;
+/// A seek table entry.
+const ENTRY_LEN: u64 = 8;
+/// The seek table frame's own header (magic, length).
+const TABLE_HEAD_LEN: u64 = 8;
+/// The seekable footer: frame count, descriptor, magic.
+const SEEK_FOOTER_LEN: u64 = 9;
+/// What `stat` reads: the footer and the last two entries.
+const TAIL_LEN: u64 = SEEK_FOOTER_LEN + 2 * ENTRY_LEN;
 
 const MIN_FRAME_SIZE: u64 = Compression::MIN_FRAME_SIZE;
 
@@ -141,6 +170,12 @@ fn max_compressed(frame_size: u64) -> u64 {
     zstd::zstd_safe::compress_bound(frame_size as usize) as u64 + 64
 }
 
+fn le32(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b[..4].try_into().expect("4 bytes"))
+}
+
+/// What the end of an object tells: the frame count, the frame size and
+/// the logical length.
 #[derive(Clone, Copy)]
 struct Footer {
     frames: u64,
@@ -149,33 +184,73 @@ struct Footer {
 }
 
 impl Footer {
-    fn parse(b: &[u8], stored: u64) -> std::result::Result<Footer, String> {
+    /// Reads the last [`TAIL_LEN`] bytes of an object of `stored` bytes
+    /// (fewer if it is smaller): the seekable footer and the last two seek
+    /// table entries. Every frame but the last holds the frame size, so
+    /// the second-to-last entry gives it (one frame: its own length).
+    fn parse(tail: &[u8], stored: u64) -> std::result::Result<Footer, String> {
         let not_ours =
-            || "the object has no compression footer: it was not written through this layer, or is truncated";
-        if &b[20..28] != FOOTER_MAGIC {
-            return Err(not_ours().into());
+            || "the object has no seek table: it was not written through this layer, or is truncated".to_string();
+        let n = tail.len();
+        if n < SEEK_FOOTER_LEN as usize {
+            return Err(not_ours());
         }
-        let f = Footer {
-            frames: u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
-            logical: u64::from_le_bytes(b[8..16].try_into().expect("8 bytes")),
-            frame_size: u32::from_le_bytes(b[16..20].try_into().expect("4 bytes")) as u64,
+        let foot = &tail[n - SEEK_FOOTER_LEN as usize..];
+        if le32(&foot[5..9]) != SEEKABLE_MAGIC {
+            return Err(not_ours());
+        }
+        if foot[4] != 0 {
+            return Err(format!(
+                "the seek table's descriptor is {:#04x}: not written by this layer (it writes 0)",
+                foot[4]
+            ));
+        }
+        let frames = le32(&foot[..4]) as u64;
+        let smallest = HEADER_LEN + frames * (MARKER_LEN + 1 + ENTRY_LEN) + TABLE_HEAD_LEN + SEEK_FOOTER_LEN;
+        if frames > MAX_FRAMES || smallest > stored {
+            return Err("the seek table is corrupt".into());
+        }
+        let entry_len = |back: usize| -> Option<u64> {
+            let end = n.checked_sub(SEEK_FOOTER_LEN as usize + back * ENTRY_LEN as usize)?;
+            let start = end.checked_sub(ENTRY_LEN as usize)?;
+            Some(le32(&tail[start + 4..end]) as u64)
         };
-        let smallest = f
-            .frames
-            .checked_mul(2 * PREFIX_LEN + 1)
-            .and_then(|x| x.checked_add(HEADER_LEN + PREFIX_LEN + FOOTER_LEN));
-        if !(MIN_FRAME_SIZE..=MAX_CHUNK).contains(&f.frame_size)
-            || f.logical.div_ceil(f.frame_size) != f.frames
-            || smallest.is_none_or(|s| s > stored)
-        {
-            return Err("the footer is corrupt".into());
+        let f = match frames {
+            0 => Footer {
+                frames,
+                logical: 0,
+                frame_size: MIN_FRAME_SIZE,
+            },
+            1 => {
+                let last = entry_len(0).ok_or_else(not_ours)?;
+                Footer {
+                    frames,
+                    logical: last,
+                    frame_size: last.max(MIN_FRAME_SIZE),
+                }
+            }
+            _ => {
+                let last = entry_len(0).ok_or_else(not_ours)?;
+                let size = entry_len(1).ok_or_else(not_ours)?;
+                if last == 0 || last > size {
+                    return Err("the seek table is corrupt".into());
+                }
+                Footer {
+                    frames,
+                    logical: (frames - 1) * size + last,
+                    frame_size: size,
+                }
+            }
+        };
+        if !(MIN_FRAME_SIZE..=MAX_CHUNK).contains(&f.frame_size) || (frames == 1 && f.logical == 0) {
+            return Err("the seek table is corrupt".into());
         }
         Ok(f)
     }
 
-    /// Stored offset of the seek table.
+    /// Stored offset of the seek table's frame header.
     fn table_start(&self, stored: u64) -> u64 {
-        stored - FOOTER_LEN - PREFIX_LEN * self.frames
+        stored - SEEK_FOOTER_LEN - ENTRY_LEN * self.frames - TABLE_HEAD_LEN
     }
 
     /// Logical length of frame `i`.
@@ -189,10 +264,21 @@ impl Footer {
 }
 
 fn entry(b: &[u8]) -> (u64, u64) {
-    (
-        u32::from_le_bytes(b[..4].try_into().expect("4 bytes")) as u64,
-        u32::from_le_bytes(b[4..8].try_into().expect("4 bytes")) as u64,
-    )
+    (le32(&b[..4]) as u64, le32(&b[4..8]) as u64)
+}
+
+/// The bytes before frame `i`'s zstd frame that its table entry counts:
+/// its marker, and for frame 0 the header.
+fn overhead(i: u64) -> u64 {
+    if i == 0 { HEADER_LEN + MARKER_LEN } else { MARKER_LEN }
+}
+
+/// A skippable frame's header: magic and length.
+fn skippable(magic: u32, len: u32) -> [u8; 8] {
+    let mut b = [0; 8];
+    b[..4].copy_from_slice(&magic.to_le_bytes());
+    b[4..].copy_from_slice(&len.to_le_bytes());
+    b
 }
 
 struct CompressionCodec {
@@ -201,12 +287,12 @@ struct CompressionCodec {
 
 /// The footer of the stored object `path` of `stored` bytes.
 async fn footer(inner: &dyn Adapter, path: &ObjectPath, stored: u64, site: &Site) -> Result<Footer> {
-    if stored < HEADER_LEN + PREFIX_LEN + FOOTER_LEN {
+    if stored < HEADER_LEN + TABLE_HEAD_LEN + SEEK_FOOTER_LEN {
         return Err(site.integrity(format!(
             "a stored size of {stored} bytes is too small for this layer's format: the object was not written through it, or is truncated"
         )));
     }
-    let b = read_stored(inner, path, stored - FOOTER_LEN, stored, site).await?;
+    let b = read_stored(inner, path, stored.saturating_sub(TAIL_LEN), stored, site).await?;
     Footer::parse(&b, stored).map_err(|why| site.integrity(why))
 }
 
@@ -227,30 +313,40 @@ impl CompressionCodec {
             return Ok(Box::new(EmptyReader));
         }
         let (first, stop) = (start / footer.frame_size, end.div_ceil(footer.frame_size));
-        // Where frames `first` and `stop` start, from the table.
+        // Where frames `first` and `stop` start, from the table (its frame
+        // header first, to check it).
         let table = footer.table_start(stored);
         let r = ByteRange {
             start: table,
-            end: Some(table + PREFIX_LEN * stop),
+            end: Some(table + TABLE_HEAD_LEN + ENTRY_LEN * stop),
         };
         let mut entries = Prefetch::open(inner, path, Some(r), &site).await?;
+        let head = entries
+            .exact(TABLE_HEAD_LEN as usize)
+            .await?
+            .ok_or_else(|| site.integrity("the seek table is truncated"))?;
+        if le32(&head) != SKIP_TABLE || le32(&head[4..]) as u64 != ENTRY_LEN * footer.frames + SEEK_FOOTER_LEN {
+            return Err(site.integrity("the seek table's frame header is corrupt"));
+        }
         let max_c = max_compressed(footer.frame_size);
-        let (mut off, mut lo) = (HEADER_LEN, HEADER_LEN);
+        let (mut off, mut lo) = (0, 0);
         for i in 0..stop {
             let e = entries
-                .exact(PREFIX_LEN as usize)
+                .exact(ENTRY_LEN as usize)
                 .await?
                 .ok_or_else(|| site.integrity("the seek table is truncated"))?;
             let (c, l) = entry(&e);
+            let c = c.saturating_sub(overhead(i));
             if l != footer.frame_len(i) || c == 0 || c > max_c {
                 return Err(site.integrity(format!("the seek table's entry for frame {i} is corrupt")));
             }
             if i == first {
-                lo = off;
+                // The marker, after the header for frame 0.
+                lo = if i == 0 { HEADER_LEN } else { off };
             }
-            off += PREFIX_LEN + c;
+            off += overhead(i) + c;
         }
-        if off + PREFIX_LEN > table {
+        if off > table {
             return Err(site.integrity("the seek table points past the frames"));
         }
         let r = ByteRange {
@@ -282,8 +378,11 @@ impl Codec for CompressionCodec {
     }
 
     fn max_object_size(&self, inner: Option<u64>) -> Option<u64> {
-        let per_frame = 2 * PREFIX_LEN + max_compressed(self.cfg.frame_size);
-        inner.map(|m| m.saturating_sub(HEADER_LEN + PREFIX_LEN + FOOTER_LEN) / per_frame * self.cfg.frame_size)
+        let per_frame = MARKER_LEN + ENTRY_LEN + max_compressed(self.cfg.frame_size);
+        let frames = inner.map_or(MAX_FRAMES, |m| {
+            (m.saturating_sub(HEADER_LEN + TABLE_HEAD_LEN + SEEK_FOOTER_LEN) / per_frame).min(MAX_FRAMES)
+        });
+        Some(frames * self.cfg.frame_size)
     }
 
     fn stored_size(&self, _logical: u64) -> Option<u64> {
@@ -333,6 +432,7 @@ impl Codec for CompressionCodec {
         comp.include_checksum(true).map_err(|e| zstd_error(&site, e))?;
         comp.include_contentsize(true).map_err(|e| zstd_error(&site, e))?;
         let mut header = Vec::with_capacity(HEADER_LEN as usize);
+        header.extend_from_slice(&skippable(SKIP_HEADER, (HEADER_LEN - 8) as u32));
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&[VERSION, ZSTD]);
         header.extend_from_slice(&(self.cfg.frame_size as u32).to_le_bytes());
@@ -346,6 +446,7 @@ impl Codec for CompressionCodec {
             pending: BytesMut::new(),
             table: Vec::new(),
             total: 0,
+            frames: 0,
         }))
     }
 }
@@ -356,16 +457,16 @@ fn zstd_error(site: &Site, e: std::io::Error) -> Error {
 
 /// The frame size a header declares, or why it is not a header of ours.
 fn parse_header(h: &[u8]) -> std::result::Result<u64, String> {
-    if &h[..6] != MAGIC {
+    if le32(h) != SKIP_HEADER || le32(&h[4..]) as u64 != HEADER_LEN - 8 || &h[8..14] != MAGIC {
         return Err("the object has no compression header: it was not written through this layer".into());
     }
-    if h[6] != VERSION || h[7] != ZSTD {
+    if h[14] != VERSION || h[15] != ZSTD {
         return Err(format!(
             "unknown format version {} / algorithm {} (this build reads version {VERSION}, zstd)",
-            h[6], h[7]
+            h[14], h[15]
         ));
     }
-    let frame = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes")) as u64;
+    let frame = le32(&h[16..]) as u64;
     if !(MIN_FRAME_SIZE..=MAX_CHUNK).contains(&frame) {
         return Err(format!("the header is corrupt (frame size {frame})"));
     }
@@ -379,7 +480,8 @@ enum Mode {
         short_seen: bool,
         /// Logical bytes in the frames read.
         total: u64,
-        /// sha256 of the frame prefixes, to compare with the table.
+        /// sha256 of the table entries the frames make, to compare with
+        /// the table.
         table: Sha256,
     },
     /// Frames `index..stop` of an object whose footer was read.
@@ -439,21 +541,36 @@ impl FrameReader {
             self.done = true;
             return Ok(());
         }
-        let prefix = self.src.exact(PREFIX_LEN as usize).await?;
+        let head = self.src.exact(8).await?.ok_or_else(|| {
+            if ranged.is_some() {
+                self.truncated()
+            } else {
+                self.site
+                    .integrity("the object ends without its seek table: it is truncated")
+            }
+        })?;
+        if ranged.is_none() && le32(&head) == SKIP_TABLE {
+            let Mode::Full { table, .. } = &self.mode else {
+                unreachable!("ranged reads are handled above")
+            };
+            let table = table.clone().finalize();
+            return self.check_end(le32(&head[4..]) as u64, &table).await;
+        }
+        if le32(&head) != SKIP_MARKER || le32(&head[4..]) != 8 {
+            return Err(self
+                .site
+                .integrity(format!("frame {index}: its marker is missing or corrupt")));
+        }
+        let marker = self.src.exact(8).await?.ok_or_else(|| self.truncated())?;
+        let (c, l) = entry(&marker);
         let (c, l) = if let Some(Some(want)) = ranged {
-            let p = prefix.ok_or_else(|| self.truncated())?;
-            let (c, l) = entry(&p);
             if l != want || c == 0 || c > self.max_c {
-                return Err(self.site.integrity(format!(
-                    "frame {index}: its length prefix disagrees with the seek table"
-                )));
+                return Err(self
+                    .site
+                    .integrity(format!("frame {index}: its marker disagrees with the seek table")));
             }
             (c, l)
         } else {
-            let p = prefix.ok_or_else(|| {
-                self.site
-                    .integrity("the object ends without its seek table: it is truncated")
-            })?;
             let Mode::Full {
                 short_seen,
                 total,
@@ -462,19 +579,13 @@ impl FrameReader {
             else {
                 unreachable!("ranged reads are handled above")
             };
-            if p[..] == [0; 8] {
-                let (total, table) = (*total, table.clone().finalize());
-                return self.check_end(total, &table).await;
-            }
-            let (c, l) = entry(&p);
             if *short_seen || l == 0 || l > self.frame_size || c == 0 || c > self.max_c {
-                return Err(self
-                    .site
-                    .integrity(format!("frame {index}: its length prefix is corrupt")));
+                return Err(self.site.integrity(format!("frame {index}: its marker is corrupt")));
             }
             *short_seen = l < self.frame_size;
             *total += l;
-            table.update(&p);
+            table.update(((c + overhead(index)) as u32).to_le_bytes());
+            table.update((l as u32).to_le_bytes());
             (c, l)
         };
         let body = self.src.exact(c as usize).await?.ok_or_else(|| self.truncated())?;
@@ -517,11 +628,15 @@ impl FrameReader {
         Ok(())
     }
 
-    /// After the end marker of a full read: the table matches the frames
-    /// read, the footer their count and length, and nothing follows.
-    async fn check_end(&mut self, total: u64, prefixes: &[u8]) -> Result<()> {
+    /// After the seek table's frame header (its length `len`) in a full
+    /// read: the table matches the frames read, the footer their count,
+    /// and nothing follows.
+    async fn check_end(&mut self, len: u64, entries: &[u8]) -> Result<()> {
+        if len != self.index * ENTRY_LEN + SEEK_FOOTER_LEN {
+            return Err(self.site.integrity("the seek table's length disagrees with the frames"));
+        }
         let mut h = Sha256::new();
-        let mut left = self.index * PREFIX_LEN;
+        let mut left = self.index * ENTRY_LEN;
         while left > 0 {
             let n = left.min(64 << 10) as usize;
             let b = self
@@ -532,20 +647,19 @@ impl FrameReader {
             h.update(&b);
             left -= n as u64;
         }
-        if h.finalize()[..] != prefixes[..] {
+        if h.finalize()[..] != entries[..] {
             return Err(self.site.integrity("the seek table disagrees with the frames"));
         }
-        let footer = self
+        let foot = self
             .src
-            .exact(FOOTER_LEN as usize)
+            .exact(SEEK_FOOTER_LEN as usize)
             .await?
-            .ok_or_else(|| self.site.integrity("the footer is truncated"))?;
-        let f = Footer::parse(&footer, u64::MAX).map_err(|why| self.site.integrity(why))?;
-        if f.frames != self.index || f.logical != total || f.frame_size != self.frame_size {
-            return Err(self.site.integrity("the footer disagrees with the frames"));
+            .ok_or_else(|| self.site.integrity("the seek table's footer is truncated"))?;
+        if le32(&foot[5..]) != SEEKABLE_MAGIC || foot[4] != 0 || le32(&foot) as u64 != self.index {
+            return Err(self.site.integrity("the seek table's footer disagrees with the frames"));
         }
         if self.src.fill(1).await? > 0 {
-            return Err(self.site.integrity("bytes follow the footer"));
+            return Err(self.site.integrity("bytes follow the seek table"));
         }
         self.done = true;
         Ok(())
@@ -576,40 +690,54 @@ struct CompressWriter {
     /// The seek table so far.
     table: Vec<u8>,
     total: u64,
+    /// Frames written so far.
+    frames: u64,
 }
 
 impl CompressWriter {
     /// Compresses `frames` on the blocking pool into one buffer, each
-    /// frame after its length prefix; then sends it.
+    /// frame after its marker; then sends it.
     async fn emit(&mut self, frames: Vec<Bytes>) -> Result<()> {
+        if self.frames + frames.len() as u64 > MAX_FRAMES {
+            return Err(self.site.error(
+                ErrorKind::Invalid,
+                format!("more than the seekable format's {MAX_FRAMES} frames: use a larger `frame_size`"),
+            ));
+        }
         let mut comp = self.comp.take().expect("one call at a time");
         let work = frames.iter().map(|f| f.len() as u64).sum();
         let bound = frames
             .iter()
             .map(|f| max_compressed(f.len() as u64) as usize)
             .sum::<usize>();
+        let first = self.frames;
         // Allocated here, not on the blocking pool: see `frame`.
-        let mut out = BytesMut::with_capacity(bound + frames.len() * PREFIX_LEN as usize);
+        let mut out = BytesMut::with_capacity(bound + frames.len() * MARKER_LEN as usize);
         let (comp, result) = cpu(work, move || {
-            let mut prefixes = Vec::with_capacity(frames.len() * PREFIX_LEN as usize);
-            for f in &frames {
+            let mut entries = Vec::with_capacity(frames.len() * ENTRY_LEN as usize);
+            for (i, f) in frames.iter().enumerate() {
                 let at = out.len();
-                out.resize(at + PREFIX_LEN as usize + max_compressed(f.len() as u64) as usize, 0);
-                let n = match comp.compress_to_buffer(f, &mut out[at + PREFIX_LEN as usize..]) {
+                let m = MARKER_LEN as usize;
+                out.resize(at + m + max_compressed(f.len() as u64) as usize, 0);
+                let n = match comp.compress_to_buffer(f, &mut out[at + m..]) {
                     Ok(n) => n,
                     Err(e) => return (comp, Err(e)),
                 };
-                out.truncate(at + PREFIX_LEN as usize + n);
-                out[at..at + 4].copy_from_slice(&(n as u32).to_le_bytes());
-                out[at + 4..at + 8].copy_from_slice(&(f.len() as u32).to_le_bytes());
-                prefixes.extend_from_slice(&out[at..at + PREFIX_LEN as usize]);
+                out.truncate(at + m + n);
+                out[at..at + 8].copy_from_slice(&skippable(SKIP_MARKER, 8));
+                out[at + 8..at + 12].copy_from_slice(&(n as u32).to_le_bytes());
+                out[at + 12..at + 16].copy_from_slice(&(f.len() as u32).to_le_bytes());
+                let stored = n as u64 + overhead(first + i as u64);
+                entries.extend_from_slice(&(stored as u32).to_le_bytes());
+                entries.extend_from_slice(&(f.len() as u32).to_le_bytes());
             }
-            (comp, Ok((prefixes, out.freeze())))
+            (comp, Ok((entries, out.freeze())))
         })
         .await;
         self.comp = Some(comp);
-        let (prefixes, stored) = result.map_err(|e| zstd_error(&self.site, e))?;
-        self.table.extend_from_slice(&prefixes);
+        let (entries, stored) = result.map_err(|e| zstd_error(&self.site, e))?;
+        self.frames += (entries.len() as u64) / ENTRY_LEN;
+        self.table.extend_from_slice(&entries);
         self.sink.send(stored).await
     }
 }
@@ -641,21 +769,19 @@ impl ObjectWriter for CompressWriter {
             let frame = self.pending.split().freeze();
             self.emit(vec![frame]).await?;
         }
-        let frames = (self.table.len() as u64) / PREFIX_LEN;
         let CompressWriter {
             mut sink,
             table,
             total,
-            frame,
+            frames,
             ..
         } = *self;
-        let mut tail = Vec::with_capacity(table.len() + (PREFIX_LEN + FOOTER_LEN) as usize);
-        tail.extend_from_slice(&[0; PREFIX_LEN as usize]);
+        let mut tail = Vec::with_capacity(table.len() + (TABLE_HEAD_LEN + SEEK_FOOTER_LEN) as usize);
+        tail.extend_from_slice(&skippable(SKIP_TABLE, (table.len() as u64 + SEEK_FOOTER_LEN) as u32));
         tail.extend_from_slice(&table);
-        tail.extend_from_slice(&frames.to_le_bytes());
-        tail.extend_from_slice(&total.to_le_bytes());
-        tail.extend_from_slice(&(frame as u32).to_le_bytes());
-        tail.extend_from_slice(FOOTER_MAGIC);
+        tail.extend_from_slice(&(frames as u32).to_le_bytes());
+        tail.push(0);
+        tail.extend_from_slice(&SEEKABLE_MAGIC.to_le_bytes());
         sink.send(Bytes::from(tail)).await?;
         sink.finish_logical(total).await
     }
@@ -701,16 +827,17 @@ mod tests {
         assert_eq!(get(a.as_ref(), "z", None).await.unwrap(), text);
         let restore = || overwrite(&store, "z", &original);
 
-        // Frame 0's prefix (after the 16-byte header): compressed length,
-        // then logical length. Claim 1 KiB less than the frame decompresses to.
+        // Frame 0's marker (after the 24-byte header: 8 bytes of skippable
+        // frame header, the compressed length, then the logical length).
+        // Claim 1 KiB less than the frame decompresses to.
         edit(&store, "z", |b| {
-            let l = u32::from_le_bytes(b[20..24].try_into().unwrap());
-            b[20..24].copy_from_slice(&(l - 1024).to_le_bytes());
+            let l = u32::from_le_bytes(b[36..40].try_into().unwrap());
+            b[36..40].copy_from_slice(&(l - 1024).to_le_bytes());
         });
         read_fails(a.as_ref(), "z", None, ErrorKind::Integrity, "compression").await;
         restore();
 
-        edit(&store, "z", |b| b[40] ^= 0x55);
+        edit(&store, "z", |b| b[50] ^= 0x55);
         read_fails(a.as_ref(), "z", None, ErrorKind::Integrity, "compression").await;
         restore();
 
