@@ -1,12 +1,17 @@
 //! sha256 per chunk, stored with the data and verified on every read.
 //!
-//! Stored format (all integers little-endian):
+//! Stored format, version 2 (all integers little-endian; the README's
+//! "Checksum format" walks through it byte by byte, and
+//! `examples/verify_checksum.py` verifies an object without wharf):
 //!
 //! ```text
-//! header   "WHFSUM" | version 1 (u8) | algorithm 1 = sha256 (u8) | chunk size (u32) | 4 zero bytes
+//! header   "WHFSUM" | version 2 (u8) | algorithm 1 = sha256 (u8) | chunk size (u32) | 4 zero bytes
 //! chunks   data (chunk size bytes; the last one 0..=chunk size) | sha256(index u64 | last u8 | data)
-//! trailer  logical length (u64) | sha256 of the whole logical object
+//! trailer  logical length (u64) | sha256 of the chunk digests, in order (32 bytes each)
 //! ```
+//!
+//! Every byte is hashed once: the trailer is a digest of the chunks'
+//! digests (a two-level hash list), not a second pass over the data.
 //!
 //! An object has at least one chunk, the one with the last flag (an empty
 //! object has one empty chunk), so a cut at a chunk boundary is caught:
@@ -27,8 +32,7 @@
 
 use super::Layer;
 use super::transform::{
-    Chunked, Codec, MAX_CHUNK, Opener, ReadRequest, Sink, Site, Transform, WholeHash, cpu, impossible_size,
-    read_chunked,
+    Chunked, Codec, MAX_CHUNK, Opener, ReadRequest, Sink, Site, Transform, cpu, impossible_size, read_chunked,
 };
 use crate::adapter::{Adapter, Encoding, ObjectMeta, ObjectReader, ObjectWriter};
 use crate::error::{Error, Result};
@@ -38,7 +42,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 6] = b"WHFSUM";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const SHA256: u8 = 1;
 const HEADER_LEN: usize = 16;
 const DIGEST_LEN: u64 = 32;
@@ -46,9 +50,9 @@ const TRAILER_LEN: u64 = 8 + 32;
 
 const MIN_CHUNK_SIZE: u64 = Checksum::MIN_CHUNK_SIZE;
 
-/// Stores a sha256 with every chunk of an object and a sha256 of the whole
-/// object at its end; every read verifies each chunk before returning it,
-/// and a full read also checks the whole-object digest and length.
+/// Stores a sha256 with every chunk of an object and, at its end, a sha256
+/// of those digests; every read verifies each chunk before returning it,
+/// and a full read also checks the digest list and the length.
 ///
 /// Reading an object not written through this layer is an `integrity`
 /// error: bytes never pass through unverified.
@@ -172,8 +176,8 @@ impl Codec for ChecksumCodec {
         let site = req.site.clone();
         read_chunked(req, HEADER_LEN, |h, full| {
             let chunk = parse_header(h).map_err(|why| site.integrity(why))?;
-            let whole = full.then(WholeHash::new);
-            Ok((geometry(chunk), Verifier { whole }))
+            let digests = full.then(Sha256::new);
+            Ok((geometry(chunk), Verifier { digests }))
         })
         .await
     }
@@ -182,7 +186,7 @@ impl Codec for ChecksumCodec {
         sink.send(Bytes::copy_from_slice(&header(self.geo.chunk))).await?;
         Ok(Box::new(ChecksumWriter {
             sink,
-            whole: Some(WholeHash::new()),
+            digests: Sha256::new(),
             chunk: self.geo.chunk as usize,
             pending: BytesMut::new(),
             index: 0,
@@ -210,8 +214,8 @@ fn parse_header(h: &[u8]) -> std::result::Result<u64, String> {
 }
 
 struct Verifier {
-    /// The whole-object digest, on a full read.
-    whole: Option<WholeHash>,
+    /// The digest of the chunk digests, on a full read.
+    digests: Option<Sha256>,
 }
 
 impl Opener for Verifier {
@@ -226,8 +230,8 @@ impl Opener for Verifier {
         if chunk_digest(index, last, &stored)[..] != digest[..] {
             return Err("the sha256 does not match: stored bytes were changed, reordered or truncated".into());
         }
-        if let Some(whole) = &mut self.whole {
-            whole.update(stored.clone());
+        if let Some(digests) = &mut self.digests {
+            digests.update(&digest);
         }
         Ok(Some(stored))
     }
@@ -239,23 +243,19 @@ impl Opener for Verifier {
                 "the trailer records {len} bytes but the chunks hold {total}: the object was changed"
             ));
         }
-        if let Some(whole) = self.whole.take()
-            && whole.finish()[..] != trailer[8..]
+        if let Some(digests) = self.digests.take()
+            && digests.finalize()[..] != trailer[8..]
         {
-            return Err("the sha256 of the whole object does not match its trailer".into());
+            return Err("the sha256 of the chunk digests does not match the trailer".into());
         }
         Ok(())
-    }
-
-    fn blocking_trailer(&self) -> bool {
-        self.whole.as_ref().is_some_and(WholeHash::threaded)
     }
 }
 
 struct ChecksumWriter {
     sink: Sink,
-    /// `None` only while `cpu` has it.
-    whole: Option<WholeHash>,
+    /// The digest of the chunk digests so far.
+    digests: Sha256,
     chunk: usize,
     /// The chunk being filled; a full one is held until more data shows it
     /// is not the last.
@@ -265,30 +265,29 @@ struct ChecksumWriter {
 }
 
 impl ChecksumWriter {
-    /// On the blocking pool: feeds `appended` to the whole-object digest
-    /// and lays out `chunks` (numbered from `index`; the last one final if
-    /// `last`), each followed by its digest, in one buffer; then sends it.
-    async fn emit(&mut self, chunks: Vec<Bytes>, last: bool, appended: Option<Bytes>) -> Result<()> {
-        let mut whole = self.whole.take().expect("one call at a time");
+    /// On the blocking pool: lays out `chunks` (numbered from `index`; the
+    /// last one final if `last`), each followed by its digest, in one
+    /// buffer; then sends it.
+    async fn emit(&mut self, chunks: Vec<Bytes>, last: bool) -> Result<()> {
         let first = self.index;
         let count = chunks.len() as u64;
-        let work = chunks.iter().chain(&appended).map(|c| c.len() as u64).sum::<u64>();
-        let work = if whole.threaded() { u64::MAX } else { work };
         let len = chunks.iter().map(Bytes::len).sum::<usize>() + chunks.len() * DIGEST_LEN as usize;
         // Allocated here, not on the blocking pool: see `frame`.
         let mut out = BytesMut::with_capacity(len);
-        let (whole, stored) = cpu(work, move || {
-            if let Some(a) = appended {
-                whole.update(a);
-            }
+        let (stored, digests) = cpu(len as u64, move || {
+            let mut digests = Vec::with_capacity(chunks.len());
             for (c, i) in chunks.iter().zip(first..) {
+                let d = chunk_digest(i, last && i + 1 == first + count, c);
                 out.extend_from_slice(c);
-                out.extend_from_slice(&chunk_digest(i, last && i + 1 == first + count, c));
+                out.extend_from_slice(&d);
+                digests.push(d);
             }
-            (whole, out.freeze())
+            (out.freeze(), digests)
         })
         .await;
-        self.whole = Some(whole);
+        for d in &digests {
+            self.digests.update(d);
+        }
         self.index += count;
         self.sink.send(stored).await
     }
@@ -298,7 +297,6 @@ impl ChecksumWriter {
 impl ObjectWriter for ChecksumWriter {
     async fn append(&mut self, chunk: Bytes) -> Result<()> {
         self.total += chunk.len() as u64;
-        let appended = chunk.clone();
         let mut chunk = chunk;
         let mut full = Vec::new();
         while !chunk.is_empty() {
@@ -312,19 +310,24 @@ impl ObjectWriter for ChecksumWriter {
             let k = (self.chunk - self.pending.len()).min(chunk.len());
             self.pending.extend_from_slice(&chunk.split_to(k));
         }
-        self.emit(full, false, Some(appended)).await
+        if full.is_empty() {
+            return Ok(());
+        }
+        self.emit(full, false).await
     }
 
     async fn finish(mut self: Box<Self>) -> Result<ObjectMeta> {
         let last = self.pending.split().freeze();
-        self.emit(vec![last], true, None).await?;
-        let whole = self.whole.take().expect("emit puts it back");
-        let work = if whole.threaded() { u64::MAX } else { 0 };
-        let digest = cpu(work, move || whole.finish()).await;
+        self.emit(vec![last], true).await?;
+        let ChecksumWriter {
+            mut sink,
+            total,
+            digests,
+            ..
+        } = *self;
         let mut trailer = Vec::with_capacity(TRAILER_LEN as usize);
-        trailer.extend_from_slice(&self.total.to_le_bytes());
-        trailer.extend_from_slice(&digest);
-        let ChecksumWriter { mut sink, total, .. } = *self;
+        trailer.extend_from_slice(&total.to_le_bytes());
+        trailer.extend_from_slice(&digests.finalize());
         sink.send(Bytes::from(trailer)).await?;
         sink.finish_logical(total).await
     }
@@ -399,10 +402,10 @@ mod tests {
         assert!(why.contains("chunk 2"), "{why}");
         restore();
 
-        // The whole-object digest in the trailer.
+        // The digest of the chunk digests in the trailer.
         edit(&store, "c", |b| *b.last_mut().unwrap() ^= 0x01);
         let why = read_fails(a.as_ref(), "c", None, ErrorKind::Integrity, "checksum").await;
-        assert!(why.contains("whole object"), "{why}");
+        assert!(why.contains("chunk digests"), "{why}");
         restore();
 
         for cut in [

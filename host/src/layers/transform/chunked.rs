@@ -82,11 +82,6 @@ pub(in crate::layers) trait Opener: Send + 'static {
     /// Checks the trailer after the final chunk of an object of `total`
     /// logical bytes; `full` when the whole object was read.
     fn trailer(&mut self, total: u64, trailer: &[u8], full: bool) -> std::result::Result<(), String>;
-
-    /// Whether `trailer` may block (it waits for another thread).
-    fn blocking_trailer(&self) -> bool {
-        false
-    }
 }
 
 /// Opens a read of a chunked format whose header is `header_len` bytes.
@@ -290,11 +285,6 @@ impl<O: Opener> ChunkReader<O> {
         }
         let mut opener = self.opener.take().expect("one batch at a time");
         let work = chunks.iter().map(|c| c.2.len() as u64).sum::<u64>();
-        let work = if trailer.is_some() && opener.blocking_trailer() {
-            u64::MAX
-        } else {
-            work
-        };
         let (full, total) = (self.known.is_none(), self.known.map(|k| k.1));
         let before = self.total;
         let final_chunk = trailer.is_some();

@@ -13,9 +13,6 @@
 //! stack every layer's work now gets its own thread. Channels are bounded
 //! to a few messages: memory per stream stays a few chunks or appends
 //! (about 10 MiB per layer with 4 MiB appends), whatever the object's size.
-//!
-//! A full read or write longer than 1 MiB through the checksum layer holds
-//! one blocking-pool thread for its whole-object sha256 until it ends.
 
 mod chunked;
 mod cpu;
@@ -26,7 +23,7 @@ mod site;
 mod tests;
 
 pub(in crate::layers) use chunked::{Chunked, Opener, impossible_size, read_chunked};
-pub(in crate::layers) use cpu::{WholeHash, cpu};
+pub(in crate::layers) use cpu::cpu;
 pub(in crate::layers) use prefetch::{Prefetch, read_stored};
 pub(in crate::layers) use sink::Sink;
 pub(in crate::layers) use site::Site;
