@@ -320,6 +320,20 @@ impl<S: Read + Write> Conn<S> {
                 io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed the connection"),
             ));
         }
+        if !line.ends_with(b"\n") && (line.len() as u64) < MAX_LINE {
+            // The stream ended inside the line: a cut connection, not a
+            // server speaking something else.
+            return Err(self.io_error(
+                "reading a reply",
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the server closed the connection inside a reply line, after {} bytes",
+                        line.len()
+                    ),
+                ),
+            ));
+        }
         if !line.ends_with(b"\r\n") || line.len() < 3 {
             return Err(self.protocol("a reply line that is too long or not ended by CRLF"));
         }
@@ -437,6 +451,22 @@ mod tests {
         let mut c = conn(b"abcdef");
         let data = c.read_exact(3).unwrap();
         assert_eq!(data, b"abc");
+    }
+
+    #[test]
+    fn a_connection_cut_inside_a_line_is_transient() {
+        // Cut after part of a line: the connection was lost, so a retry
+        // may work (a server that spoke something else is `backend`).
+        for cut in [&b":12"[..], b"$5", b"+OK\r"] {
+            let e = conn(cut).read_reply().unwrap_err();
+            assert!(
+                matches!(&e, Error::Transient(m) if m.contains("inside a reply line")),
+                "{e:?}"
+            );
+        }
+        assert!(matches!(conn(b"+OK\n").read_reply(), Err(Error::Backend(_))));
+        let long = vec![b'+'; MAX_LINE as usize + 10];
+        assert!(matches!(conn(&long).read_reply(), Err(Error::Backend(m)) if m.contains("too long")));
     }
 
     #[test]
