@@ -953,10 +953,10 @@ fn entra(url: &str, env: &Env) -> Result<Arc<dyn Source>> {
     }
     if let (Some(tenant), Some(client_id)) = (tenant, client_id) {
         if let Some(secret) = env.var("AZURE_CLIENT_SECRET") {
-            return Ok(Arc::new(azure::ClientSecret {
+            return Ok(Arc::new(azure::ServicePrincipal {
                 tenant: tenant.into(),
                 client_id: client_id.into(),
-                secret: secret.into(),
+                proof: azure::Proof::Secret(secret.into()),
                 authority,
             }));
         }
@@ -974,10 +974,10 @@ fn entra(url: &str, env: &Env) -> Result<Arc<dyn Source>> {
             }
         }
         if let Some(file) = env.var("AZURE_FEDERATED_TOKEN_FILE") {
-            return Ok(Arc::new(azure::WorkloadIdentity {
+            return Ok(Arc::new(azure::ServicePrincipal {
                 tenant: tenant.into(),
                 client_id: client_id.into(),
-                token_file: PathBuf::from(file),
+                proof: azure::Proof::TokenFile(PathBuf::from(file)),
                 authority,
             }));
         }

@@ -46,6 +46,34 @@ pub fn host_from_toml(toml: &str, base: &Path) -> Host {
     Host::new(cfg, base).expect("host builds")
 }
 
+/// A host with one backend made from `url`, resolved in `vars` with
+/// `home` as the home directory; `edit` may change the backend's config
+/// (an endpoint the URL does not carry) before the host is built. Also
+/// returns the backend's name and the host's directory.
+pub fn url_host(
+    url: &str,
+    vars: &[(&str, String)],
+    home: &Path,
+    edit: impl FnOnce(&mut wharf::config::BackendConfig),
+) -> wharf::Result<(Host, String, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    all.push(("HOME".into(), home.to_str().unwrap().into()));
+    let mut cfg = Config::local_default(&dir.path().join("data"));
+    cfg.cache_dir = Some(cache_dir());
+    let name = cfg.add_url_backend(url, &wharf::url::Env::from_vars(all))?;
+    edit(cfg.backends.get_mut(&name).unwrap());
+    let host = Host::new(cfg, dir.path())?;
+    Ok((host, name, dir))
+}
+
+/// Sleeps until 300 ms after `at` past `start`: in the credential tests,
+/// past the moment a short-lived credential is renewed.
+pub async fn sleep_past(start: std::time::Instant, at: std::time::Duration) {
+    let wait = at.saturating_sub(start.elapsed()) + std::time::Duration::from_millis(300);
+    tokio::time::sleep(wait).await;
+}
+
 /// A unique key prefix per test run (`<name>-<pid>-<nanos>/`), so tests and
 /// reruns against a long-lived server never collide.
 pub fn unique(name: &str) -> String {

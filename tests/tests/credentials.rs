@@ -15,30 +15,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wharf::credentials::CredentialProvider;
-use wharf::url::Env;
-use wharf::{Adapter, Config, ErrorKind, Host, ObjectPath, PutMode};
+use wharf::{Adapter, ErrorKind, Host, ObjectPath, PutMode};
 use wharf_tests::standin::{self, AwsKeys, GoogleAccount};
-use wharf_tests::{cache_dir, server_env, unique};
-
-/// A host with one backend made from `url`, resolved in `vars` with
-/// `home` as the home directory; `edit` may change the backend's config
-/// (an endpoint the URL does not carry) before the host is built.
-fn build(
-    url: &str,
-    vars: &[(&str, String)],
-    home: &Path,
-    edit: impl FnOnce(&mut wharf::config::BackendConfig),
-) -> wharf::Result<(Host, String, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut all: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    all.push(("HOME".into(), home.to_str().unwrap().into()));
-    let mut cfg = Config::local_default(&dir.path().join("data"));
-    cfg.cache_dir = Some(cache_dir());
-    let name = cfg.add_url_backend(url, &Env::from_vars(all))?;
-    edit(cfg.backends.get_mut(&name).unwrap());
-    let host = Host::new(cfg, dir.path())?;
-    Ok((host, name, dir))
-}
+use wharf_tests::{server_env, sleep_past, unique, url_host as build};
 
 fn provider(host: &Host, name: &str) -> Arc<CredentialProvider> {
     host.config().backends[name]
@@ -118,7 +97,7 @@ async fn web_identity_through_moto_sts_is_refreshed_before_it_expires() {
     );
     assert_eq!(p.exchanges(), 1, "one exchange for every operation within its lifetime");
     // Refreshed a quarter of its lifetime (1 s) before it ends: after 3 s.
-    tokio::time::sleep(Duration::from_secs(3).saturating_sub(start.elapsed()) + Duration::from_millis(300)).await;
+    sleep_past(start, Duration::from_secs(3)).await;
     round_trip(&*adapter, "m/after.bin").await.unwrap();
     assert_eq!(p.exchanges(), 2);
     assert_eq!(p.generation(), 2);
@@ -322,7 +301,7 @@ async fn instance_metadata_v2_is_refreshed_before_it_expires() {
     round_trip(&*adapter, "m/a.bin").await.unwrap();
     round_trip(&*adapter, "m/b.bin").await.unwrap();
     assert_eq!(server.issued(), 1);
-    tokio::time::sleep(Duration::from_secs(3).saturating_sub(start.elapsed()) + Duration::from_millis(300)).await;
+    sleep_past(start, Duration::from_secs(3)).await;
     round_trip(&*adapter, "m/c.bin").await.unwrap();
     assert_eq!((server.issued(), p.exchanges()), (2, 2));
 }
@@ -482,7 +461,7 @@ async fn gcs_metadata_server_token_is_refreshed_before_it_expires() {
     let start = Instant::now();
     round_trip(&*adapter, "m/a.bin").await.unwrap();
     assert_eq!(server.issued(), 1);
-    tokio::time::sleep(Duration::from_secs(3).saturating_sub(start.elapsed()) + Duration::from_millis(300)).await;
+    sleep_past(start, Duration::from_secs(3)).await;
     round_trip(&*adapter, "m/b.bin").await.unwrap();
     assert_eq!((server.issued(), p.exchanges()), (2, 2));
 }

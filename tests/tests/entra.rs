@@ -15,37 +15,26 @@
 use bytes::Bytes;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use wharf::url::Env;
-use wharf::{Adapter, Config, ErrorKind, Host, ObjectPath, PutMode};
+use wharf::{Adapter, ErrorKind, Host, ObjectPath, PutMode};
 use wharf_tests::standin::{self, EntraApp};
-use wharf_tests::{cache_dir, server_env, unique};
+use wharf_tests::{server_env, sleep_past, unique, url_host};
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const CLIENT: &str = "0a1b2c3d-trainer";
 const SECRET: &str = "client-secret-value~not-to-be-shown";
 
-/// A host with one backend from `url`, resolved in `vars` (plus the
-/// account, Azurite's HTTPS endpoint and an empty home).
+/// A host with one backend from `url`, resolved in `vars` plus the
+/// account and Azurite's HTTPS endpoint ([`url_host`]).
 fn build(
     url: &str,
     vars: &[(&str, String)],
     home: &Path,
     edit: impl FnOnce(&mut wharf::config::BackendConfig),
 ) -> wharf::Result<(Host, String, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut all: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    all.push(("HOME".into(), home.to_str().unwrap().into()));
-    all.push(("AZURE_STORAGE_ACCOUNT".into(), "devstoreaccount1".into()));
-    all.push((
-        "AZURE_STORAGE_ENDPOINT".into(),
-        server_env("WHARF_TEST_AZURITE_OAUTH_URL"),
-    ));
-    let mut cfg = Config::local_default(&dir.path().join("data"));
-    cfg.cache_dir = Some(cache_dir());
-    let name = cfg.add_url_backend(url, &Env::from_vars(all))?;
-    edit(cfg.backends.get_mut(&name).unwrap());
-    let host = Host::new(cfg, dir.path())?;
-    Ok((host, name, dir))
+    let mut vars = vars.to_vec();
+    vars.push(("AZURE_STORAGE_ACCOUNT", "devstoreaccount1".into()));
+    vars.push(("AZURE_STORAGE_ENDPOINT", server_env("WHARF_TEST_AZURITE_OAUTH_URL")));
+    url_host(url, &vars, home, edit)
 }
 
 fn az_url() -> String {
@@ -151,7 +140,7 @@ async fn client_secret_is_renewed_before_it_expires() {
     round_trip(&*adapter, "m/b.bin").await.unwrap();
     assert_eq!(entra.issued(), 1, "one exchange per lifetime");
     // Renewed a quarter of the lifetime (1 s) before it expires.
-    tokio::time::sleep(Duration::from_secs(3).saturating_sub(start.elapsed()) + Duration::from_millis(300)).await;
+    sleep_past(start, Duration::from_secs(3)).await;
     round_trip(&*adapter, "m/c.bin").await.unwrap();
     assert_eq!((entra.issued(), p.exchanges()), (2, 2));
 }
@@ -202,7 +191,7 @@ async fn workload_identity_reads_the_token_file_at_each_exchange() {
     // The kubelet rotated the file to a token the federation does not
     // trust: the renewal is refused, naming the file's source.
     std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.some-other-token.sig").unwrap();
-    tokio::time::sleep(Duration::from_secs(3).saturating_sub(start.elapsed()) + Duration::from_millis(300)).await;
+    sleep_past(start, Duration::from_secs(3)).await;
     let e = round_trip(&*adapter, "m/b.bin").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
     let msg = e.to_string();
@@ -235,7 +224,7 @@ async fn managed_identity_from_the_instance_metadata_service() {
     round_trip(&*adapter, "m/a.bin").await.unwrap();
     round_trip(&*adapter, "m/b.bin").await.unwrap();
     assert_eq!(imds.issued(), 1);
-    tokio::time::sleep(Duration::from_secs(3).saturating_sub(start.elapsed()) + Duration::from_millis(300)).await;
+    sleep_past(start, Duration::from_secs(3)).await;
     round_trip(&*adapter, "m/c.bin").await.unwrap();
     assert_eq!((imds.issued(), p.exchanges()), (2, 2));
 

@@ -5,8 +5,26 @@
 //! (`host/src/layers/{checksum,compression,encryption}.rs` and
 //! `host/src/layers/transform/tests.rs`).
 
+use bytes::Bytes;
+use std::sync::Arc;
 use wharf::conformance::{self, SuiteOptions};
 use wharf::layers::{Checksum, Compression, Encryption, Keyring, Stack};
+use wharf::{Adapter, ObjectPath, PutMode};
+
+/// The real `local_filesystem` guest, storing in `dir`.
+async fn local(dir: &std::path::Path) -> Arc<dyn Adapter> {
+    wharf_tests::local_host(dir).adapter("local_filesystem").await.unwrap()
+}
+
+/// Creates `name` from `data`, appended `piece` bytes at a time.
+async fn create(adapter: &dyn Adapter, name: &str, data: &[u8], piece: usize) {
+    let path = ObjectPath::parse(name).unwrap();
+    let mut w = adapter.write(&path, PutMode::Create, None).await.unwrap();
+    for p in data.chunks(piece.max(1)) {
+        w.append(Bytes::copy_from_slice(p)).await.unwrap();
+    }
+    w.finish().await.unwrap();
+}
 
 /// Needs the Wasm runtime: the three stacked over a real guest, 1 GiB case
 /// included.
@@ -15,10 +33,7 @@ async fn conformance_through_all_three() {
     let mut keys = Keyring::new();
     keys.insert("k1", &"01".repeat(32)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let local = wharf_tests::local_host(dir.path())
-        .adapter("local_filesystem")
-        .await
-        .unwrap();
+    let local = local(dir.path()).await;
     let adapter = Stack::new()
         .layer(Checksum::new())
         .layer(Compression::new())
@@ -36,15 +51,10 @@ async fn conformance_through_all_three() {
 /// decodes ranges at frame edges by its seek table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compressed_objects_are_standard_seekable_zstd() {
-    use bytes::Bytes;
     use std::io::Read;
-    use wharf::{ObjectPath, PutMode};
     const FRAME: u64 = 64 << 10;
     let dir = tempfile::tempdir().unwrap();
-    let local = wharf_tests::local_host(dir.path())
-        .adapter("local_filesystem")
-        .await
-        .unwrap();
+    let local = local(dir.path()).await;
     let adapter = Stack::new()
         .layer(Compression::new().with_frame_size(FRAME).unwrap())
         .apply(local);
@@ -53,12 +63,7 @@ async fn compressed_objects_are_standard_seekable_zstd() {
         .flat_map(|i| format!("layer.{}.weight[{i}] = {:.6}\n", i % 97, f64::from(i).sin()).into_bytes())
         .collect();
     assert!(model.len() as u64 > 12 * FRAME);
-    let path = ObjectPath::parse("models/m.txt").unwrap();
-    let mut w = adapter.write(&path, PutMode::Create, None).await.unwrap();
-    for piece in model.chunks(100_000) {
-        w.append(Bytes::copy_from_slice(piece)).await.unwrap();
-    }
-    w.finish().await.unwrap();
+    create(adapter.as_ref(), "models/m.txt", &model, 100_000).await;
     let stored = dir.path().join("models/m.txt");
     assert!(std::fs::metadata(&stored).unwrap().len() * 3 < model.len() as u64);
 
@@ -109,16 +114,10 @@ async fn compressed_objects_are_standard_seekable_zstd() {
 /// last chunk) and refuses a changed byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checksum_objects_verify_without_wharf() {
-    use bytes::Bytes;
     use sha2::Digest;
-    use wharf::layers::Checksum;
-    use wharf::{ObjectPath, PutMode};
     const CHUNK: usize = 4096;
     let dir = tempfile::tempdir().unwrap();
-    let local = wharf_tests::local_host(dir.path())
-        .adapter("local_filesystem")
-        .await
-        .unwrap();
+    let local = local(dir.path()).await;
     let adapter = Stack::new()
         .layer(Checksum::new().with_chunk_size(CHUNK as u64).unwrap())
         .apply(local);
@@ -133,12 +132,7 @@ async fn checksum_objects_verify_without_wharf() {
     for size in [0, CHUNK, 3 * CHUNK + 1000] {
         let data: Vec<u8> = (0..size).map(|i| (i * 7 + size) as u8).collect();
         let name = format!("m/{size}.bin");
-        let mut w = adapter
-            .write(&ObjectPath::parse(&name).unwrap(), PutMode::Create, None)
-            .await
-            .unwrap();
-        w.append(Bytes::from(data.clone())).await.unwrap();
-        w.finish().await.unwrap();
+        create(adapter.as_ref(), &name, &data, data.len()).await;
         let stored = dir.path().join(&name);
         let out = verify(&stored);
         assert!(out.status.success(), "{size}: {}", String::from_utf8_lossy(&out.stderr));

@@ -1,7 +1,7 @@
 //! Microsoft Entra ID access tokens for the Azure Blob adapter's `token`,
 //! from the sources `DefaultAzureCredential` tries first: a service
-//! principal's client secret and workload identity (a federated token file,
-//! AKS), both at the Entra token endpoint (OAuth 2.0 client credentials,
+//! principal proven by a client secret or by workload identity (a federated
+//! token file, AKS), both at the Entra token endpoint (OAuth 2.0 client credentials,
 //! "Microsoft identity platform and the OAuth 2.0 client credentials
 //! flow"), and managed identity: App Service / Container Apps / Functions
 //! (`IDENTITY_ENDPOINT` with `IDENTITY_HEADER`) or the instance metadata
@@ -46,103 +46,79 @@ fn token_url(authority: &str, tenant: &str) -> String {
     format!("{}/{tenant}/oauth2/v2.0/token", authority.trim_end_matches('/'))
 }
 
-/// A service principal's client secret (`AZURE_CLIENT_ID`,
-/// `AZURE_TENANT_ID`, `AZURE_CLIENT_SECRET`).
-pub(crate) struct ClientSecret {
+/// A service principal at the Entra token endpoint (`AZURE_TENANT_ID`,
+/// `AZURE_CLIENT_ID`), proving itself with [`Proof`].
+pub(crate) struct ServicePrincipal {
     pub tenant: String,
     pub client_id: String,
-    pub secret: String,
+    pub proof: Proof,
     pub authority: String,
 }
 
-#[async_trait::async_trait]
-impl Source for ClientSecret {
-    fn describe(&self) -> String {
-        format!(
-            "Entra ID client secret of client `{}` in tenant `{}`",
-            self.client_id, self.tenant
-        )
-    }
-    fn endpoints(&self) -> Vec<String> {
-        vec![token_url(&self.authority, &self.tenant)]
-    }
-    async fn fetch(&self, http: &HttpClient) -> Result<Credentials> {
-        let url = token_url(&self.authority, &self.tenant);
-        let what = format!("the Entra ID token endpoint {url}");
-        post_form(
-            http,
-            &url,
-            &what,
-            KEY,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", &self.client_id),
-                ("client_secret", &self.secret),
-                ("scope", SCOPE),
-            ],
-        )
-        .await
-    }
+/// How a [`ServicePrincipal`] proves who it is.
+pub(crate) enum Proof {
+    /// `AZURE_CLIENT_SECRET`.
+    Secret(String),
+    /// Workload identity: the token Kubernetes projects into the pod
+    /// (`AZURE_FEDERATED_TOKEN_FILE`, rotated by the kubelet, so read at
+    /// every exchange), sent as a client assertion.
+    TokenFile(PathBuf),
 }
 
-/// Workload identity: the token Kubernetes projects into the pod
-/// (`AZURE_FEDERATED_TOKEN_FILE`, rotated by the kubelet, so read at every
-/// exchange) traded for an access token as a client assertion.
-pub(crate) struct WorkloadIdentity {
-    pub tenant: String,
-    pub client_id: String,
-    pub token_file: PathBuf,
-    pub authority: String,
-}
-
-#[async_trait::async_trait]
-impl Source for WorkloadIdentity {
-    fn describe(&self) -> String {
-        format!(
-            "Entra ID workload identity of client `{}` in tenant `{}` (token file {})",
-            self.client_id,
-            self.tenant,
-            self.token_file.display()
-        )
-    }
-    fn endpoints(&self) -> Vec<String> {
-        vec![token_url(&self.authority, &self.tenant)]
-    }
-    async fn fetch(&self, http: &HttpClient) -> Result<Credentials> {
-        let assertion = tokio::fs::read_to_string(&self.token_file).await.map_err(|e| {
+impl ServicePrincipal {
+    /// The federated token, read now; the error names the file.
+    async fn assertion(file: &std::path::Path) -> Result<String> {
+        let assertion = tokio::fs::read_to_string(file).await.map_err(|e| {
             let kind = if e.kind() == std::io::ErrorKind::PermissionDenied {
                 ErrorKind::Denied
             } else {
                 ErrorKind::Config
             };
-            Error::new(kind, format!("the token file {}: {e}", self.token_file.display()))
+            Error::new(kind, format!("the token file {}: {e}", file.display()))
         })?;
         let assertion = assertion.trim();
         if assertion.is_empty() {
-            return Err(Error::config(format!(
-                "the token file {} is empty",
-                self.token_file.display()
-            )));
+            return Err(Error::config(format!("the token file {} is empty", file.display())));
         }
-        let url = token_url(&self.authority, &self.tenant);
-        let what = format!("the Entra ID token endpoint {url}");
-        post_form(
-            http,
-            &url,
-            &what,
-            KEY,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", &self.client_id),
-                (
+        Ok(assertion.to_string())
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for ServicePrincipal {
+    fn describe(&self) -> String {
+        let (client, tenant) = (&self.client_id, &self.tenant);
+        match &self.proof {
+            Proof::Secret(_) => format!("Entra ID client secret of client `{client}` in tenant `{tenant}`"),
+            Proof::TokenFile(f) => format!(
+                "Entra ID workload identity of client `{client}` in tenant `{tenant}` (token file {})",
+                f.display()
+            ),
+        }
+    }
+    fn endpoints(&self) -> Vec<String> {
+        vec![token_url(&self.authority, &self.tenant)]
+    }
+    async fn fetch(&self, http: &HttpClient) -> Result<Credentials> {
+        let assertion;
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.as_str()),
+            ("scope", SCOPE),
+        ];
+        match &self.proof {
+            Proof::Secret(secret) => form.push(("client_secret", secret)),
+            Proof::TokenFile(file) => {
+                assertion = Self::assertion(file).await?;
+                form.push((
                     "client_assertion_type",
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ),
-                ("client_assertion", assertion),
-                ("scope", SCOPE),
-            ],
-        )
-        .await
+                ));
+                form.push(("client_assertion", &assertion));
+            }
+        }
+        let url = token_url(&self.authority, &self.tenant);
+        post_form(http, &url, &format!("the Entra ID token endpoint {url}"), KEY, &form).await
     }
 }
 
