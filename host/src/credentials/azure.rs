@@ -251,6 +251,14 @@ mod tests {
             Some(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000))
         );
         assert_eq!(c.values, vec![("token".to_string(), "t3".to_string())]);
+        // A number past the clock's range is refused, not a panic.
+        for bad in [
+            &br#"{"access_token":"t","expires_in":18446744073709551615}"#[..],
+            br#"{"access_token":"t","expires_on":"18446744073709551615"}"#,
+        ] {
+            let e = oauth_answer("x", ok, bad, KEY).err().unwrap();
+            assert!(e.message().contains("out of range"), "{}", e.message());
+        }
         // Entra's refusal: the first line of its description, `denied`.
         let e = oauth_answer(
             "the endpoint",

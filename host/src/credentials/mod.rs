@@ -28,6 +28,8 @@ use std::time::{Duration, SystemTime};
 const MAX_MARGIN: Duration = Duration::from_secs(300);
 /// The longest the host waits for any one exchange.
 pub(crate) const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// 9999-12-31T23:59:59Z, the last second an expiry may name.
+const LAST_SECOND: u64 = 253_402_300_799;
 /// The largest answer an exchange may give.
 const ANSWER_LIMIT: usize = 1 << 20;
 
@@ -273,9 +275,25 @@ pub(crate) fn oauth_answer(
         Some(serde_json::Value::String(s)) => s.trim().parse::<u64>().ok(),
         _ => None,
     };
+    // A server's number must not overflow the clock (a panic) or reach
+    // past what the messages can print: at most the year 9999.
+    let at = |epoch: Option<u64>| {
+        epoch
+            .filter(|&e| e <= LAST_SECOND)
+            .map(|e| SystemTime::UNIX_EPOCH + Duration::from_secs(e))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Backend,
+                    format!("{what}: the answer's expiry is out of range"),
+                )
+            })
+    };
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let expires = match (seconds("expires_in"), seconds("expires_on")) {
-        (Some(s), _) => Some(SystemTime::now() + Duration::from_secs(s)),
-        (None, Some(epoch)) => Some(SystemTime::UNIX_EPOCH + Duration::from_secs(epoch)),
+        (Some(s), _) => Some(at(now.checked_add(s))?),
+        (None, Some(epoch)) => Some(at(Some(epoch))?),
         (None, None) => None,
     };
     Ok(Credentials {
