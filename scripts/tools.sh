@@ -72,6 +72,8 @@ debs=()
 command -v redis-server >/dev/null || debs+=(redis-server)
 # The zstd CLI: a standard reader of the compression layer's objects.
 command -v zstd >/dev/null || debs+=(zstd)
+# The age CLI: the reference reader and writer of the encryption layer's objects.
+command -v age >/dev/null || debs+=(age)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || debs+=(postgresql-15)
 if [ ${#debs[@]} -gt 0 ]; then
     echo "tools: installing ${debs[*]} from Debian" >&2

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wharf::conformance::DataStream;
-use wharf::layers::{Checksum, Compression, Encryption, Keyring, Stack};
+use wharf::layers::{AgeIdentity, Checksum, Compression, Encryption, Stack};
 use wharf::{Adapter, ObjectPath, PutMode};
 use wharf_bench::{median, peak_rss_mib, peak_rss_reset};
 
@@ -25,9 +25,10 @@ fn mibs(bytes: u64, d: Duration) -> f64 {
 }
 
 fn stacks() -> Vec<(&'static str, Stack)> {
-    let mut keys = Keyring::new();
-    keys.insert("bench", &"5a".repeat(32)).unwrap();
-    let enc = Encryption::new(keys, "bench").unwrap();
+    let id = AgeIdentity::generate();
+    let enc = Encryption::new()
+        .with_recipients([id.recipient()])
+        .with_identities([id]);
     let zstd = Compression::new();
     vec![
         ("no layers", Stack::new()),

@@ -20,7 +20,7 @@
 
 use bytes::Bytes;
 use std::sync::Arc;
-use wharf::layers::{Cache, Checksum, Compression, Encryption, Keyring, Layer};
+use wharf::layers::{AgeIdentity, Cache, Checksum, Compression, Encryption, Layer};
 use wharf::{Adapter, ByteRange, InMemory, LoadOptions, ObjectPath, PutMode, StorageService};
 
 /// A fuzz target: takes any bytes, must not panic.
@@ -274,9 +274,10 @@ fn tamper(dir: &std::path::Path, mode: u8, bytes: &[u8]) {
 
 /// The encryption layer the target reads with (and seeds are written with).
 pub fn encryption() -> Encryption {
-    let mut keys = Keyring::new();
-    keys.insert("fuzz", &"00".repeat(32)).expect("a valid key");
-    Encryption::new(keys, "fuzz").expect("a valid layer")
+    let id = AgeIdentity::from_bytes([7; 32]);
+    Encryption::new()
+        .with_recipients([id.recipient()])
+        .with_identities([id])
 }
 
 /// Stores `data` as the object `o` below the layer, then reads it through.

@@ -68,10 +68,11 @@ pub enum Encoding {
     },
     /// Encrypted.
     Encryption {
-        /// AEAD construction (for example `aes-256-gcm-stream`).
+        /// The format (`age-encryption.org/v1`).
         algorithm: String,
-        /// Id of the key new objects are written with.
-        key_id: String,
+        /// The age recipients (`age1…`, public keys) new objects are
+        /// encrypted to, or `["scrypt"]` for a passphrase.
+        recipients: Vec<String>,
     },
 }
 

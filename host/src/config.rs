@@ -7,8 +7,8 @@
 use crate::capabilities::{AllowedHost, DirGrant, Grants, Redactor, TcpGrant, TlsTarget};
 use crate::error::{Error, Result};
 use crate::layers::{
-    Cache, Checksum, Compression, ConcurrencyLimit, DEFAULT_WRITE_BUFFER, Encryption, Keyring, Retry, RetryPolicy,
-    Stack, Timeout,
+    AgeIdentity, AgeRecipient, Cache, Checksum, Compression, ConcurrencyLimit, DEFAULT_WRITE_BUFFER, Encryption, Retry,
+    RetryPolicy, Stack, Timeout,
 };
 use crate::model::StorageBackend;
 use crate::runtime::{BackendSpec, Limits, PoolConfig};
@@ -286,15 +286,46 @@ pub enum LayerConfig {
         /// [`Compression::DEFAULT_FRAME_SIZE`]).
         frame_size: Option<String>,
     },
-    /// AES-256-GCM in the STREAM construction.
+    /// The age format: X25519 recipients or a passphrase.
     Encryption {
-        /// Id of the key new objects are written with.
-        key_id: String,
-        /// Key id → 32 bytes (64 hex digits or base64), each given as
-        /// `"${env:NAME}"` or `"${file:PATH}"`, never inline. Keep old keys
-        /// to read objects written before a rotation.
-        keys: BTreeMap<String, String>,
+        /// age recipients (`age1…`) new objects are encrypted to, inline
+        /// (public keys are not secrets) or as `"${file:PATH}"` of a
+        /// recipients file (one per line, `#` comments). None: the layer
+        /// cannot write.
+        #[serde(default)]
+        recipients: Vec<String>,
+        /// Identity files (`AGE-SECRET-KEY-1…` lines) to read with, each
+        /// `"${file:PATH}"` or `"${env:NAME}"`, never inline: one string
+        /// or a list. Keep old identities to read objects encrypted
+        /// before a rotation. None: the layer cannot read.
+        #[serde(default)]
+        identities: Option<OneOrMany>,
+        /// A passphrase (age's scrypt recipient) by reference, instead of
+        /// keys: every read and write then costs an scrypt.
+        passphrase: Option<String>,
+        /// scrypt work factor (log2 N) of passphrase writes (default
+        /// [`crate::layers::DEFAULT_WORK_FACTOR`]).
+        work_factor: Option<u8>,
     },
+}
+
+/// One string or a list of them.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One.
+    One(String),
+    /// A list.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn items(&self) -> &[String] {
+        match self {
+            OneOrMany::One(s) => std::slice::from_ref(s),
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 impl LayerConfig {
@@ -555,21 +586,55 @@ impl BackendConfig {
                         .map_err(named("frame_size"))?;
                     stack.layer(c)
                 }
-                LayerConfig::Encryption { key_id, keys } => {
-                    let mut ring = Keyring::new();
-                    for (id, value) in keys {
-                        let key = format!("keys.{id}");
+                LayerConfig::Encryption {
+                    recipients,
+                    identities,
+                    passphrase,
+                    work_factor,
+                } => {
+                    let reference = |key: &str, value: &str| {
                         if !value.trim_start().starts_with("${") {
                             return Err(at(
-                                &key,
-                                "keys must be given as \"${env:NAME}\" or \"${file:PATH}\", not inline".into(),
+                                key,
+                                "secrets must be given as \"${env:NAME}\" or \"${file:PATH}\", not inline".into(),
                             ));
                         }
-                        let secret = resolve_refs(value, base, &TcpGrant::default(), &mut Vec::new())
+                        resolve_refs(value, base, &TcpGrant::default(), &mut Vec::new()).map_err(|why| at(key, why))
+                    };
+                    let mut e = Encryption::new();
+                    for (k, value) in recipients.iter().enumerate() {
+                        let key = format!("recipients[{k}]");
+                        let text = resolve_refs(value, base, &TcpGrant::default(), &mut Vec::new())
                             .map_err(|why| at(&key, why))?;
-                        ring.insert(id, &secret).map_err(named(&key))?;
+                        let lines = text
+                            .lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty() && !l.starts_with('#'));
+                        let parsed: Vec<AgeRecipient> = lines
+                            .map(AgeRecipient::parse)
+                            .collect::<std::result::Result<_, _>>()
+                            .map_err(|why| at(&key, why))?;
+                        if parsed.is_empty() {
+                            return Err(at(&key, "no age1… recipient in it".into()));
+                        }
+                        e = e.with_recipients(parsed);
                     }
-                    stack.layer(Encryption::new(ring, key_id).map_err(named("key_id"))?)
+                    for (k, value) in identities.iter().flat_map(OneOrMany::items).enumerate() {
+                        let key = format!("identities[{k}]");
+                        let text = reference(&key, value)?;
+                        e = e.with_identities(AgeIdentity::parse_file(&text).map_err(|why| at(&key, why))?);
+                    }
+                    if let Some(p) = passphrase {
+                        let text = reference("passphrase", p)?;
+                        e = e
+                            .with_passphrase(text.trim_end_matches(['\n', '\r']))
+                            .map_err(named("passphrase"))?;
+                    }
+                    if let Some(w) = work_factor {
+                        e = e.with_work_factor(*w).map_err(named("work_factor"))?;
+                    }
+                    e.check().map_err(|err| at("encryption", err.message().to_string()))?;
+                    stack.layer(e)
                 }
             };
         }
@@ -867,10 +932,15 @@ mod tests {
         assert_eq!(cfg.backends["models"].layers.len(), 7);
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("keys")).unwrap();
-        let hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-        std::fs::write(dir.path().join("keys/2025.hex"), hex).unwrap();
+        let (old, new) = (AgeIdentity::generate(), AgeIdentity::generate());
+        std::fs::write(dir.path().join("keys/2026.age"), new.to_secret_string()).unwrap();
+        std::fs::write(
+            dir.path().join("keys/recipients.txt"),
+            format!("# the serving fleet\n{}\n", new.recipient()),
+        )
+        .unwrap();
         // SAFETY: test-only variable with a unique name.
-        unsafe { std::env::set_var("WHARF_KEY_2026", hex) };
+        unsafe { std::env::set_var("WHARF_AGE_IDENTITY_2025", old.to_secret_string()) };
         let stack = cfg.backends["models"].stack("models", dir.path()).unwrap();
         assert_eq!(stack.len(), 7);
         Config::parse(
@@ -880,19 +950,55 @@ mod tests {
         .unwrap();
     }
 
+    /// Identities and passphrases only by reference; recipients inline or
+    /// from a file; every key named in its error, no secret shown; a layer
+    /// that can do nothing, or a passphrase beside recipients, refused.
     #[test]
-    fn inline_keys_are_refused() {
-        let cfg = Config::parse(
-            "[[backends.x.layers]]\nlayer = \"encryption\"\nkey_id = \"a\"\nkeys = { a = \"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\" }\n",
-            "t",
-        )
-        .unwrap();
-        let e = cfg.backends["x"].stack("x", Path::new(".")).unwrap_err();
-        assert!(
-            e.to_string().contains("keys.a") && e.to_string().contains("${env:NAME}"),
-            "{e}"
+    fn encryption_keys_by_reference_and_checked() {
+        let id = AgeIdentity::generate();
+        let secret = id.to_secret_string();
+        let stack = |layer: &str| {
+            Config::parse(&format!("[[backends.x.layers]]\nlayer = \"encryption\"\n{layer}"), "t")
+                .and_then(|cfg| cfg.backends["x"].stack("x", Path::new(".")).map(|s| s.len()))
+        };
+        let e = stack(&format!("identities = \"{secret}\"\n")).unwrap_err().to_string();
+        assert!(e.contains("identities[0]") && e.contains("${env:NAME}"), "{e}");
+        assert!(!e.contains(&secret[16..]), "{e}");
+        let e = stack("passphrase = \"hunter2\"\n").unwrap_err().to_string();
+        assert!(e.contains("passphrase") && !e.contains("hunter2"), "{e}");
+        let e = stack("recipients = [\"age1nope\"]\n").unwrap_err().to_string();
+        assert!(e.contains("recipients[0]"), "{e}");
+        let e = stack("").unwrap_err().to_string();
+        assert!(e.contains("`recipients` (to write)"), "{e}");
+        // SAFETY: test-only variables with unique names.
+        unsafe {
+            std::env::set_var("WHARF_TEST_AGE_ID_1", &secret);
+            std::env::set_var("WHARF_TEST_AGE_BAD_1", "AGE-SECRET-KEY-1QQQQ");
+            std::env::set_var("WHARF_TEST_AGE_PASS_1", "correct horse\n");
+        }
+        let r = id.recipient();
+        assert_eq!(stack(&format!("recipients = [\"{r}\"]\n")).unwrap(), 1);
+        assert_eq!(stack("identities = \"${env:WHARF_TEST_AGE_ID_1}\"\n").unwrap(), 1);
+        let e = stack("identities = [\"${env:WHARF_TEST_AGE_ID_1}\", \"${env:WHARF_TEST_AGE_BAD_1}\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("identities[1]: line 1") && !e.contains("QQQQ"), "{e}");
+        assert_eq!(
+            stack("passphrase = \"${env:WHARF_TEST_AGE_PASS_1}\"\nwork_factor = 10\n").unwrap(),
+            1
         );
-        assert!(!e.to_string().contains("0011"), "{e}");
+        let e = stack(&format!(
+            "passphrase = \"${{env:WHARF_TEST_AGE_PASS_1}}\"\nrecipients = [\"{r}\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot be combined"), "{e}");
+        let e = stack("passphrase = \"${env:WHARF_TEST_AGE_PASS_1}\"\nwork_factor = 40\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("work_factor"), "{e}");
+        let e = stack("key_id = \"a\"\n").unwrap_err().to_string();
+        assert!(e.contains("key_id"), "{e}");
     }
 
     #[test]

@@ -152,10 +152,11 @@ fn full_stack_example_round_trips_encrypted_and_compressed() {
         model.extend_from_slice(b"PLAINTEXT-MARKER weights 0.125 0.25 0.5 1.0\n");
     }
     std::fs::write(dir.path().join("model.bin"), &model).unwrap();
-    let key = [(
-        "WHARF_KEY_2026",
-        "8f1c0a7e5b2d4c6f8e0a1b3c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e",
-    )];
+    let id = wharf::layers::AgeIdentity::generate();
+    std::fs::create_dir(dir.path().join("keys")).unwrap();
+    std::fs::write(dir.path().join("keys/models.age"), id.to_secret_string()).unwrap();
+    std::fs::write(dir.path().join("keys/models.pub"), format!("{}\n", id.recipient())).unwrap();
+    let key: [(&str, &str); 0] = [];
 
     let put = wharf_with(
         dir.path(),
@@ -171,7 +172,7 @@ fn full_stack_example_round_trips_encrypted_and_compressed() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["checksum", "compression", "encryption"], "{info}");
-    assert_eq!(info["encodings"][2]["key_id"], "2026");
+    assert_eq!(info["encodings"][2]["recipients"][0], id.recipient().to_string());
     let stored = info["stored_size_bytes"].as_u64().unwrap();
     assert!(stored < model.len() as u64 / 4, "stored {stored} of {}", model.len());
 
@@ -180,7 +181,11 @@ fn full_stack_example_round_trips_encrypted_and_compressed() {
     for entry in walk(&dir.path().join("wharf-data")) {
         let bytes = std::fs::read(&entry).unwrap();
         on_disk += bytes.len();
-        assert!(bytes.starts_with(b"WHFENC"), "{} is not encrypted", entry.display());
+        assert!(
+            bytes.starts_with(b"age-encryption.org/v1\n"),
+            "{} is not encrypted",
+            entry.display()
+        );
         assert!(
             !bytes.windows(16).any(|w| w == b"PLAINTEXT-MARKER") && !bytes.windows(8).any(|w| w == b"metadata"),
             "plaintext in {}",
@@ -197,10 +202,11 @@ fn full_stack_example_round_trips_encrypted_and_compressed() {
     }
     assert!(walk(&dir.path().join("wharf-cache")).count() > 0);
 
-    // Without the key: a configuration error that names the reference.
+    // Without the identity: a configuration error that names the reference.
+    std::fs::remove_file(dir.path().join("keys/models.age")).unwrap();
     let get = wharf(dir.path(), &["get", "models/m/1", "-o", "x.bin"]);
     assert_eq!(get.status.code(), Some(6), "{}", stderr(&get));
-    assert!(stderr(&get).contains("WHARF_KEY_2026"), "{}", stderr(&get));
+    assert!(stderr(&get).contains("keys/models.age"), "{}", stderr(&get));
     assert!(!dir.path().join("x.bin").exists());
 }
 

@@ -2,14 +2,19 @@
 //! adapter: `aws_s3` against s3s-fs (which checks every signature).
 
 use wharf::conformance::{self, SuiteOptions};
+use wharf::layers::AgeIdentity;
 use wharf::{ErrorKind, ObjectPath};
 use wharf_tests::{read_hash, server_env, unique, write_stream};
 
-const KEY_OLD: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
-const KEY_NEW: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+/// The age identity named `old` or `new` (fixed: every host of a test
+/// holds the same two).
+fn identity(name: &str) -> AgeIdentity {
+    AgeIdentity::from_bytes([if name == "old" { 0x0f } else { 0xa1 }; 32])
+}
 
 /// A host with backend `s3` (plain) and `stack` (the same bucket and
-/// prefix through every layer, writing with `write_key`).
+/// prefix through every layer, encrypting to `write_key`'s recipient and
+/// reading with both identities).
 fn host(prefix: &str, base: &std::path::Path, write_key: &str) -> wharf::Host {
     let url = server_env("WHARF_TEST_S3S_URL");
     let s3 = format!(
@@ -50,8 +55,8 @@ layer = "compression"
 level = 3
 [[backends.stack.layers]]
 layer = "encryption"
-key_id = "{write_key}"
-keys = {{ old = "${{env:WHARF_TEST_KEY_OLD}}", new = "${{env:WHARF_TEST_KEY_NEW}}" }}
+recipients = ["{recipient}"]
+identities = ["${{env:WHARF_TEST_AGE_OLD}}", "${{env:WHARF_TEST_AGE_NEW}}"]
 [[backends.stack.layers]]
 layer = "cache"
 dir = "cache"
@@ -59,11 +64,12 @@ max_size = "512MiB"
 "#,
         plain = s3.replace("{name}", "s3"),
         layered = s3.replace("{name}", "stack"),
+        recipient = identity(write_key).recipient(),
     );
     // SAFETY: set before any thread reads them, same values every time.
     unsafe {
-        std::env::set_var("WHARF_TEST_KEY_OLD", KEY_OLD);
-        std::env::set_var("WHARF_TEST_KEY_NEW", KEY_NEW);
+        std::env::set_var("WHARF_TEST_AGE_OLD", identity("old").to_secret_string());
+        std::env::set_var("WHARF_TEST_AGE_NEW", identity("new").to_secret_string());
     }
     wharf_tests::host_from_toml(&toml, base)
 }
@@ -108,10 +114,19 @@ async fn server_holds_ciphertext_and_keys_rotate() {
     let raw = plain.stat(&path).await.unwrap();
     assert_eq!(raw.size, stored);
     let mut r = plain
-        .read(&path, Some(wharf::ByteRange { start: 0, end: Some(6) }))
+        .read(
+            &path,
+            Some(wharf::ByteRange {
+                start: 0,
+                end: Some(22),
+            }),
+        )
         .await
         .unwrap();
-    assert_eq!(&r.next_chunk(6).await.unwrap().unwrap()[..], b"WHFENC");
+    assert_eq!(
+        &r.next_chunk(22).await.unwrap().unwrap()[..],
+        b"age-encryption.org/v1\n"
+    );
 
     // Rotated: new objects with `new`, the old one still readable.
     let rotated = host(&prefix, dir.path(), "new");

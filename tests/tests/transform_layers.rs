@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use std::sync::Arc;
 use wharf::conformance::{self, SuiteOptions};
-use wharf::layers::{Checksum, Compression, Encryption, Keyring, Stack};
+use wharf::layers::{AgeIdentity, Checksum, Compression, Encryption, Stack};
 use wharf::{Adapter, ObjectPath, PutMode};
 
 /// The real `local_filesystem` guest, storing in `dir`.
@@ -30,14 +30,17 @@ async fn create(adapter: &dyn Adapter, name: &str, data: &[u8], piece: usize) {
 /// included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_through_all_three() {
-    let mut keys = Keyring::new();
-    keys.insert("k1", &"01".repeat(32)).unwrap();
+    let id = AgeIdentity::generate();
     let dir = tempfile::tempdir().unwrap();
     let local = local(dir.path()).await;
     let adapter = Stack::new()
         .layer(Checksum::new())
         .layer(Compression::new())
-        .layer(Encryption::new(keys, "k1").unwrap())
+        .layer(
+            Encryption::new()
+                .with_recipients([id.recipient()])
+                .with_identities([id]),
+        )
         .apply(local);
     let report = conformance::run(adapter, SuiteOptions::default()).await.unwrap();
     println!("{report}");

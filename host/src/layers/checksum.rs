@@ -174,10 +174,13 @@ impl Codec for ChecksumCodec {
 
     async fn read(&self, req: ReadRequest<'_>) -> Result<Box<dyn ObjectReader>> {
         let site = req.site.clone();
-        read_chunked(req, HEADER_LEN, |h, full| {
+        read_chunked(req, &[HEADER_LEN], |h, full| {
+            if h.len() < HEADER_LEN {
+                return Ok(None);
+            }
             let chunk = parse_header(h).map_err(|why| site.integrity(why))?;
             let digests = full.then(Sha256::new);
-            Ok((geometry(chunk), Verifier { digests }))
+            Ok(Some((geometry(chunk), Verifier { digests })))
         })
         .await
     }

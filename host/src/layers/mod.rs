@@ -7,7 +7,7 @@
 //!
 //! Every layer is built the same way: `new` takes what the layer cannot do
 //! without (`ConcurrencyLimit::new(8)`, `Cache::new(dir, max)`,
-//! `Encryption::new(keys, id)`) or nothing, and `with_*` methods set the
+//! `Checksum::new()`, `Encryption::new()`), and `with_*` methods set the
 //! rest, returning `Result` where a value is checked. Defaults are the
 //! layers' `DEFAULT_*` constants and `Default` impls; `wharf.toml` uses them
 //! for any key left out. A layer of your own is a [`Layer`] (its settings)
@@ -27,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+mod age;
 mod cache;
 mod checksum;
 mod compression;
@@ -37,11 +38,12 @@ mod retry;
 mod timeout;
 mod transform;
 
+pub use age::{DEFAULT_WORK_FACTOR, Identity as AgeIdentity, MAX_WORK_FACTOR, Recipient as AgeRecipient};
 pub use cache::Cache;
 pub use checksum::Checksum;
 pub use compression::Compression;
 pub use concurrency_limit::ConcurrencyLimit;
-pub use encryption::{Encryption, Keyring};
+pub use encryption::Encryption;
 pub use observe::{LATENCY_BUCKETS, Metrics, OpStats, Registry, Snapshot, Tracing};
 pub use retry::{DEFAULT_WRITE_BUFFER, Retry, RetryPolicy};
 pub use timeout::Timeout;

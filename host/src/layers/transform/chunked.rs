@@ -84,21 +84,23 @@ pub(in crate::layers) trait Opener: Send + 'static {
     fn trailer(&mut self, total: u64, trailer: &[u8], full: bool) -> std::result::Result<(), String>;
 }
 
-/// Opens a read of a chunked format whose header is `header_len` bytes.
-/// `parse` reads the header (and says
-/// whether this is a full read); it returns the format's geometry and the
-/// opener. A full read is one streamed inner read; its end is found by
-/// looking ahead, so it needs no stat. A ranged read stats the object,
-/// reads the header, then reads only the chunks covering the range (or
-/// reads and skips, when the inner adapter has no ranged reads).
+/// Opens a read of a chunked format whose header is read in `windows`:
+/// `parse` gets the object's first bytes, at most the next window's worth
+/// each time (and whether this is a full read), and returns the format's
+/// geometry (`header`: the bytes the header took) and the opener, or
+/// `None` when the header goes on past what it was given. A full read is
+/// one streamed inner read; its end is found by looking ahead, so it needs
+/// no stat. A ranged read stats the object, reads the header, then reads
+/// only the chunks covering the range (or reads and skips, when the inner
+/// adapter has no ranged reads).
 pub(in crate::layers) async fn read_chunked<O, F>(
     req: ReadRequest<'_>,
-    header_len: usize,
-    parse: F,
+    windows: &[usize],
+    mut parse: F,
 ) -> Result<Box<dyn ObjectReader>>
 where
     O: Opener,
-    F: FnOnce(&[u8], bool) -> Result<(Chunked, O)>,
+    F: FnMut(&[u8], bool) -> Result<Option<(Chunked, O)>>,
 {
     let ReadRequest {
         inner,
@@ -108,8 +110,7 @@ where
     } = req;
     let Some(range) = range else {
         let mut src = Prefetch::open(inner, path, None, &site).await?;
-        let header = src.exact(header_len).await?.ok_or_else(|| no_header(&site))?;
-        let (geo, opener) = parse(&header, true)?;
+        let (geo, opener) = header_from(&mut src, windows, &mut parse, true, &site).await?;
         return Ok(Box::new(ChunkReader {
             src,
             geo,
@@ -127,18 +128,23 @@ where
     clamp_range(range, u64::MAX, &site)?;
     let ranged = inner.capabilities().read_range;
     let stored = inner.stat(path).await.map_err(|e| site.locate(e))?.size;
-    let (header, src) = if ranged {
-        if stored < header_len as u64 {
-            return Err(no_header(&site));
+    let (geo, opener, src) = if ranged {
+        let mut parsed = None;
+        for &w in windows {
+            let n = (w as u64).min(stored);
+            let header = read_stored(inner, path, 0, n, &site).await?;
+            parsed = parse(&header, false)?;
+            if parsed.is_some() || n == stored {
+                break;
+            }
         }
-        let header = read_stored(inner, path, 0, header_len as u64, &site).await?;
-        (header, None)
+        let (geo, opener) = parsed.ok_or_else(|| no_header(&site))?;
+        (geo, opener, None)
     } else {
         let mut src = Prefetch::open(inner, path, None, &site).await?;
-        let header = src.exact(header_len).await?.ok_or_else(|| no_header(&site))?;
-        (header, Some(src))
+        let (geo, opener) = header_from(&mut src, windows, &mut parse, false, &site).await?;
+        (geo, opener, Some(src))
     };
-    let (geo, opener) = parse(&header, false)?;
     let n = geo.logical_size(stored).ok_or_else(|| impossible_size(&site, stored))?;
     let (start, end) = clamp_range(range, n, &site)?;
     if start == end {
@@ -150,7 +156,7 @@ where
     let hi = if stop == m { stored } else { geo.offset(stop) };
     let src = match src {
         Some(mut src) => {
-            if !src.skip(lo - header_len as u64).await? {
+            if !src.skip(lo - geo.header).await? {
                 return Err(site.integrity("the object is shorter than its size: truncated or changed while read"));
             }
             src
@@ -176,6 +182,31 @@ where
         total: 0,
         done: false,
     }))
+}
+
+/// Parses the header at the start of `src` (see [`read_chunked`]) and
+/// consumes it.
+async fn header_from<O, F>(
+    src: &mut Prefetch,
+    windows: &[usize],
+    parse: &mut F,
+    full: bool,
+    site: &Site,
+) -> Result<(Chunked, O)>
+where
+    F: FnMut(&[u8], bool) -> Result<Option<(Chunked, O)>>,
+{
+    for &w in windows {
+        let have = src.fill(w).await?.min(w);
+        if let Some((geo, opener)) = parse(&src.peek(have), full)? {
+            src.take(geo.header as usize);
+            return Ok((geo, opener));
+        }
+        if have < w {
+            break;
+        }
+    }
+    Err(no_header(site))
 }
 
 fn no_header(site: &Site) -> Error {

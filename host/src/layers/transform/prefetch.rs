@@ -105,6 +105,23 @@ impl Prefetch {
         }
     }
 
+    /// A copy of the next `n` buffered bytes (`n` at most what is
+    /// buffered), left in the buffer.
+    pub(in crate::layers) fn peek(&self, n: usize) -> Bytes {
+        debug_assert!(n <= self.buffered);
+        match self.bufs.front() {
+            Some(front) if front.len() >= n => front.slice(..n),
+            _ => {
+                let mut out = BytesMut::with_capacity(n);
+                for b in &self.bufs {
+                    let k = b.len().min(n - out.len());
+                    out.extend_from_slice(&b[..k]);
+                }
+                out.freeze()
+            }
+        }
+    }
+
     /// Exactly `n` bytes, or `None` if the stream ends first.
     pub(in crate::layers) async fn exact(&mut self, n: usize) -> Result<Option<Bytes>> {
         Ok((self.fill(n).await? >= n).then(|| self.take(n)))

@@ -9,7 +9,7 @@ use crate::InMemory;
 use crate::adapter::{Adapter, ByteRange, Capabilities, Encoding, ObjectMeta, ObjectReader, ObjectWriter, PutMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layers::testing::{get, over_memory, p, put, random, read_fails, stored};
-use crate::layers::{Checksum, Compression, Encryption, Keyring, LayeredAdapter, Stack};
+use crate::layers::{AgeIdentity, Checksum, Compression, Encryption, LayeredAdapter, Stack};
 use crate::path::ObjectPath;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -29,9 +29,10 @@ fn compression() -> Compression {
 }
 
 fn encryption() -> Encryption {
-    let mut ring = Keyring::new();
-    ring.insert("k1", &"01".repeat(32)).unwrap();
-    Encryption::new(ring, "k1").unwrap()
+    let id = AgeIdentity::from_bytes([1; 32]);
+    Encryption::new()
+        .with_recipients([id.recipient()])
+        .with_identities([id])
 }
 
 /// Each layer alone and the three stacked, by name.
@@ -112,8 +113,8 @@ async fn sizes_are_logical_and_stored() {
                 level: 3
             },
             Encoding::Encryption {
-                algorithm: "aes-256-gcm-stream-be32".into(),
-                key_id: "k1".into()
+                algorithm: "age-encryption.org/v1".into(),
+                recipients: vec![AgeIdentity::from_bytes([1; 32]).recipient().to_string()]
             },
         ]
     );
