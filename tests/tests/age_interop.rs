@@ -198,7 +198,17 @@ async fn passphrase_objects_cross_with_rage() {
         &[],
     );
     put(&*inner, "theirs.bin", &std::fs::read(&theirs).unwrap()).await;
-    assert!(get(&*layer, "theirs.bin", None).await.unwrap() == plain);
+    // rage picks its work factor by timing (about 1 s here, 18 or more):
+    // a reader that spends at most 12 refuses it, one allowing 22 reads.
+    let e = get(&*layer, "theirs.bin", None).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    let patient = Encryption::new()
+        .with_passphrase("correct horse battery")
+        .unwrap()
+        .with_work_factor(22)
+        .unwrap()
+        .wrap(inner.clone());
+    assert!(get(&*patient, "theirs.bin", None).await.unwrap() == plain);
     let wrong = Encryption::new().with_passphrase("wrong").unwrap().wrap(inner.clone());
     let e = get(&*wrong, "theirs.bin", None).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");

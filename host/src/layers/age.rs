@@ -44,8 +44,9 @@ const SCRYPT_LABEL: &[u8] = b"age-encryption.org/v1/scrypt";
 const COLUMNS: usize = 64;
 /// The scrypt work factor (log2 N) written by default: age's.
 pub const DEFAULT_WORK_FACTOR: u8 = 18;
-/// The largest scrypt work factor a header may ask of a reader: age's
-/// default limit (about 1 GiB of memory and seconds of CPU).
+/// The largest scrypt work factor: age's default limit for readers
+/// (2^22 KiB = 4 GiB of memory, about 15 s). A layer reads up to its own
+/// `work_factor` only.
 pub const MAX_WORK_FACTOR: u8 = 22;
 
 /// An age X25519 recipient: a public key, `age1…`. Objects encrypted to
@@ -63,6 +64,14 @@ impl Recipient {
             return Err(format!("recipient {s:?}: not an age X25519 recipient (age1…)"));
         }
         let key = <[u8; 32]>::try_from(data).map_err(|_| format!("recipient {s:?}: not 32 bytes"))?;
+        // A low-order point gives every sender the same (zero) secret.
+        let probe = x25519_dalek::StaticSecret::from([1; 32]);
+        if !probe
+            .diffie_hellman(&x25519_dalek::PublicKey::from(key))
+            .was_contributory()
+        {
+            return Err(format!("recipient {s:?}: a low-order point, not a public key"));
+        }
         Ok(Recipient(key))
     }
 }
@@ -144,18 +153,21 @@ impl Identity {
     }
 
     /// The file key of an X25519 stanza whose argument is `share`, if this
-    /// identity is its recipient.
-    fn unwrap(&self, share: &[u8; 32], body: &[u8]) -> Option<[u8; FILE_KEY_LEN]> {
+    /// identity is its recipient; `Err` for a low-order share, which the
+    /// spec says must abort the decryption.
+    fn unwrap(&self, share: &[u8; 32], body: &[u8]) -> Result<Option<[u8; FILE_KEY_LEN]>, Refusal> {
         let shared = self.secret.diffie_hellman(&x25519_dalek::PublicKey::from(*share));
         if !shared.was_contributory() {
-            return None;
+            return Err(Refusal::Corrupt(
+                "an X25519 stanza's share is a low-order point (an all-zero shared secret)".into(),
+            ));
         }
         let key = hkdf32(
             shared.as_bytes(),
             &[share.as_slice(), &self.public].concat(),
             X25519_LABEL,
         );
-        open_file_key(&key, body)
+        Ok(open_file_key(&key, body))
     }
 }
 
@@ -192,6 +204,9 @@ pub(super) fn seal(to: Seal) -> Result<(Vec<u8>, LessSafeKey), String> {
             }
         }
         Seal::Passphrase(pass, log_n) => {
+            if !(1..=MAX_WORK_FACTOR).contains(&log_n) {
+                return Err(format!("scrypt work factor {log_n} is outside 1..={MAX_WORK_FACTOR}"));
+            }
             let mut salt = [0u8; 16];
             random(&mut salt)?;
             let key = scrypt_key(&pass, &salt, log_n)?;
@@ -272,7 +287,21 @@ pub(super) fn parse(b: &[u8]) -> Result<Option<Header>, String> {
         };
         let line = std::str::from_utf8(&b[at..at + end]).map_err(|_| "a header line is not text".to_string())?;
         let next = at + end + 1;
-        if let Some(rest) = line.strip_prefix("---") {
+        if open {
+            // A stanza's body ends with a line shorter than 64 columns
+            // (possibly empty), before anything else.
+            if line.starts_with("->") || line.starts_with("---") {
+                return Err("a stanza ends without its final short body line".into());
+            }
+            if line.len() > COLUMNS {
+                return Err("a stanza body line is longer than 64 columns".into());
+            }
+            let bytes = B64
+                .decode(line)
+                .map_err(|_| "a stanza body is not base64".to_string())?;
+            stanzas.last_mut().expect("open").body.extend_from_slice(&bytes);
+            open = line.len() == COLUMNS;
+        } else if let Some(rest) = line.strip_prefix("---") {
             let mac = rest
                 .strip_prefix(' ')
                 .filter(|m| !m.contains(' '))
@@ -307,15 +336,6 @@ pub(super) fn parse(b: &[u8]) -> Result<Option<Header>, String> {
                 body: Vec::new(),
             });
             open = true;
-        } else if open {
-            if line.len() > COLUMNS {
-                return Err("a stanza body line is longer than 64 columns".into());
-            }
-            let bytes = B64
-                .decode(line)
-                .map_err(|_| "a stanza body is not base64".to_string())?;
-            stanzas.last_mut().expect("open").body.extend_from_slice(&bytes);
-            open = line.len() == COLUMNS;
         } else {
             return Err("the header has a line that is neither a stanza nor its closing line".into());
         }
@@ -351,11 +371,14 @@ impl Header {
 
     /// The payload key, if one of `identities` (or `passphrase`) opens the
     /// header and its MAC checks.
+    /// An scrypt stanza whose work factor is above `max_work_factor` is
+    /// refused before any work (a `NotRecipient`: the reader's limit).
     pub(super) fn open(
         &self,
         b: &[u8],
         identities: &[Identity],
         passphrase: Option<&[u8]>,
+        max_work_factor: u8,
     ) -> Result<LessSafeKey, Refusal> {
         let corrupt = |why: &str| Refusal::Corrupt(why.to_string());
         let scrypt = self.stanzas.iter().any(|s| s.kind == "scrypt");
@@ -374,7 +397,12 @@ impl Header {
                     if s.body.len() != FILE_KEY_LEN + TAG as usize {
                         return Err(corrupt("an X25519 stanza's body is not a wrapped file key"));
                     }
-                    file_key = identities.iter().find_map(|i| i.unwrap(&share, &s.body));
+                    for i in identities {
+                        file_key = i.unwrap(&share, &s.body)?;
+                        if file_key.is_some() {
+                            break;
+                        }
+                    }
                 }
                 "scrypt" => {
                     let Some(pass) = passphrase else { continue };
@@ -388,9 +416,9 @@ impl Header {
                     let (Some(salt), Some(log_n)) = (salt, log_n) else {
                         return Err(corrupt("the scrypt stanza is malformed"));
                     };
-                    if log_n > MAX_WORK_FACTOR {
-                        return Err(corrupt(&format!(
-                            "the scrypt work factor {log_n} is above the {MAX_WORK_FACTOR} a reader accepts"
+                    if log_n > max_work_factor {
+                        return Err(Refusal::NotRecipient(format!(
+                            "its scrypt work factor {log_n} is above this layer's work_factor {max_work_factor}, the most it spends on a read (2^{log_n} KiB of memory); raise work_factor to read it"
                         )));
                     }
                     if s.body.len() != FILE_KEY_LEN + TAG as usize {
@@ -619,21 +647,57 @@ mod tests {
         assert!(parse(&h[..h.len() - 1]).unwrap().is_none());
         let header = parse(&h).unwrap().unwrap();
         assert_eq!(header.len, h.len());
-        assert!(header.open(&h, std::slice::from_ref(&b), None).is_ok());
-        assert!(matches!(header.open(&h, &[c], None), Err(Refusal::NotRecipient(_))));
+        assert!(header.open(&h, std::slice::from_ref(&b), None, 18).is_ok());
+        assert!(matches!(header.open(&h, &[c], None, 18), Err(Refusal::NotRecipient(_))));
         let mut changed = h.clone();
         changed[INTRO.len() + 5] ^= 1; // the first stanza's share: b still opens it
         let header = parse(&changed).unwrap().unwrap();
-        assert!(matches!(header.open(&changed, &[b], None), Err(Refusal::Corrupt(_))));
+        assert!(matches!(
+            header.open(&changed, &[b], None, 18),
+            Err(Refusal::Corrupt(_))
+        ));
         assert!(parse(b"age-encryption.org/v2\n").is_err());
         assert!(parse(b"age-enc").unwrap().is_none());
 
         let (h, _) = seal(Seal::Passphrase(b"pw".as_slice().into(), 4)).unwrap();
         let header = parse(&h).unwrap().unwrap();
-        assert!(header.open(&h, &[], Some(b"pw")).is_ok());
+        assert!(header.open(&h, &[], Some(b"pw"), 18).is_ok());
         assert!(matches!(
-            header.open(&h, &[], Some(b"other")),
+            header.open(&h, &[], Some(b"other"), 18),
             Err(Refusal::NotRecipient(_))
         ));
+    }
+
+    /// What the spec's grammar and rules refuse (found in review): a
+    /// stanza body without its final short line, a low-order share or
+    /// recipient, an scrypt work factor above the reader's limit.
+    #[test]
+    fn header_rules_of_the_spec() {
+        let id = Identity::generate();
+        let (h, _) = seal(Seal::Recipients(vec![id.recipient()])).unwrap();
+        let text = std::str::from_utf8(&h[..h.len() - NONCE_LEN]).unwrap().to_string();
+        let (stanza_end, rest) = text.split_at(text.find("---").unwrap());
+        let with = |extra: &str| [stanza_end.as_bytes(), extra.as_bytes(), rest.as_bytes(), &[0; 16]].concat();
+        // An unknown stanza with a proper body is fine; without one, not.
+        let ok = with("-> foo bar\n\n");
+        assert!(parse(&ok).unwrap().is_some());
+        for bad in ["-> foo\n", &format!("-> foo\n{}\n", "A".repeat(64))] {
+            let e = parse(&with(bad)).err().expect(bad);
+            assert!(e.contains("final short body line"), "{e}");
+        }
+        // An all-zero share: abort, not "not a recipient".
+        let zero = B64.encode([0u8; 32]);
+        let body = B64.encode([0u8; 32]);
+        let low = with(&format!("-> X25519 {zero}\n{body}\n"));
+        let header = parse(&low).unwrap().unwrap();
+        assert!(matches!(header.open(&low, &[id], None, 18), Err(Refusal::Corrupt(_))));
+        let low_recipient = bech32_encode("age", &[0; 32]);
+        assert!(Recipient::parse(&low_recipient).unwrap_err().contains("low-order"));
+
+        let (h, _) = seal(Seal::Passphrase(b"pw".as_slice().into(), 12)).unwrap();
+        let header = parse(&h).unwrap().unwrap();
+        let e = header.open(&h, &[], Some(b"pw"), 11).err().unwrap();
+        assert!(matches!(e, Refusal::NotRecipient(w) if w.contains("work factor 12")));
+        assert!(seal(Seal::Passphrase(b"pw".as_slice().into(), 0)).is_err());
     }
 }

@@ -44,7 +44,7 @@ pub const CHUNK_SIZE: u64 = age::CHUNK;
 pub const ALGORITHM: &str = "age-encryption.org/v1";
 /// Header bytes read first to find an object's header (one read for up
 /// to about 40 recipients), then up to the format's limit.
-const WINDOWS: [usize; 2] = [4 << 10, age::MAX_HEADER + age::NONCE_LEN + 1];
+const WINDOWS: [usize; 2] = [4 << 10, age::MAX_HEADER + 48 + age::NONCE_LEN + 1];
 
 fn geometry(header: usize) -> Chunked {
     Chunked {
@@ -72,7 +72,7 @@ fn geometry(header: usize) -> Chunked {
 /// serving.check()?;
 /// # Ok::<(), wharf::Error>(())
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Encryption {
     recipients: Vec<Recipient>,
     identities: Arc<Vec<Identity>>,
@@ -90,13 +90,21 @@ impl fmt::Debug for Encryption {
     }
 }
 
+impl Default for Encryption {
+    fn default() -> Self {
+        Encryption::new()
+    }
+}
+
 impl Encryption {
     /// A layer with nothing to encrypt to or decrypt with yet: add
     /// recipients, identities or a passphrase.
     pub fn new() -> Self {
         Encryption {
+            recipients: Vec::new(),
+            identities: Arc::default(),
+            passphrase: None,
             work_factor: age::DEFAULT_WORK_FACTOR,
-            ..Encryption::default()
         }
     }
 
@@ -126,7 +134,9 @@ impl Encryption {
         Ok(self)
     }
 
-    /// The scrypt work factor (log2 N) passphrase writes use, 1 to
+    /// The scrypt work factor (log2 N) passphrase writes use, and the most
+    /// a passphrase read spends (an object asking more is a `config`
+    /// error, before any work: 2^N KiB of memory per read), 1 to
     /// [`MAX_WORK_FACTOR`](super::MAX_WORK_FACTOR) (age's readers refuse
     /// more); default [`DEFAULT_WORK_FACTOR`](super::DEFAULT_WORK_FACTOR).
     pub fn with_work_factor(mut self, work_factor: u8) -> Result<Self> {
@@ -147,6 +157,13 @@ impl Encryption {
             return Err(Error::config(
                 "encryption layer: a passphrase cannot be combined with recipients (an age scrypt stanza must be an object's only one)",
             ));
+        }
+        if self.header_len() > age::MAX_HEADER as u64 {
+            return Err(Error::config(format!(
+                "encryption layer: {} recipients make a header longer than the {} bytes a reader accepts",
+                self.recipients.len(),
+                age::MAX_HEADER
+            )));
         }
         if self.passphrase.is_none() && self.recipients.is_empty() && self.identities.is_empty() {
             return Err(Error::config(
@@ -244,7 +261,7 @@ impl Codec for EncryptionCodec {
             let Some(header) = age::parse(b).map_err(|why| site.integrity(why))? else {
                 return Ok(None);
             };
-            let open = || header.open(b, &cfg.identities, cfg.passphrase.as_deref());
+            let open = || header.open(b, &cfg.identities, cfg.passphrase.as_deref(), cfg.work_factor);
             // An scrypt takes about a second: tell the runtime this worker
             // blocks, so its other tasks move (a current-thread runtime
             // just waits).
@@ -318,6 +335,12 @@ impl Opener for Decryptor {
 
     fn trailer(&mut self, _total: u64, _trailer: &[u8], _full: bool) -> std::result::Result<(), String> {
         Ok(())
+    }
+
+    fn final_chunk_on_ranged_reads(&self) -> bool {
+        // age: a reader that seeks must first check the final chunk, or a
+        // cut at a chunk boundary goes unseen.
+        true
     }
 }
 
@@ -480,6 +503,17 @@ mod tests {
             restore();
         }
 
+        // Cut at a chunk boundary: a ranged read that stops before the cut
+        // fails too (the final chunk is checked first, as age says).
+        overwrite(&store, "e", &original[..(h + 4 * STEP) as usize]);
+        let early = Some(ByteRange {
+            start: 0,
+            end: Some(100),
+        });
+        let why = read_fails(a.as_ref(), "e", early, ErrorKind::Integrity, "encryption").await;
+        assert!(why.contains("final chunk 3"), "{why}");
+        restore();
+
         for cut in [
             original.len() - 1,
             (h + 10 * STEP) as usize,
@@ -607,5 +641,17 @@ mod tests {
         assert!(Encryption::new().with_passphrase("").is_err());
         assert!(pw.clone().with_recipients([old.recipient()]).check().is_err());
         assert!(Encryption::new().check().is_err());
+        assert_eq!(Encryption::default().work_factor, age::DEFAULT_WORK_FACTOR);
+        let many = Encryption::new().with_recipients(std::iter::repeat_n(old.recipient(), 700));
+        assert!(many.check().unwrap_err().to_string().contains("700 recipients"));
+        // A reader spends at most its own work factor.
+        let cheap = Encryption::new()
+            .with_passphrase("correct horse")
+            .unwrap()
+            .with_work_factor(3)
+            .unwrap()
+            .wrap(inner.clone());
+        let why = read_fails(cheap.as_ref(), "pw.bin", None, ErrorKind::Config, "encryption").await;
+        assert!(why.contains("work factor 4"), "{why}");
     }
 }

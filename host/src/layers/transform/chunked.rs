@@ -82,6 +82,14 @@ pub(in crate::layers) trait Opener: Send + 'static {
     /// Checks the trailer after the final chunk of an object of `total`
     /// logical bytes; `full` when the whole object was read.
     fn trailer(&mut self, total: u64, trailer: &[u8], full: bool) -> std::result::Result<(), String>;
+
+    /// Whether a ranged read that stops before the final chunk opens it
+    /// anyway (one more ranged read of at most a chunk), so an object cut
+    /// at a chunk boundary fails every read, not only those reaching the
+    /// end. Only over adapters with ranged reads.
+    fn final_chunk_on_ranged_reads(&self) -> bool {
+        false
+    }
 }
 
 /// Opens a read of a chunked format whose header is read in `windows`:
@@ -128,7 +136,7 @@ where
     clamp_range(range, u64::MAX, &site)?;
     let ranged = inner.capabilities().read_range;
     let stored = inner.stat(path).await.map_err(|e| site.locate(e))?.size;
-    let (geo, opener, src) = if ranged {
+    let (geo, mut opener, src) = if ranged {
         let mut parsed = None;
         for &w in windows {
             let n = (w as u64).min(stored);
@@ -152,6 +160,13 @@ where
     }
     let m = geo.chunks(n);
     let (first, stop) = (start / geo.chunk, end.div_ceil(geo.chunk));
+    if ranged && stop < m && opener.final_chunk_on_ranged_reads() {
+        let last = read_stored(inner, path, geo.offset(m - 1), stored - geo.trailer, &site).await?;
+        let mut scratch = BytesMut::with_capacity(last.len());
+        opener
+            .open(m - 1, true, last, &mut scratch)
+            .map_err(|why| site.integrity(format!("the final chunk {}: {why}", m - 1)))?;
+    }
     let lo = geo.offset(first);
     let hi = if stop == m { stored } else { geo.offset(stop) };
     let src = match src {
