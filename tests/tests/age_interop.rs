@@ -160,6 +160,17 @@ async fn age_and_rage_read_what_wharf_writes_and_wharf_reads_theirs() {
     assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
 }
 
+/// The layer over `inner` with `passphrase`, spending at most
+/// `work_factor` on a read.
+fn passphrase(inner: &Arc<dyn Adapter>, passphrase: &str, work_factor: u8) -> Arc<dyn Adapter> {
+    Encryption::new()
+        .with_passphrase(passphrase)
+        .unwrap()
+        .with_work_factor(work_factor)
+        .unwrap()
+        .wrap(inner.clone())
+}
+
 /// age's scrypt recipient: rage decrypts wharf's passphrase objects and
 /// wharf reads rage's (written at rage's own work factor).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,12 +178,7 @@ async fn passphrase_objects_cross_with_rage() {
     let dir = tempfile::tempdir().unwrap();
     let store = InMemory::new();
     let inner: Arc<dyn Adapter> = Arc::new(store.clone());
-    let layer = Encryption::new()
-        .with_passphrase("correct horse battery")
-        .unwrap()
-        .with_work_factor(12)
-        .unwrap()
-        .wrap(inner.clone());
+    let layer = passphrase(&inner, "correct horse battery", 12);
     let plain = data(CHUNK * 2 + 17, 7);
     put(&*layer, "p.bin", &plain).await;
     let stored = dir.path().join("p.age");
@@ -202,12 +208,7 @@ async fn passphrase_objects_cross_with_rage() {
     // a reader that spends at most 12 refuses it, one allowing 22 reads.
     let e = get(&*layer, "theirs.bin", None).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
-    let patient = Encryption::new()
-        .with_passphrase("correct horse battery")
-        .unwrap()
-        .with_work_factor(22)
-        .unwrap()
-        .wrap(inner.clone());
+    let patient = passphrase(&inner, "correct horse battery", 22);
     assert!(get(&*patient, "theirs.bin", None).await.unwrap() == plain);
     let wrong = Encryption::new().with_passphrase("wrong").unwrap().wrap(inner.clone());
     let e = get(&*wrong, "theirs.bin", None).await.unwrap_err();

@@ -228,6 +228,21 @@ pub(super) fn seal(to: Seal) -> Result<(Vec<u8>, LessSafeKey), String> {
     Ok((h, payload_key(&file_key, &nonce)))
 }
 
+/// The length of what [`seal`] writes (header and payload nonce) for
+/// `recipients` X25519 stanzas, or one scrypt stanza of `work_factor`.
+pub(super) fn sealed_len(recipients: usize, work_factor: Option<u8>) -> usize {
+    // A wrapped file key is 32 bytes: one 43-column body line.
+    let body = 43 + 1;
+    let stanzas = match work_factor {
+        // "-> scrypt <22-column salt> <n>\n"
+        Some(n) => "-> scrypt ".len() + 22 + 1 + n.to_string().len() + 1 + body,
+        // "-> X25519 <43-column share>\n"
+        None => recipients * ("-> X25519 ".len() + 43 + 1 + body),
+    };
+    // "--- <43-column MAC>\n"
+    INTRO.len() + stanzas + 4 + 43 + 1 + NONCE_LEN
+}
+
 fn stanza(h: &mut Vec<u8>, args: &[&str], body: &[u8]) {
     h.extend_from_slice(b"->");
     for a in args {

@@ -29,7 +29,7 @@
 
 use super::Layer;
 use super::age::{self, Identity, Recipient, Refusal, Seal};
-use super::transform::{Chunked, Codec, Opener, ReadRequest, Sink, Site, Transform, cpu, read_chunked, read_stored};
+use super::transform::{Chunked, Codec, Opener, ReadRequest, Sink, Site, Transform, cpu, read_chunked, read_header};
 use crate::adapter::{Adapter, Encoding, ObjectMeta, ObjectReader, ObjectWriter};
 use crate::error::{Error, ErrorKind, Result};
 use async_trait::async_trait;
@@ -180,14 +180,8 @@ impl Encryption {
 
     /// Bytes of the header this layer writes (with the payload nonce).
     fn header_len(&self) -> u64 {
-        let stanzas = if self.passphrase.is_some() {
-            let digits = self.work_factor.to_string().len() as u64;
-            // "-> scrypt <salt> <n>\n" and a 43-column body line.
-            (34 + digits) + 44
-        } else {
-            98 * self.recipients.len() as u64
-        };
-        age::INTRO.len() as u64 + stanzas + 48 + age::NONCE_LEN as u64
+        let work_factor = self.passphrase.is_some().then_some(self.work_factor);
+        age::sealed_len(self.recipients.len(), work_factor) as u64
     }
 }
 
@@ -205,16 +199,13 @@ struct EncryptionCodec {
 /// (`stored` bytes), read without opening it.
 async fn stored_header_len(inner: &dyn Adapter, meta: &ObjectMeta, site: &Site) -> Result<u64> {
     let path = crate::path::ObjectPath::parse(&meta.path).map_err(|e| site.locate(e))?;
-    for w in WINDOWS {
-        let n = (w as u64).min(meta.size);
-        let head = read_stored(inner, &path, 0, n, site).await?;
-        match age::parse(&head).map_err(|why| site.integrity(why))? {
-            Some(h) => return Ok(h.len as u64),
-            None if n == meta.size => break,
-            None => {}
-        }
-    }
-    Err(site.integrity("the object ends inside its age header: it is truncated, or not in the age format"))
+    let parse = |h: &[u8]| age::parse(h).map_err(|why| site.integrity(why));
+    read_header(inner, &path, meta.size, &WINDOWS, site, parse)
+        .await?
+        .map(|h| h.len as u64)
+        .ok_or_else(|| {
+            site.integrity("the object ends inside its age header: it is truncated, or not in the age format")
+        })
 }
 
 #[async_trait]

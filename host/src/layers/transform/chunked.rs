@@ -4,8 +4,9 @@
 use super::cpu::cpu;
 use super::prefetch::{Prefetch, read_stored};
 use super::{EmptyReader, ReadRequest, Site, clamp_range};
-use crate::adapter::{ByteRange, ObjectReader};
+use crate::adapter::{Adapter, ByteRange, ObjectReader};
 use crate::error::{Error, Result};
+use crate::path::ObjectPath;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -137,15 +138,7 @@ where
     let ranged = inner.capabilities().read_range;
     let stored = inner.stat(path).await.map_err(|e| site.locate(e))?.size;
     let (geo, mut opener, src) = if ranged {
-        let mut parsed = None;
-        for &w in windows {
-            let n = (w as u64).min(stored);
-            let header = read_stored(inner, path, 0, n, &site).await?;
-            parsed = parse(&header, false)?;
-            if parsed.is_some() || n == stored {
-                break;
-            }
-        }
+        let parsed = read_header(inner, path, stored, windows, &site, |h| parse(h, false)).await?;
         let (geo, opener) = parsed.ok_or_else(|| no_header(&site))?;
         (geo, opener, None)
     } else {
@@ -197,6 +190,30 @@ where
         total: 0,
         done: false,
     }))
+}
+
+/// Reads the first bytes of the stored object `path` (`stored` bytes) in
+/// `windows`, until `parse` finds the whole header in them (see
+/// [`read_chunked`]); `None` if the object ends first.
+pub(in crate::layers) async fn read_header<T>(
+    inner: &dyn Adapter,
+    path: &ObjectPath,
+    stored: u64,
+    windows: &[usize],
+    site: &Site,
+    mut parse: impl FnMut(&[u8]) -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    for &w in windows {
+        let n = (w as u64).min(stored);
+        let header = read_stored(inner, path, 0, n, site).await?;
+        if let Some(t) = parse(&header)? {
+            return Ok(Some(t));
+        }
+        if n == stored {
+            break;
+        }
+    }
+    Ok(None)
 }
 
 /// Parses the header at the start of `src` (see [`read_chunked`]) and

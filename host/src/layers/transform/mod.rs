@@ -22,7 +22,7 @@ mod site;
 #[cfg(test)]
 mod tests;
 
-pub(in crate::layers) use chunked::{Chunked, Opener, impossible_size, read_chunked};
+pub(in crate::layers) use chunked::{Chunked, Opener, impossible_size, read_chunked, read_header};
 pub(in crate::layers) use cpu::cpu;
 pub(in crate::layers) use prefetch::{Prefetch, read_stored};
 pub(in crate::layers) use sink::Sink;
