@@ -22,6 +22,7 @@ writer and its calls), and all state is in the directory.
 
 import errno
 import functools
+import hashlib
 import os
 import secrets
 import stat as stat_mod
@@ -56,6 +57,10 @@ TMP_DIR = ".wharf-tmp"
 # was killed (timeout, host crash) before `abort` could run.
 STALE_TMP_NS = 24 * 3600 * 1_000_000_000
 LIST_MAX_LIMIT = 1000
+# How long an update waits for another update of the same object, and when
+# a lock file counts as left behind by a killed instance.
+UPDATE_LOCK_WAIT_S = 10
+STALE_LOCK_NS = 60 * 1_000_000_000
 WRITE_MAX_CHUNK = 16 << 20
 COPY_CHUNK = 1 << 20
 
@@ -424,6 +429,46 @@ def sweep_stale(tmp_dir: str) -> None:
             pass
 
 
+class UpdateLock:
+    """A lock file per object path in the temporary folder, created with
+    O_EXCL (atomic in every file system WASI reaches), held by an update
+    from its etag check to its rename. A lock older than STALE_LOCK_NS was
+    left by an instance killed in between, and is broken."""
+
+    def __init__(self, tmp_dir: str, path: str):
+        name = hashlib.sha256(path.encode()).hexdigest()[:32] + ".lock"
+        self.lock = os.path.join(tmp_dir, name)
+        self.path = path
+
+    def __enter__(self) -> "UpdateLock":
+        deadline = time.monotonic() + UPDATE_LOCK_WAIT_S
+        while True:
+            try:
+                os.close(os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                return self
+            except FileExistsError:
+                pass
+            except OSError as e:
+                raise os_error("write", self.path, e)
+            try:
+                if time.time_ns() - os.stat(self.lock).st_mtime_ns > STALE_LOCK_NS:
+                    remove_quietly(self.lock)
+                    continue
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise os_error("write", self.path, e)
+            if time.monotonic() > deadline:
+                raise AdapterError(
+                    Error_Transient(f"another update of this object held its lock for {UPDATE_LOCK_WAIT_S} s")
+                )
+            time.sleep(0.005)
+
+    def __exit__(self, *exc) -> bool:
+        remove_quietly(self.lock)
+        return False
+
+
 class Reader(adapter.Reader):
     """The `reader` resource: an open file and how much of it is left."""
 
@@ -512,20 +557,23 @@ class Writer(adapter.Writer):
                 except OSError as e:
                     raise os_error("write", self.path, e)
             elif isinstance(mode, PutMode_Update):
-                try:
-                    st = os.stat(self.dest)
-                    current = meta_of(self.path, st).etag if stat_mod.S_ISREG(st.st_mode) else None
-                except (FileNotFoundError, NotADirectoryError):
-                    current = None
-                except OSError as e:
-                    raise os_error("write", self.path, e)
-                if current != mode.value:
-                    raise AdapterError(
-                        Error_PreconditionFailed(
-                            f"etag is {current or 'absent (no object)'}, expected {mode.value}"
+                # The check and the rename under the object's lock: two
+                # racing updates of one etag cannot both see it.
+                with UpdateLock(os.path.dirname(self.tmp), self.path):
+                    try:
+                        st = os.stat(self.dest)
+                        current = meta_of(self.path, st).etag if stat_mod.S_ISREG(st.st_mode) else None
+                    except (FileNotFoundError, NotADirectoryError):
+                        current = None
+                    except OSError as e:
+                        raise os_error("write", self.path, e)
+                    if current != mode.value:
+                        raise AdapterError(
+                            Error_PreconditionFailed(
+                                f"etag is {current or 'absent (no object)'}, expected {mode.value}"
+                            )
                         )
-                    )
-                self.rename()
+                    self.rename()
             else:
                 raise AdapterError(Error_Invalid(f"unknown put mode {mode!r}"))
             try:
@@ -539,6 +587,11 @@ class Writer(adapter.Writer):
 
     def make_parent(self) -> None:
         parent = os.path.dirname(self.dest)
+        if "/" not in self.path:
+            # A top-level object: its folder is the root, which exists.
+            # (os.makedirs would look at the root's own parent, which no
+            # WASI preopen reaches, and fail with ENOENT.)
+            return
         try:
             os.makedirs(parent, exist_ok=True)
         except (FileExistsError, NotADirectoryError):

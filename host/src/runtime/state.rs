@@ -111,6 +111,13 @@ pub(crate) struct Limiter {
     held: usize,
 }
 
+impl Limiter {
+    /// Bytes of memory the store grew to (what it holds of the budget).
+    pub(crate) fn held(&self) -> usize {
+        self.held
+    }
+}
+
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         if !self.store.memory_growing(current, desired, maximum)? {

@@ -18,8 +18,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::path::{ObjectPath, check_prefix};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, UpdateDeadline};
@@ -78,6 +80,9 @@ pub(crate) struct AdapterShared {
     /// How long an operation waits for an instance slot.
     wait: Option<Duration>,
     credentials: Option<Arc<CredentialProvider>>,
+    /// Whether its instances keep the bytes their readers return
+    /// ([`UNKNOWN`], [`STEADY`] or [`GROWS`]; see [`WasmReader`]).
+    reads: Arc<AtomicU8>,
 }
 
 impl AdapterShared {
@@ -153,6 +158,7 @@ impl WasmAdapter {
             plugin: plugin.clone(),
             wait: spec.pool.wait,
             credentials: spec.credentials,
+            reads: Arc::new(AtomicU8::new(UNKNOWN)),
         });
         let reaper_every = spec.pool.idle_timeout / 2;
         let pool = Arc::new(Pool::new(spec.pool));
@@ -350,6 +356,11 @@ fn release(pool: &Pool<Instance>, inst: Instance, error: Option<&Error>) {
 }
 
 impl Instance {
+    /// Bytes of linear memory this instance has grown to.
+    fn held(&self) -> usize {
+        self.store.data().limits.held()
+    }
+
     fn store(shared: &Arc<AdapterShared>) -> Result<Store<GuestState>> {
         let state = GuestState::new(shared)?;
         let mut store = Store::new(shared.runtime.engine(), state);
@@ -674,28 +685,46 @@ impl Adapter for WasmAdapter {
 
     async fn read(&self, path: &ObjectPath, range: Option<ByteRange>) -> Result<Box<dyn ObjectReader>> {
         let p = path.as_str();
-        let r = range.map(|r| wit::ByteRange {
-            start: r.start,
-            end: r.end,
-        });
         let mut inst = self.instance("read", Some(p)).await?;
-        let reader = inst
-            .call_wit("read", Some(p), |i| async move {
-                i.bindings.backend().call_read(&mut i.store, i.backend, p, r).await
-            })
-            .await;
-        let reader = match reader {
+        // A backend whose instances keep what their readers return is read
+        // in segments, each pinned to the version `stat` gave first.
+        let reads = self.shared.reads.load(Ordering::Relaxed);
+        let segmented = reads == GROWS && self.capabilities.read_range;
+        let pin = if segmented {
+            match Version::stat(&mut inst, p).await {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.release(inst, Some(&e));
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        let (start, end) = range.map_or((0, None), |r| (r.start, r.end));
+        let reader = match open_reader(&mut inst, p, start, end).await {
             Ok(r) => r,
             Err(e) => {
                 self.release(inst, Some(&e));
                 return Err(e);
             }
         };
+        let held_at_open = inst.held();
         Ok(Box::new(WasmReader {
             inst: Some(inst),
-            pool: self.pool.clone(),
+            adapter: self.clone(),
             reader,
             path: p.to_string(),
+            start,
+            end,
+            returned: 0,
+            held_at_open,
+            track: match pin {
+                Some(v) => Track::Pinned(v),
+                None if reads == STEADY => Track::Off,
+                None => Track::Probing(Sha256::new()),
+            },
+            reread: None,
         }))
     }
 
@@ -798,13 +827,99 @@ fn pending_from_wit(p: WitPendingUpload) -> PendingUpload {
     }
 }
 
+/// Bytes a reader returns before the host checks whether its instance
+/// keeps them (see [`WasmReader`]).
+const PROBE: u64 = 16 << 20;
+/// Room a pinned segment leaves below the memory limit, besides two chunks.
+const SLACK: usize = 16 << 20;
+/// Not yet known whether a backend's instances keep what readers return.
+const UNKNOWN: u8 = 0;
+/// They do not: reads are neither probed nor segmented.
+const STEADY: u8 = 1;
+/// They do: reads are pinned and segmented.
+const GROWS: u8 = 2;
+
+/// What identifies one version of an object: the answer of `stat`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Version {
+    etag: Option<String>,
+    size: u64,
+    modified_ms: Option<u64>,
+}
+
+impl Version {
+    /// `stat` of `path` in `inst`. A version needs an etag or a
+    /// modification time: size alone cannot tell two versions apart.
+    async fn stat(inst: &mut Instance, path: &str) -> Result<Version> {
+        let m = inst
+            .call_wit("read", Some(path), |i| async move {
+                i.bindings.backend().call_stat(&mut i.store, i.backend, path).await
+            })
+            .await?;
+        if m.etag.is_none() && m.modified_ms.is_none() {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "this adapter's instances keep the bytes their readers return, so a large object is read in segments, \
+                 which needs `stat` to give an etag or a modification time to keep them to one version; it gives neither",
+            )
+            .at(&inst.shared.name, "read", Some(path)));
+        }
+        Ok(Version {
+            etag: m.etag,
+            size: m.size,
+            modified_ms: m.modified_ms,
+        })
+    }
+}
+
+/// How a reader keeps to one version of the object across instances.
+enum Track {
+    /// Not known to need segments: what it returns is hashed until
+    /// [`PROBE`] bytes, when the instance's growth decides.
+    Probing(Sha256),
+    /// The instance does not grow with what it returns: one segment.
+    Off,
+    /// Pinned: every segment opened after this `stat` and was followed by
+    /// one that gave the same version, so all read that version.
+    Pinned(Version),
+}
+
+/// An object being read from a component.
+///
+/// Some guest toolchains never free the bytes an exported function returns
+/// (componentize-py 0.25.1: see the Python example's README), so an
+/// instance grows by everything its reader hands over and a large object
+/// would hit the memory limit. The host notices: when an instance grew by
+/// at least half of the first [`PROBE`] bytes its reader returned, the
+/// backend is marked, and its reads go on in segments. Each segment is a
+/// ranged read in a fresh instance that starts where the last one stopped
+/// and ends before the memory limit. Segments are kept to one version: the
+/// first pinned segment `stat`s before it opens, every later one `stat`s
+/// after it opened, and all must give the same version, or the read fails
+/// (`precondition-failed`). The segment opened when the growth is noticed
+/// reads the probed bytes again and compares their sha256 with what was
+/// already returned. Later reads of a marked backend are pinned from the
+/// start; once a read of a few MiB did not grow its instance, later reads
+/// of that backend are neither probed nor hashed. A component without
+/// `read_range` is read in one segment.
 struct WasmReader {
-    /// `None` once the end was reached (the instance went back to the pool)
-    /// or the reader broke (the instance was dropped).
+    /// `None` once the end was reached (the instance went back to the pool),
+    /// the reader broke (the instance was dropped), or a new segment is due.
     inst: Option<Instance>,
-    pool: Arc<Pool<Instance>>,
+    adapter: WasmAdapter,
     reader: ResourceAny,
     path: String,
+    /// The range asked for.
+    start: u64,
+    end: Option<u64>,
+    /// Bytes returned to the caller so far.
+    returned: u64,
+    /// What the instance's memory held when its reader opened.
+    held_at_open: usize,
+    track: Track,
+    /// Set when segments begin: the sha256 of the first `n` bytes returned,
+    /// which the next segment reads again and compares.
+    reread: Option<([u8; 32], u64)>,
 }
 
 impl WasmReader {
@@ -818,14 +933,77 @@ impl WasmReader {
                 reader.resource_drop_async(&mut i.store).await
             })
             .await;
-        release(&self.pool, inst, dropped.as_ref().err());
+        release(&self.adapter.pool, inst, dropped.as_ref().err());
         dropped
+    }
+
+    fn changed(&self, why: String) -> Error {
+        Error::new(
+            ErrorKind::PreconditionFailed,
+            format!("the object changed while it was read in segments ({why}); read it again"),
+        )
+        .at(&self.adapter.shared.name, "read", Some(&self.path))
+    }
+
+    /// Opens the next segment in a fresh instance (see [`WasmReader`]).
+    async fn next_segment(&mut self) -> Result<()> {
+        let a = self.adapter.clone();
+        let path = self.path.clone();
+        let mut inst = a.instance("read", Some(&path)).await?;
+        let first = !matches!(self.track, Track::Pinned(_));
+        if first {
+            let v = Version::stat(&mut inst, &path).await?;
+            self.track = Track::Pinned(v);
+        }
+        let from = match self.reread {
+            Some(_) => self.start,
+            None => self.start + self.returned,
+        };
+        self.reader = open_reader(&mut inst, &path, from, self.end).await?;
+        if !first {
+            let now = Version::stat(&mut inst, &path).await?;
+            if let Track::Pinned(pin) = &self.track
+                && *pin != now
+            {
+                return Err(self.changed(format!("was {pin:?}, now {now:?}")));
+            }
+        }
+        if let Some((want, n)) = self.reread.take() {
+            let mut h = Sha256::new();
+            let mut left = n;
+            let reader = self.reader;
+            while left > 0 {
+                let max = left.min(1 << 20) as u32;
+                let chunk = inst
+                    .call_wit("read", Some(&path), |i| async move {
+                        i.bindings.reader().call_next(&mut i.store, reader, max).await
+                    })
+                    .await?;
+                if chunk.is_empty() || chunk.len() > max as usize {
+                    return Err(self.changed(format!("{} bytes now where {n} were read", n - left)));
+                }
+                h.update(&chunk);
+                left -= chunk.len() as u64;
+            }
+            if <[u8; 32]>::from(h.finalize()) != want {
+                return Err(self.changed(format!("its first {n} bytes differ")));
+            }
+        }
+        self.held_at_open = inst.held();
+        self.inst = Some(inst);
+        Ok(())
     }
 }
 
 #[async_trait]
 impl ObjectReader for WasmReader {
     async fn next_chunk(&mut self, max: usize) -> Result<Option<Bytes>> {
+        if self.inst.is_none() {
+            if self.reread.is_none() && !self.due() {
+                return Ok(None);
+            }
+            self.next_segment().await?;
+        }
         // Taken out while in use: a call cut short (a timeout, a dropped
         // future) drops the instance with it, never reuses it.
         let Some(mut inst) = self.inst.take() else {
@@ -849,12 +1027,72 @@ impl ObjectReader for WasmReader {
             .at(&inst.shared.name, "read", Some(&path)));
         }
         if chunk.is_empty() {
+            // A read of a few MiB that ended without growing its instance
+            // by half of them settles it: later reads are not probed.
+            if matches!(self.track, Track::Probing(_)) && self.returned >= PROBE / 4 && !self.grew(&inst) {
+                self.adapter.shared.reads.store(STEADY, Ordering::Relaxed);
+            }
+            self.track = Track::Off;
             self.finish(inst).await?;
             return Ok(None);
         }
-        self.inst = Some(inst);
+        self.returned += chunk.len() as u64;
+        let limit = inst.shared.limits.memory;
+        let grew = self.grew(&inst);
+        match &mut self.track {
+            Track::Off => self.inst = Some(inst),
+            Track::Probing(h) => {
+                h.update(&chunk);
+                if self.returned < PROBE {
+                    self.inst = Some(inst);
+                } else if grew && self.adapter.capabilities.read_range {
+                    tracing::debug!(
+                        backend = %inst.shared.name,
+                        "instances keep what their readers return: reading in segments"
+                    );
+                    self.adapter.shared.reads.store(GROWS, Ordering::Relaxed);
+                    let digest = std::mem::replace(h, Sha256::new()).finalize().into();
+                    self.reread = Some((digest, self.returned));
+                    self.adapter.pool.discard(inst);
+                } else {
+                    if !grew {
+                        self.adapter.shared.reads.store(STEADY, Ordering::Relaxed);
+                    }
+                    self.track = Track::Off;
+                    self.inst = Some(inst);
+                }
+            }
+            Track::Pinned(_) => {
+                if inst.held() + 2 * max + SLACK > limit {
+                    self.adapter.pool.discard(inst);
+                } else {
+                    self.inst = Some(inst);
+                }
+            }
+        }
         Ok(Some(Bytes::from(chunk)))
     }
+}
+
+impl WasmReader {
+    /// A pinned reader whose instance was let go before the end.
+    fn due(&self) -> bool {
+        matches!(self.track, Track::Pinned(_))
+    }
+
+    /// The instance grew by at least half of what its reader returned.
+    fn grew(&self, inst: &Instance) -> bool {
+        inst.held().saturating_sub(self.held_at_open) as u64 >= self.returned / 2
+    }
+}
+
+/// Opens a guest reader on `path` from `start` (to `end`).
+async fn open_reader(inst: &mut Instance, path: &str, start: u64, end: Option<u64>) -> Result<ResourceAny> {
+    let r = (start > 0 || end.is_some()).then_some(wit::ByteRange { start, end });
+    inst.call_wit("read", Some(path), |i| async move {
+        i.bindings.backend().call_read(&mut i.store, i.backend, path, r).await
+    })
+    .await
 }
 
 struct WasmWriter {
