@@ -16,8 +16,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 wit=$here/../../../wit
 out=${1:-$repo/target/examples}
-mkdir -p "$out"
+mkdir -p "$out" "$repo/.tools"
 out=$(cd "$out" && pwd)
+
+# One build at a time: tests start this script at once (and the SQLite
+# example's build.sh shares the tool's virtualenv under the same lock).
+if command -v flock >/dev/null; then
+    exec 9>"$repo/.tools/componentize-py.lock"
+    flock 9
+fi
 
 venv=$repo/.tools/componentize-py
 tool=$venv/bin/componentize-py
