@@ -13,10 +13,15 @@
 //
 // The etag is `<size>-<mtime ns>` (hex) of the file: every write makes a new
 // file with a new modification time, so any content change changes it.
+// `update(etag)` compares and renames holding the object's lock file in
+// `.wharf-tmp/` (created only where none exists), so of updates racing with
+// one etag exactly one wins; a lock a killed instance left is taken over
+// after 30 s.
 //
 // The host makes a fresh instance for every operation: nothing here outlives
 // one call of `open` and the calls on what it returns.
 
+import { subscribeDuration } from 'wasi:clocks/monotonic-clock@0.2.12';
 import { getDirectories } from 'wasi:filesystem/preopens@0.2.12';
 
 const TMP_DIR = '.wharf-tmp';
@@ -27,6 +32,13 @@ const MAX_NEXT = 16 << 20;
 /** Chunk size of `copy`. */
 const COPY_CHUNK = 4 << 20;
 const LIST_MAX_LIMIT = 1000;
+/** Age at which an update's lock is taken to be a killed instance's. */
+const STALE_LOCK_MS = 30 * 1000;
+/** How long an update waits for the lock: past STALE_LOCK_MS, so a stale
+ * lock is always taken over within one call. */
+const LOCK_WAIT_MS = 40 * 1000;
+/** The longest pause between two tries of the lock. */
+const LOCK_MAX_PAUSE_MS = 50;
 
 const dispose = Symbol.dispose || Symbol.for('dispose');
 const FOLLOW = { symlinkFollow: true };
@@ -149,6 +161,30 @@ function metaOf(path, st) {
 function randomName() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * The name of the lock file of `path`'s updates in TMP_DIR: the path with
+ * `%` and `/` escaped, or for a path too long for one file name its FNV-1a
+ * hash (two such paths may then share a lock, which only makes one wait).
+ * Temporaries are hex names without a dot, so none ends in `.lock`.
+ */
+function lockName(path) {
+  const name = path.replaceAll('%', '%25').replaceAll('/', '%2F');
+  if (encoder.encode(name).length <= 200) return `${name}.lock`;
+  let h = 0xcbf29ce484222325n;
+  for (const b of encoder.encode(path)) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return `long-${h.toString(16).padStart(16, '0')}.lock`;
+}
+
+/** Blocks for `ms` milliseconds (a WASI monotonic-clock pollable). */
+function sleepMs(ms) {
+  const p = subscribeDuration(BigInt(ms) * 1000000n);
+  try {
+    p.block();
+  } finally {
+    close(p);
+  }
 }
 
 function close(resource) {
@@ -431,6 +467,79 @@ class Backend {
     }
   }
 
+  /**
+   * Waits for the lock of `path`'s updates; returns the function that
+   * releases it.
+   */
+  lockUpdate(path) {
+    const lock = `${TMP_DIR}/${lockName(path)}`;
+    const start = Date.now();
+    let pauseMs = 1;
+    for (;;) {
+      try {
+        close(this.dir.openAt(NO_FOLLOW, lock, { create: true, exclusive: true }, { write: true }));
+        return () => {
+          try {
+            this.dir.unlinkFileAt(lock);
+          } catch {
+            // Taken over as stale meanwhile: nothing of ours to remove.
+          }
+        };
+      } catch (e) {
+        if (fsCode(e) !== 'exist') throw ioError('write', path, e);
+      }
+      if (this.takeOverIfStale(lock)) continue;
+      if (Date.now() - start > LOCK_WAIT_MS) {
+        throw wharfError(
+          'transient',
+          `another update of the object held its lock for ${LOCK_WAIT_MS / 1000} s (\`${lock}\`)`,
+        );
+      }
+      sleepMs(pauseMs);
+      pauseMs = Math.min(pauseMs * 2, LOCK_MAX_PAUSE_MS);
+    }
+  }
+
+  /**
+   * Removes the lock file `lock` if it is stale; whether it is gone. It is
+   * moved aside first and looked at there, so that of two updates that
+   * both saw it stale, the later one cannot remove a lock the earlier one
+   * took since (such a lock goes back).
+   */
+  takeOverIfStale(lock) {
+    if (!this.isStale(lock)) return false;
+    const aside = `${TMP_DIR}/stale-${randomName()}`;
+    try {
+      this.dir.renameAt(lock, this.dir, aside);
+    } catch {
+      // Released or taken over meanwhile.
+      return true;
+    }
+    if (!this.isStale(aside)) {
+      try {
+        this.dir.linkAt(NO_FOLLOW, aside, this.dir, lock);
+      } catch {
+        // Someone holds the lock again; theirs stands.
+      }
+    }
+    try {
+      this.dir.unlinkFileAt(aside);
+    } catch {
+      // The sweep of stale temporaries removes it.
+    }
+    return true;
+  }
+
+  /** Whether the file `name` was last modified more than STALE_LOCK_MS ago. */
+  isStale(name) {
+    try {
+      const ts = this.dir.statAt(NO_FOLLOW, name).dataModificationTimestamp;
+      return ts !== undefined && Date.now() - Number(ts.seconds) * 1000 > STALE_LOCK_MS;
+    } catch {
+      return false;
+    }
+  }
+
   tmpDir() {
     try {
       this.dir.createDirectoryAt(TMP_DIR);
@@ -619,19 +728,25 @@ class Writer {
           break;
         case 'update': {
           const expected = this.mode.val;
-          let current;
+          // Held from the comparison to the rename.
+          const unlock = this.backend.lockUpdate(path);
           try {
-            current = metaOf(path, dir.statAt(FOLLOW, path)).etag;
-          } catch (e) {
-            if (fsCode(e) !== 'no-entry') throw ioError('write', path, e);
+            let current;
+            try {
+              current = metaOf(path, dir.statAt(FOLLOW, path)).etag;
+            } catch (e) {
+              if (fsCode(e) !== 'no-entry') throw ioError('write', path, e);
+            }
+            if (current !== expected) {
+              throw wharfError(
+                'precondition-failed',
+                `etag is ${current ?? 'absent (no object)'}, expected ${expected}`,
+              );
+            }
+            fs('write', path, () => commit(() => dir.renameAt(tmp, dir, path)));
+          } finally {
+            unlock();
           }
-          if (current !== expected) {
-            throw wharfError(
-              'precondition-failed',
-              `write \`${path}\`: etag is ${current ?? 'absent (no object)'}, expected ${expected}`,
-            );
-          }
-          fs('write', path, () => commit(() => dir.renameAt(tmp, dir, path)));
           break;
         }
         default:

@@ -15,13 +15,17 @@
 //! removes it; any write also sweeps temporaries untouched for a day.
 //!
 //! The etag is `<size>-<mtime ns>` of the file: every write makes a new file
-//! with a new modification time, so any content change changes it. `update(etag)` compares and then renames;
-//! two hosts updating the same object in the same instant can both succeed
-//! (the last one wins). `create` has no such window.
+//! with a new modification time, so any content change changes it.
+//! `update(etag)` compares and renames holding the object's lock file
+//! (`.wharf-tmp/locks/`, created only where none exists), so of updates
+//! racing with one etag exactly one wins; a lock a killed host left is
+//! taken over after 30 s. An `overwrite` takes no lock: one landing between
+//! an update's comparison and its rename is replaced by the update.
 
 mod client;
 mod config;
 mod list;
+mod lock;
 mod pending;
 mod reader;
 mod writer;

@@ -1,8 +1,9 @@
 //! Writes: a temporary file under `.wharf-tmp/` (named for the object, see
-//! `pending`), made visible by a rename (overwrite, update) or a hard link
-//! (create).
+//! `pending`), made visible by a rename (overwrite, update, holding the
+//! object's lock: see `lock`) or a hard link (create).
 
 use crate::client::{Store, io_error, meta_of, random_name, sweep_stale};
+use crate::lock::Lock;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -12,6 +13,8 @@ pub struct ObjectWriter {
     file: Option<File>,
     tmp: PathBuf,
     dest: PathBuf,
+    /// Where the lock files of updates are.
+    locks: PathBuf,
     path: String,
     mode: PutMode,
 }
@@ -53,6 +56,8 @@ impl wharf_guest::Upload for ObjectWriter {
                 let _ = fs::remove_file(&self.tmp);
             }
             PutMode::Update(expected) => {
+                // Held from the comparison to the rename.
+                let _lock = Lock::take(&self.locks, &self.path)?;
                 let current = match fs::metadata(&self.dest) {
                     Ok(m) => meta_of(&self.path, &m).etag,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -100,6 +105,7 @@ impl Store {
             file: Some(file),
             tmp,
             dest,
+            locks: tmp_dir.join("locks"),
             path: path.into(),
             mode,
         })
