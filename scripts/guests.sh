@@ -10,4 +10,5 @@ guests=(
     wharf-adapter-redis
     wharf-adapter-database
     wharf-fixture-misbehave
+    wharf-fixture-flawed
 )

@@ -13,6 +13,7 @@ mod guests;
 const FIXTURES: &[(&str, &str)] = &[
     ("MISBEHAVE", "wharf-fixture-misbehave"),
     ("LEGACY", "wharf-fixture-legacy"),
+    ("FLAWED", "wharf-fixture-flawed"),
 ];
 
 fn main() {

@@ -1,13 +1,22 @@
 //! The conformance suite every adapter must pass, run through the host.
 //!
 //! Which cases apply comes from the adapter's [`Capabilities`] (and whether
-//! it lists pending uploads at all), never from a skip list. It lives in the library so `cargo test` and the `wharf`
-//! binary run the same cases.
+//! it lists pending uploads at all, or can be opened again with another
+//! config), never from a skip list. It lives in the library so `cargo test`
+//! and the `wharf` binary run the same cases. The cases about what happens
+//! meanwhile (racing writers, overtaken readers and listings) are in
+//! [`concurrent`].
+
+mod concurrent;
 
 use crate::adapter::{Adapter, ByteRange, Capabilities, PutMode};
 use crate::error::{ErrorKind, Result};
 use crate::path::ObjectPath;
 use bytes::Bytes;
+use concurrent::{
+    cannot_reopen, list_during_writes_sorted_unique, racing_create_one_wins, racing_update_one_wins,
+    reader_sees_one_version, unknown_config_key_rejected,
+};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
@@ -158,12 +167,17 @@ fn cases() -> Vec<Case> {
         case!(stat_exists_and_missing, always),
         case!(read_missing_is_not_found, always),
         case!(overwrite_replaces, always),
+        case!(reader_sees_one_version, always),
         case!(range_start_only, |c| (!c.caps.read_range).then_some("no read_range")),
         case!(range_start_end, |c| (!c.caps.read_range).then_some("no read_range")),
         case!(range_past_end, |c| (!c.caps.read_range).then_some("no read_range")),
         case!(create_on_existing_fails, |c| (!c.caps.write_create)
             .then_some("no write_create")),
         case!(update_with_stale_etag_fails, |c| (!c.caps.write_update)
+            .then_some("no write_update")),
+        case!(racing_create_one_wins, |c| (!c.caps.write_create)
+            .then_some("no write_create")),
+        case!(racing_update_one_wins, |c| (!c.caps.write_update)
             .then_some("no write_update")),
         case!(delete_missing_succeeds, always),
         case!(delete_removes, always),
@@ -173,8 +187,10 @@ fn cases() -> Vec<Case> {
         case!(escaping_paths_rejected, always),
         case!(list_paginated, always),
         case!(list_prefix_is_a_string_prefix, always),
+        case!(list_during_writes_sorted_unique, always),
         case!(copy_object, |c| (!c.caps.copy).then_some("no copy")),
         case!(health_reports_ok, always),
+        case!(unknown_config_key_rejected, cannot_reopen),
         case!(pending_upload_listed_and_aborted, |c| (!c.pending_uploads)
             .then_some("lists no pending uploads")),
     ]

@@ -397,7 +397,7 @@ fn plugins_verify_reports_each_case() {
     );
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
-    assert!(out.contains("24 passed, 0 failed"), "{out}");
+    assert!(out.contains("29 passed, 0 failed"), "{out}");
 
     // The misbehave fixture cannot write, lies in `exists` and returns
     // oversized chunks.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use wharf::conformance::{self, DataStream, SuiteOptions};
 use wharf::{Adapter, ErrorKind, ObjectPath, PutMode};
-use wharf_tests::{cutting_proxy, python_client, read_hash, server_env, unique, write_stream};
+use wharf_tests::{assert_only_races_lost, cutting_proxy, python_client, read_hash, server_env, unique, write_stream};
 
 struct Server {
     url: String,
@@ -66,12 +66,15 @@ async fn adapter(server: &Server, prefix: &str) -> Arc<dyn Adapter> {
         .unwrap()
 }
 
-/// Runs the suite; every case but those in `not_applicable` must pass.
+/// Runs the suite; every case but those in `not_applicable` must pass,
+/// except that racing writers may all win on these servers (see
+/// `assert_only_races_lost`): the adapter sends `If-None-Match` and
+/// `If-Match`, which S3 checks atomically and they do not.
 async fn run_conformance(server: Server, name: &str, not_applicable: &[&str]) {
     let adapter = adapter(&server, &unique(name)).await;
     let report = conformance::run(adapter, SuiteOptions::default()).await.unwrap();
     println!("{report}");
-    assert!(report.failures().is_empty(), "{report}");
+    assert_only_races_lost(&report);
     let skipped: Vec<&str> = report
         .cases
         .iter()

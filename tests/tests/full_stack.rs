@@ -4,7 +4,7 @@
 use wharf::conformance::{self, SuiteOptions};
 use wharf::layers::AgeIdentity;
 use wharf::{ErrorKind, ObjectPath};
-use wharf_tests::{read_hash, server_env, unique, write_stream};
+use wharf_tests::{assert_only_races_lost, read_hash, server_env, unique, write_stream};
 
 /// The age identity named `old` or `new` (fixed: every host of a test
 /// holds the same two).
@@ -88,7 +88,8 @@ async fn conformance_through_every_layer_on_s3s() {
     .await
     .unwrap();
     println!("{report}");
-    assert!(report.failures().is_empty(), "{report}");
+    // s3s-fs stores a conditional PUT in two steps: racing writers may all win.
+    assert_only_races_lost(&report);
     // s3s-fs has no ListMultipartUploads: the one case that does not apply.
     assert_eq!(
         report.not_applicable(),

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use wharf::conformance::{self, DataStream, Outcome, SuiteOptions};
 use wharf::{Adapter, ErrorKind, ObjectPath, PutMode};
-use wharf_tests::{python_client, read_hash, server_env, unique, write_stream};
+use wharf_tests::{RACING_CASES, assert_only_races_lost, python_client, read_hash, server_env, unique, write_stream};
 
 /// Connections the queue in front of the emulator lets through at once.
 /// The emulator serves one request at a time with a listen backlog of 5;
@@ -113,7 +113,10 @@ fn path(p: &str) -> ObjectPath {
 }
 
 /// The whole suite. Every case applies: the adapter claims ranges, create,
-/// update and copy, as GCS has them. The large streamed case is 256 MiB,
+/// update and copy, as GCS has them. The two racing cases fail here, every
+/// run: the emulator ignores `ifGenerationMatch`, so every writer that
+/// passed the adapter's early check wins (on GCS one does; see
+/// `racing_creates_both_win_on_the_emulator`). The large streamed case is 256 MiB,
 /// not the default 1 GiB: the emulator (Python) is the slowest server
 /// here, and with 1 GiB this file took six minutes of CI (365 s; 169 s now,
 /// on a busy machine). The adapter's side of a large upload (chunks,
@@ -133,7 +136,9 @@ async fn conformance() {
     };
     let report = conformance::run(adapter, options).await.unwrap();
     println!("{report}\n(whole suite: {:.1?})", start.elapsed());
-    assert!(report.failures().is_empty(), "{report}");
+    let failed: Vec<&str> = report.failures().iter().map(|c| c.name).collect();
+    assert_eq!(failed, RACING_CASES, "{report}");
+    assert_only_races_lost(&report);
     let not_applicable: Vec<&str> = report
         .cases
         .iter()
@@ -142,7 +147,7 @@ async fn conformance() {
         .collect();
     // Resumable upload sessions cannot be listed.
     assert_eq!(not_applicable, ["pending_upload_listed_and_aborted"], "{report}");
-    assert_eq!(report.passed(), 23, "{report}");
+    assert_eq!(report.passed(), 26, "{report}");
 }
 
 /// What wharf writes (a resumable upload of many chunks), plain JSON-API
@@ -249,11 +254,30 @@ async fn proxy(upstream: String, limit: Option<Arc<Semaphore>>) -> (String, Arc<
     (url, heads)
 }
 
-/// Copies both ways until both sides are done, recording the first request head.
+/// Copies both ways until both sides are done, recording the first request
+/// head. What the server answers is read as fast as it comes, whatever the
+/// client takes: the emulator writes an answer whole before it serves the
+/// next request, so a client that stops reading one (the conformance
+/// suite's reader overtaken by an overwrite) would hold up every other.
 async fn forward(client: TcpStream, server: TcpStream, seen: &Mutex<Vec<String>>) {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
-    let down = tokio::spawn(async move { tokio::io::copy(&mut sr, &mut cw).await });
+    let (answer, mut answered) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 << 10];
+        while let Ok(n @ 1..) = sr.read(&mut buf).await {
+            if answer.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let down = tokio::spawn(async move {
+        while let Some(piece) = answered.recv().await {
+            if cw.write_all(&piece).await.is_err() {
+                break;
+            }
+        }
+    });
     let mut head = Vec::new();
     let mut recorded = false;
     let mut buf = vec![0u8; 64 << 10];

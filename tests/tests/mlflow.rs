@@ -148,6 +148,8 @@ async fn run_conformance(adapter: Arc<dyn Adapter>, opts: SuiteOptions) {
             "range_past_end",
             "create_on_existing_fails",
             "update_with_stale_etag_fails",
+            "racing_create_one_wins",
+            "racing_update_one_wins",
             "copy_object",
             "pending_upload_listed_and_aborted"
         ],

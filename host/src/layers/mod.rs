@@ -55,6 +55,7 @@ use crate::adapter::{
 use crate::error::Result;
 use crate::path::ObjectPath;
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use std::sync::Arc;
 
 /// An adapter around an adapter, written as only what it changes: every
@@ -170,6 +171,11 @@ pub trait LayeredAdapter: Send + Sync {
     async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
         self.inner().abort_pending(upload).await
     }
+
+    /// See [`Adapter::reopen_with`]. No layer changes the config.
+    fn reopen_with(&self, key: &str, value: &str) -> Option<BoxFuture<'static, Result<()>>> {
+        self.inner().reopen_with(key, value)
+    }
 }
 
 #[async_trait]
@@ -224,6 +230,10 @@ impl<L: LayeredAdapter> Adapter for L {
 
     async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
         LayeredAdapter::abort_pending(self, upload).await
+    }
+
+    fn reopen_with(&self, key: &str, value: &str) -> Option<BoxFuture<'static, Result<()>>> {
+        LayeredAdapter::reopen_with(self, key, value)
     }
 }
 

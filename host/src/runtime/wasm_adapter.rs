@@ -68,6 +68,7 @@ pub struct BackendSpec {
     pub credentials: Option<Arc<CredentialProvider>>,
 }
 
+#[derive(Clone)]
 pub(crate) struct AdapterShared {
     pub(crate) name: Arc<str>,
     pub(crate) grants: Grants,
@@ -623,6 +624,16 @@ impl Adapter for WasmAdapter {
 
     fn encodings(&self) -> Vec<Encoding> {
         Vec::new()
+    }
+
+    fn reopen_with(&self, key: &str, value: &str) -> Option<futures::future::BoxFuture<'static, Result<()>>> {
+        let mut shared = AdapterShared::clone(&self.shared);
+        shared.config.push((key.to_string(), value.to_string()));
+        let shared = Arc::new(shared);
+        Some(Box::pin(async move {
+            let opened = Instance::new(&shared).await;
+            opened.map(drop).map_err(|e| e.at(&shared.name, "open", None))
+        }))
     }
 
     async fn stat(&self, path: &ObjectPath) -> Result<ObjectMeta> {
