@@ -42,7 +42,9 @@ impl Store {
         let dir = self.root.join(dir_key);
         let read = match fs::read_dir(&dir) {
             Ok(r) => r,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            // Nothing there, or an object where the prefix needs a
+            // directory (`a/b.bin/`): nothing under it either.
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => return Ok(()),
             Err(e) => return Err(io_error("list", dir_key, e)),
         };
         let mut names = Vec::new();
