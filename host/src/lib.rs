@@ -8,6 +8,8 @@
 //!   same backend when the component exports `reuse`.
 //! - [`StorageService`] saves and loads models on top, streamed and
 //!   verified by sha256, described by [`ModelStorageInfo`].
+//! - `object_store::WharfStore` (cargo feature `object-store`) is any
+//!   backend as an `object_store::ObjectStore`, for the Rust data ecosystem.
 #![deny(missing_docs)]
 
 mod adapter;
@@ -22,6 +24,8 @@ mod host;
 pub mod layers;
 mod memory;
 pub mod model;
+#[cfg(feature = "object-store")]
+pub mod object_store;
 pub mod ownership;
 mod path;
 pub mod plugins;
