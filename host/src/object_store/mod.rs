@@ -41,7 +41,10 @@ use std::sync::Arc;
 
 /// How many times `get_opts` starts over when the object changed between
 /// looking at it and reading it (or a layer failed `integrity` on it).
-const GET_ATTEMPTS: usize = 8;
+const GET_ATTEMPTS: usize = 10;
+/// The pause before the second attempt; each later one waits that much
+/// longer (10 attempts: 450 ms of pauses at most).
+const GET_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
 /// The most bytes asked of a reader at once.
 const READ_CHUNK: usize = 1 << 20;
 /// Deletes of one `delete_stream` in flight at once.
@@ -180,8 +183,20 @@ impl WharfStore {
             start: range.start,
             end: Some(range.end),
         });
-        let reader = match self.adapter.read(key, wanted).await {
+        let mut reader = match self.adapter.read(key, wanted).await {
             Ok(r) => r,
+            Err(e) => return again_or(e, path),
+        };
+        // The first chunk is read here, inside the attempt: an object of up
+        // to READ_CHUNK bytes is then read whole before `get_opts` answers,
+        // and a failure from an overwrite meanwhile starts over instead of
+        // reaching the caller's stream.
+        let len = range.end - range.start;
+        let first = match reader
+            .next_chunk(usize::try_from(len).unwrap_or(usize::MAX).min(READ_CHUNK))
+            .await
+        {
+            Ok(c) => c.unwrap_or_default(),
             Err(e) => return again_or(e, path),
         };
         if let Some(etag) = &stat.etag {
@@ -193,7 +208,16 @@ impl WharfStore {
                 return Ok(Err(Again(None)));
             }
         }
-        let body = read_stream(reader, location.clone(), range.end - range.start);
+        if first.len() as u64 > len {
+            return Err(message(format!(
+                "get `{location}`: the reader returned more bytes than the range holds"
+            )));
+        }
+        let rest = read_stream(reader, location.clone(), len - first.len() as u64);
+        let body = stream::once(async move { Ok(first) })
+            .chain(rest)
+            .filter(|c| futures::future::ready(!matches!(c, Ok(b) if b.is_empty())))
+            .boxed();
         Ok(Ok(result(meta, range, body)))
     }
 }
@@ -204,11 +228,13 @@ struct Again(Option<crate::Error>);
 
 /// `e` met by `get_opts`: an `integrity` failure can be a layer that read
 /// parts of two versions of an object overwritten meanwhile (the contract
-/// cannot pin a read to a version), so it is tried again; a lasting one is
-/// returned when the attempts run out. Anything else is returned now.
+/// cannot pin a read to a version), and a `transient` one a backend whose
+/// reader saw its version go ("read it again"), so both are tried again; a
+/// lasting one is returned when the attempts run out. Anything else is
+/// returned now.
 fn again_or(e: crate::Error, path: &str) -> Result<std::result::Result<GetResult, Again>> {
     match e.kind() {
-        crate::ErrorKind::Integrity => Ok(Err(Again(Some(e)))),
+        crate::ErrorKind::Integrity | crate::ErrorKind::Transient => Ok(Err(Again(Some(e)))),
         _ => Err(to_os(e, path)),
     }
 }
@@ -294,7 +320,11 @@ impl ObjectStore for WharfStore {
         }
         let key = key(location)?;
         let mut last = None;
-        for _ in 0..GET_ATTEMPTS {
+        for attempt in 0..GET_ATTEMPTS {
+            if attempt > 0 {
+                // Let the writers that changed it finish.
+                tokio::time::sleep(GET_BACKOFF * attempt as u32).await;
+            }
             match self.get_once(location, &key, &options).await? {
                 Ok(r) => return Ok(r),
                 Err(Again(e)) => last = e.or(last),
