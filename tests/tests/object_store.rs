@@ -2,8 +2,9 @@
 //! pinned 0.14.2) against `wharf::object_store::WharfStore`: over the
 //! native `InMemory`; over the `local_filesystem` component through the
 //! host, plain and under the checksum, compression and encryption layers;
-//! over `aws_s3` on moto and on s3s-fs, `redis` on redis-server and
-//! `database` on PostgreSQL (the servers `scripts/servers.sh` starts). One
+//! over `aws_s3` on moto and on s3s-fs, `azure_blob` on Azurite, `redis`
+//! on redis-server and `database` on PostgreSQL (the servers
+//! `scripts/servers.sh` starts). One
 //! test per suite case and store; every store is a fresh, empty one (the
 //! suite deletes everything it finds), under a unique prefix on servers.
 //!
@@ -121,6 +122,33 @@ http = ["{url}"]
     .await
 }
 
+/// azure_blob on Azurite, a fresh prefix; the account key by reference.
+async fn azurite() -> Fixture {
+    let url = server_env("WHARF_TEST_AZURITE_URL");
+    let origin = format!(
+        "http://{}",
+        url.trim_start_matches("http://").split('/').next().unwrap()
+    );
+    from_toml(&format!(
+        r#"
+[backends.b]
+plugin = "azure_blob"
+[backends.b.config]
+endpoint = "{url}"
+account = "{account}"
+container = "{container}"
+account_key = "${{env:WHARF_TEST_AZURITE_KEY}}"
+prefix = "{prefix}"
+[backends.b.grants]
+http = ["{origin}"]
+"#,
+        account = server_env("WHARF_TEST_AZURITE_ACCOUNT"),
+        container = server_env("WHARF_TEST_BUCKET"),
+        prefix = unique("object-store"),
+    ))
+    .await
+}
+
 /// redis on redis-server, a fresh key prefix.
 async fn redis() -> Fixture {
     let addr = server_env("WHARF_TEST_REDIS_ADDR");
@@ -195,6 +223,12 @@ macro_rules! case {
     (multipart_out_of_order_spilled, $f:expr) => {
         integration::multipart_out_of_order(&$f.store.clone().with_parked_memory(0)).await
     };
+    // Azure Blob Storage drops a blob's uncommitted blocks when a block list
+    // is committed, so the second upload fails (object_store's own Azure
+    // store runs the case so too).
+    (multipart_race_condition_first_wins, $f:expr) => {
+        integration::multipart_race_condition(&$f.store, false).await
+    };
     (list_paginated, $f:expr) => {
         integration::list_paginated(&$f.store, &$f.store).await
     };
@@ -257,22 +291,51 @@ macro_rules! suite {
 suite!(in_memory);
 suite!(
     local_filesystem;
-    run [put_get_delete_list, put_get_attributes, get_opts, stream_get, list_uses_directories_correctly, list_with_delimiter, get_nonexistent_object, rename_and_copy, copy_if_not_exists, copy_rename_nonexistent_object, multipart, multipart_put_part_out_of_order, multipart_race_condition, multipart_out_of_order, multipart_out_of_order_spilled, list_paginated, list_with_offset_exclusivity, multipart_with_opts_is_not_implemented];
+    run [
+        put_get_delete_list, put_get_attributes, get_opts, stream_get, list_uses_directories_correctly,
+        list_with_delimiter, get_nonexistent_object, rename_and_copy, copy_if_not_exists,
+        copy_rename_nonexistent_object, multipart, multipart_put_part_out_of_order, multipart_race_condition,
+        multipart_out_of_order, multipart_out_of_order_spilled, list_paginated, list_with_offset_exclusivity,
+        multipart_with_opts_is_not_implemented
+    ];
     ignore [put_opts: "local_filesystem's update(etag) is check-then-rename at this commit: racing updates can both win, and the counter loses increments"]
 );
 suite!(
     local_filesystem_layered;
-    run [put_get_delete_list, put_get_attributes, get_opts, stream_get, list_uses_directories_correctly, list_with_delimiter, get_nonexistent_object, rename_and_copy, copy_if_not_exists, copy_rename_nonexistent_object, multipart, multipart_put_part_out_of_order, multipart_race_condition, multipart_out_of_order, multipart_out_of_order_spilled, list_paginated, list_with_offset_exclusivity, multipart_with_opts_is_not_implemented];
+    run [
+        put_get_delete_list, put_get_attributes, get_opts, stream_get, list_uses_directories_correctly,
+        list_with_delimiter, get_nonexistent_object, rename_and_copy, copy_if_not_exists,
+        copy_rename_nonexistent_object, multipart, multipart_put_part_out_of_order, multipart_race_condition,
+        multipart_out_of_order, multipart_out_of_order_spilled, list_paginated, list_with_offset_exclusivity,
+        multipart_with_opts_is_not_implemented
+    ];
     ignore [put_opts: "local_filesystem's update(etag) is check-then-rename at this commit: racing updates can both win, and the counter loses increments"]
 );
 suite!(moto);
 suite!(
     s3s;
-    run [put_get_attributes, get_opts, stream_get, list_uses_directories_correctly, list_with_delimiter, get_nonexistent_object, rename_and_copy, copy_if_not_exists, copy_rename_nonexistent_object, multipart, multipart_put_part_out_of_order, multipart_race_condition, multipart_out_of_order, multipart_out_of_order_spilled, list_paginated, list_with_offset_exclusivity, multipart_with_opts_is_not_implemented];
+    run [
+        put_get_attributes, get_opts, stream_get, list_uses_directories_correctly, list_with_delimiter,
+        get_nonexistent_object, rename_and_copy, copy_if_not_exists, copy_rename_nonexistent_object, multipart,
+        multipart_put_part_out_of_order, multipart_race_condition, multipart_out_of_order,
+        multipart_out_of_order_spilled, list_paginated, list_with_offset_exclusivity,
+        multipart_with_opts_is_not_implemented
+    ];
     ignore [
         put_get_delete_list: "s3s-fs answers HEAD of a key that is a directory on its disk (`test_dir`, holding `test_dir/test_file.json`) with 500, not 404",
         put_opts: "s3s-fs does not apply If-Match atomically: racing updates both land and the counter loses increments (42 of 50 here; moto passes it)",
     ]
+);
+suite!(
+    azurite;
+    run [
+        put_get_delete_list, put_get_attributes, get_opts, put_opts, stream_get,
+        list_uses_directories_correctly, list_with_delimiter, get_nonexistent_object, rename_and_copy,
+        copy_if_not_exists, copy_rename_nonexistent_object, multipart, multipart_put_part_out_of_order,
+        multipart_race_condition_first_wins, multipart_out_of_order, multipart_out_of_order_spilled,
+        list_paginated, list_with_offset_exclusivity, multipart_with_opts_is_not_implemented
+    ];
+    ignore []
 );
 suite!(redis);
 suite!(database);
