@@ -289,28 +289,8 @@ macro_rules! suite {
 }
 
 suite!(in_memory);
-suite!(
-    local_filesystem;
-    run [
-        put_get_delete_list, put_get_attributes, get_opts, stream_get, list_uses_directories_correctly,
-        list_with_delimiter, get_nonexistent_object, rename_and_copy, copy_if_not_exists,
-        copy_rename_nonexistent_object, multipart, multipart_put_part_out_of_order, multipart_race_condition,
-        multipart_out_of_order, multipart_out_of_order_spilled, list_paginated, list_with_offset_exclusivity,
-        multipart_with_opts_is_not_implemented
-    ];
-    ignore [put_opts: "local_filesystem's update(etag) is check-then-rename at this commit: racing updates can both win, and the counter loses increments"]
-);
-suite!(
-    local_filesystem_layered;
-    run [
-        put_get_delete_list, put_get_attributes, get_opts, stream_get, list_uses_directories_correctly,
-        list_with_delimiter, get_nonexistent_object, rename_and_copy, copy_if_not_exists,
-        copy_rename_nonexistent_object, multipart, multipart_put_part_out_of_order, multipart_race_condition,
-        multipart_out_of_order, multipart_out_of_order_spilled, list_paginated, list_with_offset_exclusivity,
-        multipart_with_opts_is_not_implemented
-    ];
-    ignore [put_opts: "local_filesystem's update(etag) is check-then-rename at this commit: racing updates can both win, and the counter loses increments"]
-);
+suite!(local_filesystem);
+suite!(local_filesystem_layered);
 suite!(moto);
 suite!(
     s3s;
