@@ -72,6 +72,8 @@ pub struct WharfStore {
     adapter: Arc<dyn Adapter>,
     parked_memory: usize,
     uploads: Arc<multipart::Uploads>,
+    /// The host [`WharfStore::from_url`] built, kept as long as the store.
+    host: Option<Arc<Host>>,
 }
 
 impl WharfStore {
@@ -81,7 +83,40 @@ impl WharfStore {
             adapter,
             parked_memory: DEFAULT_PARKED_MEMORY,
             uploads: Arc::default(),
+            host: None,
         }
+    }
+
+    /// The store over the backend a URL names (`s3://bucket/prefix`,
+    /// `az://container/prefix`, `gs://`, `redis://host:port/db`,
+    /// `postgresql://`, `file:///abs/dir`, `hf://`, `mlflow-artifacts:`),
+    /// as object_store's own `parse_url_opts` takes one: the plugin, its
+    /// config values and grants come from the URL, credentials from the
+    /// environment in the order the README's "Backends named by URL" gives.
+    /// No `wharf.toml` is read; the built-in plugins run it, with no layers.
+    /// To use a configured backend, or one with layers, use
+    /// [`WharfStore::open`] with a [`Host`] (whose `Config::backend_arg`
+    /// also takes a URL).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> wharf::Result<()> {
+    /// let store = wharf::object_store::WharfStore::from_url("s3://models/tables").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn from_url(url: &str) -> crate::Result<Self> {
+        if !crate::url::is_url(url) {
+            return Err(crate::Error::config(format!(
+                "`{url}` is not a URL (s3://, az://, gs://, redis://, postgresql://, file://, hf://, mlflow-artifacts:)"
+            )));
+        }
+        let mut config = crate::Config::default();
+        let name = config.add_url_backend(url, &crate::url::Env::process())?;
+        let cwd = std::env::current_dir()
+            .map_err(|e| crate::Error::new(crate::ErrorKind::Io, format!("current directory: {e}")))?;
+        let host = Arc::new(Host::new(config, &cwd)?);
+        let mut store = WharfStore::open(&host, &name).await?;
+        store.host = Some(host);
+        Ok(store)
     }
 
     /// The store over the configured backend `name` of `host` (its layers
