@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Runs a benchmark with the servers it needs (started on 127.0.0.1, stopped
 # by pid on exit) and prints its Markdown report, for BENCHMARKS.md.
-#   scripts/bench.sh local_filesystem | aws_s3 | redis | database | layers | registry | python
+#   scripts/bench.sh local_filesystem | aws_s3 | object_store | redis | database | layers | registry | python
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bench=${1:?usage: scripts/bench.sh local_filesystem|aws_s3|redis|database|layers|registry|python}
+bench=${1:?usage: scripts/bench.sh local_filesystem|aws_s3|object_store|redis|database|layers|registry|python}
 rustup target add wasm32-wasip2 >/dev/null
 ./scripts/tools.sh
 trap './scripts/servers.sh stop' EXIT
 case $bench in
-aws_s3 | python)
+aws_s3 | object_store | python)
     exports=$(./scripts/servers.sh start s3s)
     eval "$exports"
     ;;

@@ -6,32 +6,19 @@
 //! Size: `WHARF_BENCH_BYTES` (default 1 GiB); small objects: 1,000 × 4 KiB.
 
 use bytes::Bytes;
-use futures::StreamExt;
+use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
-use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wharf::conformance::DataStream;
 use wharf::{Adapter, ObjectPath, PutMode};
-use wharf_bench::{median, peak_rss_mib, peak_rss_reset};
+use wharf_bench::{Sample, median, mibs, peak_rss_mib, peak_rss_reset, store};
 use wharf_tests::server_env;
 
 const PART: usize = 8 << 20;
 const IN_FLIGHT: usize = 4;
 const SMALL: usize = 4 << 10;
 const SMALL_COUNT: usize = 1000;
-
-fn mibs(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
-}
-
-struct Sample {
-    put: Duration,
-    get: Duration,
-    put_rss: f64,
-    get_rss: f64,
-}
 
 fn native_store(signed: bool) -> Arc<dyn ObjectStore> {
     Arc::new(
@@ -47,40 +34,6 @@ fn native_store(signed: bool) -> Arc<dyn ObjectStore> {
             .build()
             .expect("object_store builds"),
     )
-}
-
-async fn native_large(store: &Arc<dyn ObjectStore>, key: &str, size: u64) -> Sample {
-    let path = StorePath::from(key);
-    let mut data = DataStream::new(1, size);
-    peak_rss_reset();
-    let start = Instant::now();
-    let upload = store.put_multipart(&path).await.unwrap();
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
-    while let Some(chunk) = data.next_chunk(4 << 20) {
-        writer.wait_for_capacity(IN_FLIGHT).await.unwrap();
-        writer.write(&chunk);
-    }
-    writer.finish().await.unwrap();
-    let put = start.elapsed();
-    let put_rss = peak_rss_mib();
-
-    peak_rss_reset();
-    let start = Instant::now();
-    let mut stream = store.get(&path).await.unwrap().into_stream();
-    let mut total = 0u64;
-    while let Some(chunk) = stream.next().await {
-        total += chunk.unwrap().len() as u64;
-    }
-    let get = start.elapsed();
-    assert_eq!(total, size);
-    let get_rss = peak_rss_mib();
-    store.delete(&path).await.unwrap();
-    Sample {
-        put,
-        get,
-        put_rss,
-        get_rss,
-    }
 }
 
 async fn wharf_large(adapter: &Arc<dyn Adapter>, key: &str, size: u64) -> Sample {
@@ -116,24 +69,6 @@ async fn wharf_large(adapter: &Arc<dyn Adapter>, key: &str, size: u64) -> Sample
 }
 
 /// Mean latency of a 4 KiB put and of a 4 KiB get.
-async fn native_small(store: &Arc<dyn ObjectStore>, prefix: &str) -> (Duration, Duration) {
-    let body = Bytes::from(vec![7u8; SMALL]);
-    let start = Instant::now();
-    for i in 0..SMALL_COUNT {
-        let path = StorePath::from(format!("{prefix}/{i:04}"));
-        store.put(&path, body.clone().into()).await.unwrap();
-    }
-    let put = start.elapsed() / SMALL_COUNT as u32;
-    let start = Instant::now();
-    for i in 0..SMALL_COUNT {
-        let path = StorePath::from(format!("{prefix}/{i:04}"));
-        let got = store.get(&path).await.unwrap().bytes().await.unwrap();
-        assert_eq!(got.len(), SMALL);
-    }
-    let get = start.elapsed() / SMALL_COUNT as u32;
-    (put, get)
-}
-
 async fn wharf_small(adapter: &Arc<dyn Adapter>, prefix: &str) -> (Duration, Duration) {
     let body = Bytes::from(vec![7u8; SMALL]);
     let start = Instant::now();
@@ -209,14 +144,14 @@ async fn main() {
         let store = native_store(signed);
         // Warm both: connections, compiled component.
         wharf_small(&adapter, "warm-w").await;
-        native_small(&store, "warm-n").await;
+        store::small(&store, "warm-n", SMALL, SMALL_COUNT).await;
         let (mut np, mut ng, mut wp, mut wg) = (vec![], vec![], vec![], vec![]);
         let (mut n_rss, mut w_rss) = (0f64, 0f64);
         for round in 0..3 {
             let order = if round % 2 == 0 { [true, false] } else { [false, true] };
             for native in order {
                 if native {
-                    let s = native_large(&store, "bench/native.bin", size).await;
+                    let s = store::large(&store, "bench/native.bin", size, PART, IN_FLIGHT).await;
                     np.push(s.put);
                     ng.push(s.get);
                     n_rss = n_rss.max(s.put_rss).max(s.get_rss);
@@ -248,7 +183,7 @@ async fn main() {
         if signed {
             let (mut nsp, mut nsg, mut wsp, mut wsg) = (vec![], vec![], vec![], vec![]);
             for round in 0..3 {
-                let (a, b) = native_small(&store, &format!("small-n{round}")).await;
+                let (a, b) = store::small(&store, &format!("small-n{round}"), SMALL, SMALL_COUNT).await;
                 let (c, d) = wharf_small(&adapter, &format!("small-w{round}")).await;
                 nsp.push(a);
                 nsg.push(b);

@@ -41,3 +41,89 @@ pub fn median(mut v: impl AsMut<[Duration]>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
+
+/// Throughput in MiB/s.
+pub fn mibs(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
+}
+
+/// One large upload and download: times and peak RSS.
+pub struct Sample {
+    /// The upload.
+    pub put: Duration,
+    /// The streamed download.
+    pub get: Duration,
+    /// Peak RSS during the upload, MiB.
+    pub put_rss: f64,
+    /// Peak RSS during the download, MiB.
+    pub get_rss: f64,
+}
+
+/// The workloads run through any `object_store::ObjectStore`, so a native
+/// store and wharf's `WharfStore` run the same code.
+pub mod store {
+    use super::{Sample, peak_rss_mib, peak_rss_reset};
+    use bytes::Bytes;
+    use futures::StreamExt;
+    use object_store::path::Path;
+    use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    use wharf::conformance::DataStream;
+
+    /// `size` bytes as a multipart upload of `part`-byte parts, `in_flight`
+    /// at once (`WriteMultipart`), then a streamed `get`, then a delete.
+    pub async fn large(store: &Arc<dyn ObjectStore>, key: &str, size: u64, part: usize, in_flight: usize) -> Sample {
+        let path = Path::from(key);
+        let mut data = DataStream::new(1, size);
+        peak_rss_reset();
+        let start = Instant::now();
+        let upload = store.put_multipart(&path).await.unwrap();
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, part);
+        while let Some(chunk) = data.next_chunk(4 << 20) {
+            writer.wait_for_capacity(in_flight).await.unwrap();
+            writer.write(&chunk);
+        }
+        writer.finish().await.unwrap();
+        let put = start.elapsed();
+        let put_rss = peak_rss_mib();
+
+        peak_rss_reset();
+        let start = Instant::now();
+        let mut stream = store.get(&path).await.unwrap().into_stream();
+        let mut total = 0u64;
+        while let Some(chunk) = stream.next().await {
+            total += chunk.unwrap().len() as u64;
+        }
+        let get = start.elapsed();
+        assert_eq!(total, size);
+        let get_rss = peak_rss_mib();
+        store.delete(&path).await.unwrap();
+        Sample {
+            put,
+            get,
+            put_rss,
+            get_rss,
+        }
+    }
+
+    /// Mean latency of a `size`-byte put and of a get, over `count` keys
+    /// under `prefix`.
+    pub async fn small(store: &Arc<dyn ObjectStore>, prefix: &str, size: usize, count: usize) -> (Duration, Duration) {
+        let body = Bytes::from(vec![7u8; size]);
+        let start = Instant::now();
+        for i in 0..count {
+            let path = Path::from(format!("{prefix}/{i:04}"));
+            store.put(&path, body.clone().into()).await.unwrap();
+        }
+        let put = start.elapsed() / count as u32;
+        let start = Instant::now();
+        for i in 0..count {
+            let path = Path::from(format!("{prefix}/{i:04}"));
+            let got = store.get(&path).await.unwrap().bytes().await.unwrap();
+            assert_eq!(got.len(), size);
+        }
+        let get = start.elapsed() / count as u32;
+        (put, get)
+    }
+}
