@@ -91,7 +91,7 @@ async fn s3s() -> Fixture {
     .await
 }
 
-/// aws_s3 on moto (conditional writes), a fresh prefix; moto takes any
+/// aws_s3 on moto, a fresh prefix; moto takes any
 /// credentials.
 async fn moto() -> Fixture {
     s3(
@@ -291,7 +291,19 @@ macro_rules! suite {
 suite!(in_memory);
 suite!(local_filesystem);
 suite!(local_filesystem_layered);
-suite!(moto);
+suite!(
+    moto;
+    run [
+        put_get_delete_list, put_get_attributes, get_opts, stream_get, list_uses_directories_correctly,
+        list_with_delimiter, get_nonexistent_object, rename_and_copy, copy_if_not_exists,
+        copy_rename_nonexistent_object, multipart, multipart_put_part_out_of_order, multipart_race_condition,
+        multipart_out_of_order, multipart_out_of_order_spilled, list_paginated, list_with_offset_exclusivity,
+        multipart_with_opts_is_not_implemented
+    ];
+    ignore [
+        put_opts: "moto checks If-Match and stores the object in two steps: under the suite's racing compare-and-swap counter two updates with one etag can both land (49 of 50 in one CI run; the registry tests saw moto hand out one number twice)",
+    ]
+);
 suite!(
     s3s;
     run [
