@@ -113,7 +113,7 @@ while read -r dir name exe; do
     echo "$(rank "$name") $dir $name $exe"
 done <"$logs/binaries" | sort -n -k1,1 | cut -d' ' -f2- >"$logs/queue"
 # The doc examples are one more job (rustdoc compiles and runs them); the
-# Python package's tests are two more, started first. Its extension is built
+# Python package's tests are another, started first. Its extension is built
 # here, before any test runs: a compile beside the tests starved the servers
 # (an MLflow upload timed out in CI while maturin built for 21 minutes).
 set +e
@@ -122,25 +122,20 @@ python_built=$?
 set -e
 cat "$logs/python-build.log"
 export python_built
-# Two Python jobs: the two 1 GiB cases (test_large.py, 3 minutes alone)
-# apart from the rest, so neither is the run's longest job.
-{ echo "python-large"; echo "python"; cat "$logs/queue"; } >"$logs/queue.new" && mv "$logs/queue.new" "$logs/queue"
+{ echo "python"; cat "$logs/queue"; } >"$logs/queue.new" && mv "$logs/queue.new" "$logs/queue"
 echo "doc" >>"$logs/queue"
 
 run_one() {
-    local dir=$1 name=$2 exe=${3:-} start status large
+    local dir=$1 name=$2 exe=${3:-} start status
     start=$(date +%s)
     set +e
     if [ "$dir" = doc ]; then
         name=doc-tests
         cargo test "${selection[@]}" --doc >"$logs/$name.log" 2>&1
-    elif [ "$dir" = python ] || [ "$dir" = python-large ]; then
-        name=$dir
-        large=$PWD/python/tests/test_large.py
-        if [ "$python_built" = 0 ] && [ "$dir" = python ]; then
-            ./scripts/python-tests.sh --built --ignore="$large" >"$logs/$name.log" 2>&1
-        elif [ "$python_built" = 0 ]; then
-            ./scripts/python-tests.sh --built "$large" >"$logs/$name.log" 2>&1
+    elif [ "$dir" = python ]; then
+        name=python
+        if [ "$python_built" = 0 ]; then
+            ./scripts/python-tests.sh --built >"$logs/$name.log" 2>&1
         else
             echo "python: the build failed (above)" >"$logs/$name.log"
             false
