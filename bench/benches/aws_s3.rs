@@ -97,31 +97,16 @@ async fn wharf_small(adapter: &Arc<dyn Adapter>, prefix: &str) -> (Duration, Dur
 }
 
 async fn wharf_adapter(signing: &str) -> Arc<dyn Adapter> {
-    let url = server_env("WHARF_TEST_S3S_URL");
-    let port = url.rsplit(':').next().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        r#"
-[backends.s3]
-plugin = "aws_s3"
-[backends.s3.config]
-endpoint = "{url}"
-bucket = "{bucket}"
-access_key_id = "{ak}"
-secret_access_key = "{sk}"
-part_size = "{part}"
-max_in_flight = "{IN_FLIGHT}"
-payload_signing = "{signing}"
-[backends.s3.grants]
-http = ["http://127.0.0.1:{port}"]
-"#,
-        bucket = server_env("WHARF_TEST_BUCKET"),
-        ak = server_env("WHARF_TEST_S3S_ACCESS_KEY"),
-        sk = server_env("WHARF_TEST_S3S_SECRET_KEY"),
-        part = PART,
+    let toml = wharf_tests::s3_toml(
+        &server_env("WHARF_TEST_S3S_URL"),
+        &server_env("WHARF_TEST_S3S_ACCESS_KEY"),
+        &server_env("WHARF_TEST_S3S_SECRET_KEY"),
+        "",
+        &format!("part_size = \"{PART}\"\nmax_in_flight = \"{IN_FLIGHT}\"\npayload_signing = \"{signing}\""),
     );
     wharf_tests::host_from_toml(&toml, dir.path())
-        .adapter("s3")
+        .adapter("b")
         .await
         .unwrap()
 }

@@ -45,29 +45,15 @@ fn native(prefix: &str) -> Arc<dyn ObjectStore> {
 }
 
 async fn wharf(prefix: &str, dir: &std::path::Path) -> (Arc<dyn ObjectStore>, wharf::Host) {
-    let url = server_env("WHARF_TEST_S3S_URL");
-    let toml = format!(
-        r#"
-[backends.s3]
-plugin = "aws_s3"
-[backends.s3.config]
-endpoint = "{url}"
-bucket = "{bucket}"
-access_key_id = "{ak}"
-secret_access_key = "{sk}"
-prefix = "{prefix}/"
-part_size = "{PART}"
-max_in_flight = "{IN_FLIGHT}"
-payload_signing = "signed"
-[backends.s3.grants]
-http = ["{url}"]
-"#,
-        bucket = server_env("WHARF_TEST_BUCKET"),
-        ak = server_env("WHARF_TEST_S3S_ACCESS_KEY"),
-        sk = server_env("WHARF_TEST_S3S_SECRET_KEY"),
+    let toml = wharf_tests::s3_toml(
+        &server_env("WHARF_TEST_S3S_URL"),
+        &server_env("WHARF_TEST_S3S_ACCESS_KEY"),
+        &server_env("WHARF_TEST_S3S_SECRET_KEY"),
+        &format!("{prefix}/"),
+        &format!("part_size = \"{PART}\"\nmax_in_flight = \"{IN_FLIGHT}\"\npayload_signing = \"signed\""),
     );
     let host = wharf_tests::host_from_toml(&toml, dir);
-    let store = host.object_store("s3").await.unwrap();
+    let store = host.object_store("b").await.unwrap();
     (Arc::new(store), host)
 }
 

@@ -46,6 +46,32 @@ pub fn host_from_toml(toml: &str, base: &Path) -> Host {
     Host::new(cfg, base).expect("host builds")
 }
 
+/// wharf.toml with one backend `b`: aws_s3 on the S3 server at `url` (the
+/// test bucket) with these keys, under `prefix` (none if empty), granted
+/// `url`; `extra` adds lines to its config table.
+pub fn s3_toml(url: &str, access_key: &str, secret_key: &str, prefix: &str, extra: &str) -> String {
+    let prefix = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("prefix = \"{prefix}\"\n")
+    };
+    format!(
+        r#"
+[backends.b]
+plugin = "aws_s3"
+[backends.b.config]
+endpoint = "{url}"
+bucket = "{bucket}"
+access_key_id = "{access_key}"
+secret_access_key = "{secret_key}"
+{prefix}{extra}
+[backends.b.grants]
+http = ["{url}"]
+"#,
+        bucket = server_env("WHARF_TEST_BUCKET"),
+    )
+}
+
 /// A host with one backend made from `url`, resolved in `vars` with
 /// `home` as the home directory; `edit` may change the backend's config
 /// (an endpoint the URL does not carry) before the host is built. Also

@@ -103,23 +103,7 @@ async fn moto() -> Fixture {
 }
 
 async fn s3(url: String, ak: String, sk: String) -> Fixture {
-    from_toml(&format!(
-        r#"
-[backends.b]
-plugin = "aws_s3"
-[backends.b.config]
-endpoint = "{url}"
-bucket = "{bucket}"
-access_key_id = "{ak}"
-secret_access_key = "{sk}"
-prefix = "{prefix}"
-[backends.b.grants]
-http = ["{url}"]
-"#,
-        bucket = server_env("WHARF_TEST_BUCKET"),
-        prefix = unique("object-store"),
-    ))
-    .await
+    from_toml(&wharf_tests::s3_toml(&url, &ak, &sk, &unique("object-store"), "")).await
 }
 
 /// azure_blob on Azurite, a fresh prefix; the account key by reference.

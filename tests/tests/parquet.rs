@@ -97,29 +97,15 @@ async fn local_filesystem_under_checksum_compression_encryption() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_s3_on_s3s_fs() {
-    let url = server_env("WHARF_TEST_S3S_URL");
     let dir = tempfile::tempdir().unwrap();
-    let host = wharf_tests::host_from_toml(
-        &format!(
-            r#"
-[backends.b]
-plugin = "aws_s3"
-[backends.b.config]
-endpoint = "{url}"
-bucket = "{bucket}"
-access_key_id = "{ak}"
-secret_access_key = "{sk}"
-prefix = "{prefix}"
-[backends.b.grants]
-http = ["{url}"]
-"#,
-            bucket = server_env("WHARF_TEST_BUCKET"),
-            ak = server_env("WHARF_TEST_S3S_ACCESS_KEY"),
-            sk = server_env("WHARF_TEST_S3S_SECRET_KEY"),
-            prefix = unique("parquet"),
-        ),
-        dir.path(),
+    let toml = wharf_tests::s3_toml(
+        &server_env("WHARF_TEST_S3S_URL"),
+        &server_env("WHARF_TEST_S3S_ACCESS_KEY"),
+        &server_env("WHARF_TEST_S3S_SECRET_KEY"),
+        &unique("parquet"),
+        "",
     );
+    let host = wharf_tests::host_from_toml(&toml, dir.path());
     round_trip(host.adapter("b").await.unwrap(), "tables/readings.parquet").await;
 }
 
