@@ -45,6 +45,7 @@ pub use compression::Compression;
 pub use concurrency_limit::ConcurrencyLimit;
 pub use encryption::Encryption;
 pub use observe::{LATENCY_BUCKETS, Metrics, OpStats, Registry, Snapshot, Tracing};
+pub(crate) use retry::jitter;
 pub use retry::{DEFAULT_WRITE_BUFFER, Retry, RetryPolicy};
 pub use timeout::Timeout;
 

@@ -265,7 +265,7 @@ fn relabel(e: &Error, message: String, backend: &str, op: &'static str, path: Op
 }
 
 /// A random duration in `[0, cap]`.
-fn jitter(cap: Duration) -> Duration {
+pub(crate) fn jitter(cap: Duration) -> Duration {
     let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
     if nanos == 0 {
         return Duration::ZERO;

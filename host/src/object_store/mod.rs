@@ -39,12 +39,19 @@ use object_store::{
 use std::fmt;
 use std::sync::Arc;
 
-/// How many times `get_opts` starts over when the object changed between
-/// looking at it and reading it (or a layer failed `integrity` on it).
-const GET_ATTEMPTS: usize = 10;
-/// The pause before the second attempt; each later one waits that much
-/// longer (10 attempts: 450 ms of pauses at most).
-const GET_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
+/// How long `get_opts` keeps starting over when the object changed between
+/// looking at it and reading it (or a layer failed `integrity` on it, having
+/// read parts of two versions): a reader that keeps losing to writers gives
+/// up after this long. Under object_store's own racing read-modify-write
+/// test (five workers on one object, through checksum, compression and
+/// encryption over local_filesystem, on two loaded cores) about half the
+/// attempts lose and a read needed up to 9 of them.
+const GET_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+/// The pause before attempt `n + 1` is random in `[0, min(GET_BACKOFF_MAX,
+/// GET_BACKOFF × 2^(n-1))]` ("full jitter", as the retry layer), so that
+/// readers that lost to the same writers do not come back together.
+const GET_BACKOFF: std::time::Duration = std::time::Duration::from_millis(5);
+const GET_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_millis(200);
 /// The most bytes asked of a reader at once.
 const READ_CHUNK: usize = 1 << 20;
 /// Deletes of one `delete_stream` in flight at once.
@@ -355,11 +362,17 @@ impl ObjectStore for WharfStore {
         }
         let key = key(location)?;
         let mut last = None;
-        for attempt in 0..GET_ATTEMPTS {
-            if attempt > 0 {
+        let started = std::time::Instant::now();
+        let mut attempts = 0u32;
+        while attempts == 0 || started.elapsed() < GET_PATIENCE {
+            if attempts > 0 {
                 // Let the writers that changed it finish.
-                tokio::time::sleep(GET_BACKOFF * attempt as u32).await;
+                let cap = GET_BACKOFF
+                    .saturating_mul(1 << (attempts - 1).min(16))
+                    .min(GET_BACKOFF_MAX);
+                tokio::time::sleep(crate::layers::jitter(cap)).await;
             }
+            attempts += 1;
             match self.get_once(location, &key, &options).await? {
                 Ok(r) => return Ok(r),
                 Err(Again(e)) => last = e.or(last),
@@ -368,7 +381,8 @@ impl ObjectStore for WharfStore {
         Err(match last {
             Some(e) => to_os(e, location.as_ref()),
             None => message(format!(
-                "get `{location}`: the object changed while it was being read, {GET_ATTEMPTS} times"
+                "get `{location}`: the object changed while it was being read, {attempts} times in {} s",
+                GET_PATIENCE.as_secs()
             )),
         })
     }
