@@ -15,7 +15,9 @@
 //! removes it; any write also sweeps temporaries untouched for a day.
 //!
 //! The etag is `<size>-<mtime ns>` of the file: every write makes a new file
-//! with a new modification time, so any content change changes it.
+//! and stamps its modification time from the wall clock in nanoseconds (a
+//! kernel's own file times can move in ticks of milliseconds), so any
+//! content change changes it.
 //! `update(etag)` compares and renames holding the object's lock file
 //! (`.wharf-tmp/locks/`, created only where none exists), so of updates
 //! racing with one etag exactly one wins; a lock a killed host left is

@@ -7,6 +7,7 @@ use crate::lock::Lock;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::time::SystemTime;
 use wharf_guest::{Error, ObjectMeta, PutMode};
 
 pub struct ObjectWriter {
@@ -38,6 +39,12 @@ impl wharf_guest::Upload for ObjectWriter {
 
     fn finish(mut self) -> Result<ObjectMeta, Error> {
         let file = self.file.take().expect("file is present until finish");
+        // The etag is size and mtime: stamp the mtime from the wall clock
+        // (nanoseconds), not the kernel's file time, which before Linux 6.13
+        // moves in ticks of 1-10 ms, so two same-size writes in one tick
+        // would share an etag and a stale `update` would win.
+        file.set_modified(SystemTime::now())
+            .map_err(|e| io_error("write", &self.path, e))?;
         file.sync_all().map_err(|e| io_error("write", &self.path, e))?;
         drop(file);
         if let Some(parent) = self.dest.parent() {
