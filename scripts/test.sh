@@ -103,7 +103,7 @@ for line in open(sys.argv[1]):
 PY
 
 # Longest first (from the last measured run), so the slow ones overlap.
-slow=(example_sqlite database mlflow aws_s3 redis full_stack huggingface_hub gcp_storage example_python example_js azure_blob transform_layers object_store conformance cli layers faults)
+slow=(mlflow aws_s3 example_sqlite example_python database full_stack example_js redis azure_blob huggingface_hub conformance cli transform_layers object_store gcp_storage formats crash load layers faults)
 rank() {
     local name=${1##*:} i
     for i in "${!slow[@]}"; do [ "${slow[$i]}" = "$name" ] && { echo "$i"; return; }; done

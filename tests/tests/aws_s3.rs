@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use wharf::conformance::{self, DataStream, SuiteOptions};
+use wharf::conformance::{self, DataStream};
 use wharf::{Adapter, ErrorKind, ObjectPath, PutMode};
 use wharf_tests::{assert_only_races_lost, cutting_proxy, python_client, read_hash, server_env, unique, write_stream};
 
@@ -72,7 +72,7 @@ async fn adapter(server: &Server, prefix: &str) -> Arc<dyn Adapter> {
 /// `If-Match`, which S3 checks atomically and they do not.
 async fn run_conformance(server: Server, name: &str, not_applicable: &[&str]) {
     let adapter = adapter(&server, &unique(name)).await;
-    let report = conformance::run(adapter, SuiteOptions::default()).await.unwrap();
+    let report = conformance::run(adapter, wharf_tests::suite_options()).await.unwrap();
     println!("{report}");
     assert_only_races_lost(&report);
     let skipped: Vec<&str> = report

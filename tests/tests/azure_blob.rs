@@ -2,7 +2,7 @@
 //! Shared Key signatures and SAS tokens). scripts/servers.sh starts it.
 
 use std::sync::Arc;
-use wharf::conformance::{self, DataStream, SuiteOptions};
+use wharf::conformance::{self, DataStream};
 use wharf::{Adapter, ErrorKind, ObjectPath, PutMode};
 use wharf_tests::{python_client, read_hash, server_env, unique, write_stream};
 
@@ -75,7 +75,7 @@ fn azure_sdk(args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance() {
     let adapter = adapter(&unique("conformance"), "").await;
-    let report = conformance::run(adapter, SuiteOptions::default()).await.unwrap();
+    let report = conformance::run(adapter, wharf_tests::suite_options()).await.unwrap();
     println!("{report}");
     assert!(report.failures().is_empty(), "{report}");
     // Every case applies but pending uploads (Azure discards uncommitted blocks itself).

@@ -13,7 +13,7 @@ async fn local_filesystem() {
     let dir = tempfile::tempdir().unwrap();
     let host = wharf_tests::local_host(dir.path());
     let adapter = host.adapter("local_filesystem").await.unwrap();
-    let report = conformance::run(adapter, SuiteOptions::default()).await.unwrap();
+    let report = conformance::run(adapter, wharf_tests::suite_options()).await.unwrap();
     println!("{report}");
     assert!(report.failures().is_empty(), "{report}");
     // Every case applies to local_filesystem: none may be skipped.

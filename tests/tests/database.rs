@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use wharf::conformance::{self, DataStream, SuiteOptions};
+use wharf::conformance::{self, DataStream};
 use wharf::{Adapter, ByteRange, ErrorKind, ObjectPath, PutMode};
 use wharf_tests::{cutting_proxy, read_hash, server_env, write_stream};
 
@@ -124,7 +124,7 @@ fn no_open_transaction(prefix: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance() {
     let adapter = adapter("").await;
-    let report = conformance::run(adapter, SuiteOptions::default()).await.unwrap();
+    let report = conformance::run(adapter, wharf_tests::suite_options()).await.unwrap();
     println!("{report}");
     assert!(report.failures().is_empty(), "{report}");
     // Every case applies but pending uploads (a write is one transaction).

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-use wharf::conformance::{self, SuiteOptions};
+use wharf::conformance;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -68,7 +68,9 @@ create = true
     let adapter = host.adapter("js").await.expect("the js backend loads");
     println!("loaded (compiled or cached) and opened in {:.1?}", start.elapsed());
 
-    let report = conformance::run(adapter, SuiteOptions::default()).await.unwrap();
+    let report = conformance::run(adapter, wharf_tests::example_suite_options())
+        .await
+        .unwrap();
     println!("{report}");
     assert!(report.failures().is_empty(), "{report}");
     // js_dir claims every capability, so every case applies but pending

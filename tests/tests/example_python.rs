@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wharf::conformance;
 use wharf::conformance::DataStream;
-use wharf::conformance::{self, SuiteOptions};
 use wharf::{Adapter, ErrorKind, ObjectPath, PutMode};
 
 fn repo_root() -> PathBuf {
@@ -78,11 +78,13 @@ async fn python_dir_passes_conformance() {
     let adapter = host.adapter("py").await.unwrap();
 
     let start = Instant::now();
-    // The default 1 GiB streamed round trip under the default 256 MiB memory
-    // limit: componentize-py 0.25.1 never frees the bytes an exported
+    // The large streamed round trip (512 MiB, 1 GiB in the long mode) under
+    // the default 256 MiB memory limit: componentize-py 0.25.1 never frees the bytes an exported
     // function returns, so the host reads this adapter in segments
     // (segmented_reads_keep_one_version below).
-    let report = conformance::run(adapter, SuiteOptions::default()).await.unwrap();
+    let report = conformance::run(adapter, wharf_tests::example_suite_options())
+        .await
+        .unwrap();
     println!("{report}\n(suite took {:.1?})", start.elapsed());
     assert!(report.failures().is_empty(), "{report}");
     // The adapter claims every capability, so every case applies but

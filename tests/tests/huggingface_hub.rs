@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use std::path::Path;
 use std::sync::Arc;
-use wharf::conformance::{self, DataStream, SuiteOptions};
+use wharf::conformance::{self, DataStream};
 use wharf::{Adapter, ErrorKind, ObjectPath, PutMode};
 use wharf_tests::{python_client, read_hash, server_env, unique, write_stream};
 
@@ -51,7 +51,7 @@ token = "{token}"
 {extra}
 [backends.hub.grants]
 http = [{http}]
-# A `finish` of the 1 GiB conformance case uploads the whole spooled LFS
+# A `finish` of the conformance suite's large case uploads the whole spooled LFS
 # object in one call. The CPU-time limit counts epoch ticks spent in guest
 # code, descheduled time included: with every test binary and server
 # sharing 2 cores in CI, that call once went past the default 30 s (159 s
@@ -124,7 +124,7 @@ async fn conformance() {
     let repo = new_repo("conformance", "model");
     let scratch = tempfile::tempdir().unwrap();
     let adapter = adapter(&repo, scratch.path(), "").await;
-    let report = conformance::run(adapter, SuiteOptions::default()).await.unwrap();
+    let report = conformance::run(adapter, wharf_tests::suite_options()).await.unwrap();
     println!("{report}");
     assert!(report.failures().is_empty(), "{report}");
     // Every case applies but pending uploads (the Hub lists no unfinished uploads).

@@ -157,11 +157,11 @@ async fn run_conformance(adapter: Arc<dyn Adapter>, opts: SuiteOptions) {
     );
 }
 
-/// The whole suite on the file store, with the default 1 GiB object
-/// streamed through one PUT.
+/// The whole suite on the file store, with the large object (512 MiB, 1 GiB
+/// in the long mode) streamed through one PUT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance() {
-    run_conformance(backend(&unique("conformance")).await, SuiteOptions::default()).await;
+    run_conformance(backend(&unique("conformance")).await, wharf_tests::suite_options()).await;
 }
 
 /// The whole suite on the bucket-backed server: large writes go multipart.

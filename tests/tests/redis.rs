@@ -117,7 +117,7 @@ async fn run_conformance(prefix: &str, extra: &str, opts: SuiteOptions) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_default_chunks() {
     let prefix = unique("redis-conformance");
-    run_conformance(&prefix, "", SuiteOptions::default()).await;
+    run_conformance(&prefix, "", wharf_tests::suite_options()).await;
     assert_eq!(keys(&prefix), Vec::<String>::new(), "the suite's cleanup left keys");
 }
 

@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use std::sync::Arc;
-use wharf::conformance::{self, SuiteOptions};
+use wharf::conformance;
 use wharf::layers::{AgeIdentity, Checksum, Compression, Encryption, Stack};
 use wharf::{Adapter, ObjectPath, PutMode};
 
@@ -26,8 +26,8 @@ async fn create(adapter: &dyn Adapter, name: &str, data: &[u8], piece: usize) {
     w.finish().await.unwrap();
 }
 
-/// Needs the Wasm runtime: the three stacked over a real guest, 1 GiB case
-/// included.
+/// Needs the Wasm runtime: the three stacked over a real guest, the large
+/// case included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_through_all_three() {
     let id = AgeIdentity::generate();
@@ -42,7 +42,7 @@ async fn conformance_through_all_three() {
                 .with_identities([id]),
         )
         .apply(local);
-    let report = conformance::run(adapter, SuiteOptions::default()).await.unwrap();
+    let report = conformance::run(adapter, wharf_tests::suite_options()).await.unwrap();
     println!("{report}");
     assert!(report.failures().is_empty(), "{report}");
     assert_eq!(report.passed(), report.cases.len(), "{report}");
