@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wharf::conformance::DataStream;
-use wharf::layers::{AgeIdentity, Checksum, Compression, Encryption, Stack};
+use wharf::layers::{AgeIdentity, Checksum, ChecksumAlgorithm, Compression, Encryption, Stack};
 use wharf::{Adapter, ObjectPath, PutMode};
 use wharf_bench::{median, peak_rss_mib, peak_rss_reset};
 
@@ -33,6 +33,10 @@ fn stacks() -> Vec<(&'static str, Stack)> {
     vec![
         ("no layers", Stack::new()),
         ("checksum", Stack::new().layer(Checksum::new())),
+        (
+            "checksum (sha256)",
+            Stack::new().layer(Checksum::new().with_algorithm(ChecksumAlgorithm::Sha256)),
+        ),
         ("compression (zstd 3)", Stack::new().layer(zstd)),
         ("encryption", Stack::new().layer(enc.clone())),
         (

@@ -55,7 +55,7 @@ pub struct ObjectMeta {
 pub enum Encoding {
     /// Per-chunk digests stored with the data.
     Checksum {
-        /// Digest algorithm (`sha256`).
+        /// Digest algorithm (`blake3`, `sha256`).
         algorithm: String,
         /// Logical bytes per digest.
         chunk_size: u64,

@@ -7,8 +7,8 @@
 use crate::capabilities::{AllowedHost, DirGrant, Grants, Redactor, TcpGrant, TlsTarget};
 use crate::error::{Error, Result};
 use crate::layers::{
-    AgeIdentity, AgeRecipient, Cache, Checksum, Compression, ConcurrencyLimit, DEFAULT_WRITE_BUFFER, Encryption, Retry,
-    RetryPolicy, Stack, Timeout,
+    AgeIdentity, AgeRecipient, Cache, Checksum, ChecksumAlgorithm, Compression, ConcurrencyLimit, DEFAULT_WRITE_BUFFER,
+    Encryption, Retry, RetryPolicy, Stack, Timeout,
 };
 use crate::model::StorageBackend;
 use crate::runtime::{BackendSpec, Limits, PoolConfig};
@@ -272,11 +272,14 @@ pub enum LayerConfig {
         /// [`DEFAULT_WRITE_BUFFER`]).
         write_buffer: Option<String>,
     },
-    /// Per-chunk sha256 stored with the data, checked on every read.
+    /// A digest per chunk stored with the data, checked on every read.
     Checksum {
         /// Bytes per digest (default
         /// [`Checksum::DEFAULT_CHUNK_SIZE`]).
         chunk_size: Option<String>,
+        /// `"blake3"` (default) or `"sha256"`: the digests written (reads
+        /// take each object's from its header).
+        algorithm: Option<String>,
     },
     /// zstd in independently readable frames.
     Compression {
@@ -572,10 +575,18 @@ impl BackendConfig {
                     let buffer = size("write_buffer", write_buffer, DEFAULT_WRITE_BUFFER)?;
                     stack.layer(Retry::new().with_policy(policy).with_write_buffer(buffer))
                 }
-                LayerConfig::Checksum { chunk_size } => {
+                LayerConfig::Checksum { chunk_size, algorithm } => {
                     let d = Checksum::default();
                     let n = size("chunk_size", chunk_size, d.chunk_size())?;
-                    stack.layer(d.with_chunk_size(n).map_err(named("chunk_size"))?)
+                    let algorithm = match algorithm {
+                        Some(a) => ChecksumAlgorithm::from_name(a).map_err(named("algorithm"))?,
+                        None => d.algorithm(),
+                    };
+                    stack.layer(
+                        d.with_chunk_size(n)
+                            .map_err(named("chunk_size"))?
+                            .with_algorithm(algorithm),
+                    )
                 }
                 LayerConfig::Compression { level, frame_size } => {
                     let d = Compression::default();
@@ -948,6 +959,23 @@ mod tests {
             "full-stack",
         )
         .unwrap();
+    }
+
+    /// The checksum layer's `algorithm`: either name, or an error naming
+    /// the key and both choices.
+    #[test]
+    fn checksum_algorithm_is_checked() {
+        let stack = |layer: &str| {
+            Config::parse(&format!("[[backends.x.layers]]\nlayer = \"checksum\"\n{layer}"), "t")
+                .and_then(|cfg| cfg.backends["x"].stack("x", Path::new(".")).map(|s| s.len()))
+        };
+        for ok in ["", "algorithm = \"blake3\"\n", "algorithm = \"sha256\"\n"] {
+            assert_eq!(stack(ok).unwrap(), 1, "{ok}");
+        }
+        let e = stack("algorithm = \"md5\"\n").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Config);
+        let e = e.to_string();
+        assert!(e.contains("algorithm") && e.contains("\"blake3\", \"sha256\""), "{e}");
     }
 
     /// Identities and passphrases only by reference; recipients inline or

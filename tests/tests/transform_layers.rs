@@ -113,17 +113,14 @@ async fn compressed_objects_are_standard_seekable_zstd() {
 
 /// The checksum layer's format is documented well enough to verify an
 /// object without wharf: `examples/formats/verify_checksum.py` accepts what
-/// the layer stored (an empty object, a whole number of chunks, a short
-/// last chunk) and refuses a changed byte.
+/// the layer stored with either algorithm (an empty object, a whole number
+/// of chunks, a short last chunk) and refuses a changed byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checksum_objects_verify_without_wharf() {
     use sha2::Digest;
+    use wharf::layers::ChecksumAlgorithm;
     const CHUNK: usize = 4096;
     let dir = tempfile::tempdir().unwrap();
-    let local = local(dir.path()).await;
-    let adapter = Stack::new()
-        .layer(Checksum::new().with_chunk_size(CHUNK as u64).unwrap())
-        .apply(local);
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/formats/verify_checksum.py");
     let verify = |file: &std::path::Path| {
         std::process::Command::new(wharf_tests::server_env("WHARF_TEST_PYTHON"))
@@ -132,22 +129,31 @@ async fn checksum_objects_verify_without_wharf() {
             .output()
             .expect("python runs")
     };
-    for size in [0, CHUNK, 3 * CHUNK + 1000] {
-        let data: Vec<u8> = (0..size).map(|i| (i * 7 + size) as u8).collect();
-        let name = format!("m/{size}.bin");
-        create(adapter.as_ref(), &name, &data, data.len()).await;
-        let stored = dir.path().join(&name);
-        let out = verify(&stored);
-        assert!(out.status.success(), "{size}: {}", String::from_utf8_lossy(&out.stderr));
-        let want = format!("{size} {:x}", sha2::Sha256::digest(&data));
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want);
-        if size > CHUNK {
-            let mut bytes = std::fs::read(&stored).unwrap();
-            bytes[16 + CHUNK + 32 + 5] ^= 1;
-            std::fs::write(&stored, &bytes).unwrap();
+    for algorithm in [ChecksumAlgorithm::Blake3, ChecksumAlgorithm::Sha256] {
+        let layer = Checksum::new()
+            .with_chunk_size(CHUNK as u64)
+            .unwrap()
+            .with_algorithm(algorithm);
+        let adapter = Stack::new().layer(layer).apply(local(dir.path()).await);
+        for size in [0, CHUNK, 3 * CHUNK + 1000] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 + size) as u8).collect();
+            let name = format!("{}/{size}.bin", algorithm.name());
+            create(adapter.as_ref(), &name, &data, data.len()).await;
+            let stored = dir.path().join(&name);
             let out = verify(&stored);
-            assert!(!out.status.success());
-            assert!(String::from_utf8_lossy(&out.stderr).contains("chunk 1"), "{out:?}");
+            let why = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{algorithm:?} {size}: {why}");
+            let want = format!("{size} {:x}", sha2::Sha256::digest(&data));
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want);
+            if size > CHUNK {
+                let mut bytes = std::fs::read(&stored).unwrap();
+                bytes[16 + CHUNK + 32 + 5] ^= 1;
+                std::fs::write(&stored, &bytes).unwrap();
+                let out = verify(&stored);
+                assert!(!out.status.success());
+                let why = String::from_utf8_lossy(&out.stderr);
+                assert!(why.contains("chunk 1") && why.contains(algorithm.name()), "{out:?}");
+            }
         }
     }
 }

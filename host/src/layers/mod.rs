@@ -40,11 +40,12 @@ mod transform;
 
 pub use age::{DEFAULT_WORK_FACTOR, Identity as AgeIdentity, MAX_WORK_FACTOR, Recipient as AgeRecipient};
 pub use cache::Cache;
-pub use checksum::Checksum;
+pub use checksum::{Checksum, ChecksumAlgorithm};
 pub use compression::Compression;
 pub use concurrency_limit::ConcurrencyLimit;
 pub use encryption::Encryption;
 pub use observe::{LATENCY_BUCKETS, Metrics, OpStats, Registry, Snapshot, Tracing};
+#[cfg(feature = "object-store")]
 pub(crate) use retry::jitter;
 pub use retry::{DEFAULT_WRITE_BUFFER, Retry, RetryPolicy};
 pub use timeout::Timeout;

@@ -105,7 +105,7 @@ async fn sizes_are_logical_and_stored() {
         a.encodings(),
         [
             Encoding::Checksum {
-                algorithm: "sha256".into(),
+                algorithm: "blake3".into(),
                 chunk_size: SMALL
             },
             Encoding::Compression {
