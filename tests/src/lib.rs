@@ -22,7 +22,7 @@ pub mod fixtures {
 /// hand): 1 GiB large objects and the conformance suite's full listing
 /// everywhere. The default (what CI runs) halves the large objects and
 /// lists fewer keys through the example adapters (see [`suite_options`]).
-pub fn long_mode() -> bool {
+fn long_mode() -> bool {
     std::env::var("WHARF_TEST_LONG").is_ok_and(|v| v == "1")
 }
 
@@ -50,7 +50,7 @@ pub fn example_suite_options() -> wharf::conformance::SuiteOptions {
 /// The size of the tests' large streamed objects: 1 GiB in the long mode,
 /// else 512 MiB. Both are over twice the default 256 MiB memory of an
 /// adapter instance, so an adapter holding a whole object would trap.
-pub fn large_object() -> u64 {
+fn large_object() -> u64 {
     if long_mode() { 1 << 30 } else { 512 << 20 }
 }
 

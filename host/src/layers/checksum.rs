@@ -314,8 +314,7 @@ fn parse_header(h: &[u8]) -> std::result::Result<(u64, ChecksumAlgorithm), Strin
     if &h[..6] != MAGIC {
         return Err("the object has no checksum header: it was not written through this layer".into());
     }
-    let algorithm = ChecksumAlgorithm::from_id(h[7]);
-    let Some(algorithm) = algorithm.filter(|_| h[6] == VERSION) else {
+    let (VERSION, Some(algorithm)) = (h[6], ChecksumAlgorithm::from_id(h[7])) else {
         return Err(format!(
             "unknown format version {} / algorithm {} (this build reads version {VERSION}, algorithms 1 = sha256 and 2 = blake3)",
             h[6], h[7]

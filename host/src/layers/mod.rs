@@ -46,7 +46,7 @@ pub use concurrency_limit::ConcurrencyLimit;
 pub use encryption::Encryption;
 pub use observe::{LATENCY_BUCKETS, Metrics, OpStats, Registry, Snapshot, Tracing};
 #[cfg(feature = "object-store")]
-pub(crate) use retry::jitter;
+pub(crate) use retry::backoff;
 pub use retry::{DEFAULT_WRITE_BUFFER, Retry, RetryPolicy};
 pub use timeout::Timeout;
 

@@ -223,11 +223,7 @@ impl Attempts {
         if left.is_zero() {
             return false;
         }
-        let cap = p
-            .initial_backoff
-            .saturating_mul(1u32 << (self.made - 1).min(20))
-            .min(p.max_backoff);
-        let delay = jitter(cap).min(left);
+        let delay = backoff(p.initial_backoff, p.max_backoff, self.made).min(left);
         tracing::info!(
             backend,
             operation = op,
@@ -264,8 +260,15 @@ fn relabel(e: &Error, message: String, backend: &str, op: &'static str, path: Op
     Error::new(e.kind(), message).at(e.backend().unwrap_or(backend), op, e.path().or(path))
 }
 
+/// The pause after failed attempt `n` (from 1): random in `[0, min(max,
+/// initial × 2^(n-1))]` ("full jitter"), so that clients failing together
+/// do not come back together.
+pub(crate) fn backoff(initial: Duration, max: Duration, n: u32) -> Duration {
+    jitter(initial.saturating_mul(1u32 << n.saturating_sub(1).min(20)).min(max))
+}
+
 /// A random duration in `[0, cap]`.
-pub(crate) fn jitter(cap: Duration) -> Duration {
+fn jitter(cap: Duration) -> Duration {
     let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
     if nanos == 0 {
         return Duration::ZERO;

@@ -47,8 +47,8 @@ use std::sync::Arc;
 /// encryption over local_filesystem, on two loaded cores) about half the
 /// attempts lose and a read needed up to 9 of them.
 const GET_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
-/// The pause before attempt `n + 1` is random in `[0, min(GET_BACKOFF_MAX,
-/// GET_BACKOFF × 2^(n-1))]` ("full jitter", as the retry layer), so that
+/// The pause after failed attempt `n` is random in `[0, min(GET_BACKOFF_MAX,
+/// GET_BACKOFF × 2^(n-1))]` (the retry layer's full jitter), so that
 /// readers that lost to the same writers do not come back together.
 const GET_BACKOFF: std::time::Duration = std::time::Duration::from_millis(5);
 const GET_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_millis(200);
@@ -364,19 +364,17 @@ impl ObjectStore for WharfStore {
         let mut last = None;
         let started = std::time::Instant::now();
         let mut attempts = 0u32;
-        while attempts == 0 || started.elapsed() < GET_PATIENCE {
-            if attempts > 0 {
-                // Let the writers that changed it finish.
-                let cap = GET_BACKOFF
-                    .saturating_mul(1 << (attempts - 1).min(16))
-                    .min(GET_BACKOFF_MAX);
-                tokio::time::sleep(crate::layers::jitter(cap)).await;
-            }
+        loop {
             attempts += 1;
             match self.get_once(location, &key, &options).await? {
                 Ok(r) => return Ok(r),
                 Err(Again(e)) => last = e.or(last),
             }
+            if started.elapsed() >= GET_PATIENCE {
+                break;
+            }
+            // Let the writers that changed it finish.
+            tokio::time::sleep(crate::layers::backoff(GET_BACKOFF, GET_BACKOFF_MAX, attempts)).await;
         }
         Err(match last {
             Some(e) => to_os(e, location.as_ref()),
