@@ -12,7 +12,8 @@
 // whose first segment starts with `.wharf` are reserved.
 //
 // The etag is `<size>-<mtime ns>` (hex) of the file: every write makes a new
-// file with a new modification time, so any content change changes it.
+// file and stamps its modification time from the wall clock in nanoseconds,
+// so any content change changes it.
 // `update(etag)` compares and renames holding the object's lock file in
 // `.wharf-tmp/` (created only where none exists), so of updates racing with
 // one etag exactly one wins; a lock a killed instance left is taken over
@@ -22,6 +23,7 @@
 // one call of `open` and the calls on what it returns.
 
 import { subscribeDuration } from 'wasi:clocks/monotonic-clock@0.2.12';
+import { now as wallClockNow } from 'wasi:clocks/wall-clock@0.2.12';
 import { getDirectories } from 'wasi:filesystem/preopens@0.2.12';
 
 const TMP_DIR = '.wharf-tmp';
@@ -694,6 +696,11 @@ class Writer {
       const file = this.file;
       this.file = undefined;
       try {
+        // The etag is size and mtime: stamp the mtime from the wall clock
+        // (nanoseconds), not the kernel's file time, which before Linux 6.13
+        // moves in ticks of 1-10 ms, so two same-size writes in one tick
+        // would share an etag and a stale `update` would win.
+        fs('write', path, () => file.setTimes({ tag: 'no-change' }, { tag: 'timestamp', val: wallClockNow() }));
         fs('write', path, () => file.sync());
       } finally {
         close(file);

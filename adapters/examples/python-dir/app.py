@@ -10,10 +10,11 @@ both can serve the same directory:
   (overwrite, update) or a hard link (create: `link` fails atomically when
   the destination exists), so a reader never sees a half-written object.
 - Paths whose first segment starts with `.wharf` are reserved.
-- The etag is `<size>-<mtime ns>` in hex: every write makes a new file with a
-  new modification time, so any content change changes it. `update(etag)`
-  compares, then renames: two hosts updating the same object in the same
-  instant can both succeed (the last one wins). `create` has no such window.
+- The etag is `<size>-<mtime ns>` in hex: every write makes a new file and
+  stamps its modification time from the wall clock in nanoseconds, so any
+  content change changes it. `update(etag)` compares, then renames, holding
+  the object's lock file, so of updates racing with one etag exactly one
+  wins.
 
 The host creates a fresh instance for every operation, so nothing here is
 kept between operations: a `Backend` lives for one call (or for one reader or
@@ -539,6 +540,12 @@ class Writer(adapter.Writer):
         try:
             try:
                 self.f.flush()
+                # The etag is size and mtime: stamp the mtime from the wall
+                # clock (ns), not the kernel's file time, which before Linux
+                # 6.13 moves in ticks of 1-10 ms, so two same-size writes in
+                # one tick would share an etag and a stale update would win.
+                now = time.time_ns()
+                os.utime(self.tmp, ns=(now, now))
                 os.fsync(self.f.fileno())
                 self.f.close()
             except OSError as e:
