@@ -30,14 +30,34 @@ impl S3 {
         format!("{}{path}", self.cfg.prefix)
     }
 
-    /// A signed request for `key` (or the bucket when `None`).
+    /// A signed request for `key` (or the bucket when `None`) with `body`.
     pub fn request(
         &self,
         method: &'static str,
         key: Option<&str>,
         query: &[(&str, String)],
-        mut headers: Vec<(String, String)>,
+        headers: Vec<(String, String)>,
         body: &[u8],
+    ) -> Request {
+        let digest = self.signs_payload(body).then(|| sha256(body));
+        self.request_with_digest(method, key, query, headers, digest)
+    }
+
+    /// Whether a request with `body` signs the body's sha256 (else it
+    /// sends `UNSIGNED-PAYLOAD`). An empty body's is a constant.
+    pub fn signs_payload(&self, body: &[u8]) -> bool {
+        self.cfg.creds.is_some() && (self.cfg.sign_payload || body.is_empty())
+    }
+
+    /// [`S3::request`] for a body whose sha256 is already known (`None`
+    /// where [`S3::signs_payload`] says no).
+    pub fn request_with_digest(
+        &self,
+        method: &'static str,
+        key: Option<&str>,
+        query: &[(&str, String)],
+        mut headers: Vec<(String, String)>,
+        body_sha256: Option<[u8; 32]>,
     ) -> Request {
         let mut endpoint = self.cfg.endpoint.clone();
         let mut path = endpoint.base_path.clone();
@@ -52,10 +72,9 @@ impl S3 {
             path.push_str(&uri_encode(key, true));
         }
         if let Some(creds) = &self.cfg.creds {
-            let payload_hash = if self.cfg.sign_payload || body.is_empty() {
-                hex(&sha256(body))
-            } else {
-                UNSIGNED_PAYLOAD.to_string()
+            let payload_hash = match &body_sha256 {
+                Some(digest) => hex(digest),
+                None => UNSIGNED_PAYLOAD.to_string(),
             };
             sigv4::sign(
                 creds,

@@ -1,10 +1,18 @@
 //! Writes: one `PutObject` for an object that fits a part, a multipart
 //! upload with several parts in flight otherwise.
+//!
+//! Where the payload is signed, parts are sent in batches of up to four
+//! whose sha256s are computed together ([`sha256_many`]: 2.5–2.9 times
+//! faster than one after another in wasm, which has no SHA instructions).
 
 use crate::client::{S3, condition_headers};
 use std::collections::VecDeque;
 use wharf_guest::{Error, ObjectMeta, PutMode};
+use wharf_guest_http::sha256x4::sha256_many;
 use wharf_guest_http::{Pending, xml};
+
+/// The most bytes of parts held back to be hashed together.
+const BATCH_BYTES: u64 = 32 << 20;
 
 /// An object being written.
 pub struct Upload {
@@ -24,6 +32,8 @@ struct Multipart {
     done: Vec<(u32, String)>,
     in_flight: VecDeque<(u32, Pending)>,
     next_part: u32,
+    /// Parts received and not sent yet: a batch to hash together.
+    queued: Vec<Vec<u8>>,
 }
 
 impl Upload {
@@ -57,28 +67,64 @@ impl Upload {
             done: Vec::new(),
             in_flight: VecDeque::new(),
             next_part: 1,
+            queued: Vec::new(),
         });
         Ok(())
     }
 
-    fn send_part(&mut self, data: Vec<u8>) -> Result<(), Error> {
+    /// How many parts make a batch: four (the SIMD lanes) when the payload
+    /// is signed and four parts fit [`BATCH_BYTES`], fewer for big parts,
+    /// one when nothing is hashed.
+    fn batch(&self) -> usize {
+        if !self.s3.signs_payload(b"a part") {
+            return 1;
+        }
+        (BATCH_BYTES / self.s3.cfg.part_size).clamp(1, 4) as usize
+    }
+
+    /// Queues a part; sends the queue once it makes a batch.
+    fn queue_part(&mut self, data: Vec<u8>) -> Result<(), Error> {
+        let batch = self.batch();
+        let mp = self.multipart.as_mut().expect("multipart started");
+        mp.queued.push(data);
+        if mp.queued.len() >= batch {
+            self.send_queued()?;
+        }
+        Ok(())
+    }
+
+    /// Hashes the queued parts together (when signing) and starts them,
+    /// each as soon as the window has room.
+    fn send_queued(&mut self) -> Result<(), Error> {
         let window = self.s3.cfg.max_in_flight;
         let mp = self.multipart.as_mut().expect("multipart started");
-        while mp.in_flight.len() >= window {
-            collect_oldest(&self.s3, mp)?;
+        let parts = std::mem::take(&mut mp.queued);
+        // Parts are never empty: either all are signed or none.
+        let digests: Vec<Option<[u8; 32]>> = if parts.first().is_some_and(|p| self.s3.signs_payload(p)) {
+            let bodies: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            sha256_many(&bodies).into_iter().map(Some).collect()
+        } else {
+            vec![None; parts.len()]
+        };
+        for (data, digest) in parts.into_iter().zip(digests) {
+            while mp.in_flight.len() >= window {
+                collect_oldest(&self.s3, mp)?;
+            }
+            let n = mp.next_part;
+            if n > 10_000 {
+                return Err(Error::Invalid(format!(
+                    "S3 allows 10,000 parts: `{}` exceeds 10,000 × part_size",
+                    self.path
+                )));
+            }
+            let query = [("partNumber", n.to_string()), ("uploadId", mp.id.clone())];
+            let request = self
+                .s3
+                .request_with_digest("PUT", Some(&self.key), &query, Vec::new(), digest);
+            let pending = request.start(&data)?;
+            mp.in_flight.push_back((n, pending));
+            mp.next_part += 1;
         }
-        let n = mp.next_part;
-        if n > 10_000 {
-            return Err(Error::Invalid(format!(
-                "S3 allows 10,000 parts: `{}` exceeds 10,000 × part_size",
-                self.path
-            )));
-        }
-        let query = [("partNumber", n.to_string()), ("uploadId", mp.id.clone())];
-        let request = self.s3.request("PUT", Some(&self.key), &query, Vec::new(), &data);
-        let pending = request.start(&data)?;
-        mp.in_flight.push_back((n, pending));
-        mp.next_part += 1;
         Ok(())
     }
 
@@ -95,6 +141,7 @@ impl Upload {
     }
 
     fn complete(&mut self) -> Result<ObjectMeta, Error> {
+        self.send_queued()?;
         let mp = self.multipart.as_mut().expect("multipart started");
         while !mp.in_flight.is_empty() {
             collect_oldest(&self.s3, mp)?;
@@ -183,9 +230,9 @@ impl wharf_guest::Upload for Upload {
                 return Ok(());
             };
             self.start_multipart()?;
-            self.send_part(first)?;
+            self.queue_part(first)?;
         }
-        self.send_part(chunk)
+        self.queue_part(chunk)
     }
 
     /// Makes the object visible. On failure nothing is visible and the

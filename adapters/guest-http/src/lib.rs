@@ -2,8 +2,8 @@
 //! `wasi:http` (the host decides which hosts it may reach) that sends a
 //! body whole ([`Request::send`], [`Request::start`]) or streams it
 //! ([`Request::start_body`], [`BodyWriter`]), and the pieces
-//! every cloud API needs: percent-encoding, HMAC/SHA-256, dates, base64 and
-//! a tiny XML reader for the flat documents S3 and Azure answer with.
+//! every cloud API needs: percent-encoding, HMAC/SHA-256 (and four SHA-256s
+//! at once in SIMD lanes, [`sha256x4`]), dates, base64 and a tiny XML reader for the flat documents S3 and Azure answer with.
 //!
 //! Nothing here knows the adapter contract: `wharf-guest` (feature `http`)
 //! maps [`HttpError`] into the contract's `error`.
@@ -14,6 +14,7 @@ pub mod encode;
 pub mod head;
 pub mod random;
 mod ranged;
+pub mod sha256x4;
 pub mod time;
 pub mod xml;
 
