@@ -2,13 +2,14 @@
 //! 128-bit vector.
 //!
 //! Wasm has no SHA instructions, and one SHA-256 in wasm32 runs at about a
-//! seventh of a SHA-NI core (215 against 1,590 MiB/s here). SHA-256 is one
-//! long dependency chain per message, so a single digest cannot use
-//! vectors; four independent ones can. With `simd128` (which wasmtime
-//! enables) four 8 MiB parts hash at about 570 MiB/s together, 2.7 times
-//! one after another. Elsewhere (the native build of the unit tests) the
-//! same code runs on plain `[u32; 4]` lanes, so the tests check every line
-//! of it but the five lane primitives against the `sha2` crate.
+//! seventh of a SHA-NI core (238 against 1,590 MiB/s here, in wasmtime).
+//! SHA-256 is one long dependency chain per message, so a single digest
+//! cannot use vectors; four independent ones can. With `simd128` (which
+//! wasmtime enables) four 8 MiB buffers hash at 448 MiB/s together in
+//! wasmtime 48, 1.9 times one after another (BENCHMARKS.md, aws_s3).
+//! Elsewhere (the native build of the unit tests) the same code runs on
+//! plain `[u32; 4]` lanes, so the tests check every line of it but the lane
+//! primitives against the `sha2` crate.
 
 use sha2::digest::generic_array::GenericArray;
 use sha2::{Digest, Sha256};
