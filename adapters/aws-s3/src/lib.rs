@@ -19,8 +19,10 @@
 //! - Writes: one `PutObject` when the object fits one part; otherwise a
 //!   multipart upload, `max_in_flight` parts at a time, completed on
 //!   `finish`. Any failure, `abort()` or a dropped writer aborts the upload,
-//!   so no part stays billed behind. Memory: the host holds one part, and at
-//!   most `max_in_flight` parts are in the host's send buffers.
+//!   so no part stays billed behind. Signed parts are hashed four at a
+//!   time (SIMD lanes), so the adapter holds up to 4 parts, at most 32 MiB
+//!   (one part when unsigned, or when a part is 32 MiB or more); at most
+//!   `max_in_flight` parts are in the host's send buffers.
 //! - `create` sends `If-None-Match: *` and `update(etag)` sends `If-Match`
 //!   (S3 has honoured both on `PutObject` and `CompleteMultipartUpload` since
 //!   2024). Both are first checked with a `HEAD`, so a conflicting 1 GiB
