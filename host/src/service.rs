@@ -9,7 +9,7 @@
 //!   the loser removes its own files. A crash before the manifest leaves
 //!   unreferenced files under a fresh upload id, never a broken version.
 
-use crate::adapter::{Adapter, Encoding, ObjectReader, PutMode};
+use crate::adapter::{Adapter, Encoding, PutMode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{ModelStorageInfo, SerializationFormat, StorageBackend, StoredFile};
 use crate::path::ObjectPath;
@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 mod objects;
 mod parallel;
 mod pending;
+mod writeback;
 
 pub use objects::ObjectTransfer;
 pub use parallel::ParallelReads;
@@ -757,7 +758,7 @@ impl StorageService {
         out: &mut (dyn AsyncWrite + Unpin + Send),
         moved: &mut u64,
     ) -> Result<(u64, String)> {
-        let mut r: Box<dyn ObjectReader> = self.adapter.read(path, range).await?;
+        let mut r = writeback::Gather::new(self.adapter.read(path, range).await?);
         // The sha256 runs in its own task, overlapping the transfer.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
         let hasher = tokio::spawn(async move {
@@ -770,7 +771,7 @@ impl StorageService {
         let mut total = 0u64;
         let integrity =
             |msg: String| Error::new(ErrorKind::Integrity, msg).at(self.adapter.name(), "read", Some(path.as_str()));
-        while let Some(chunk) = r.next_chunk(CHUNK).await? {
+        while let Some(chunk) = r.next().await? {
             total += chunk.len() as u64;
             if let Some(size) = expect.size
                 && total > size
@@ -821,17 +822,23 @@ impl StorageService {
             .map_err(|e| Error::io(format!("creating `{}`", target.display()), e))?;
         // One blocking write per chunk instead of tokio's default 2 MiB pieces.
         out.set_max_buf_size(CHUNK);
+        let file = out
+            .try_clone()
+            .await
+            .map_err(|e| Error::io(format!("opening `{}`", target.display()), e))?
+            .into_std()
+            .await;
         let done = match self.ranged_size(expect) {
-            Some(size) => {
-                let file = out
-                    .try_clone()
+            Some(size) => self.download_ranges(path, size, expect, file, moved).await?,
+            None => {
+                let mut behind = writeback::WriteBehind::new(&mut out, file);
+                let done = self.stream_verified(path, None, expect, &mut behind, moved).await?;
+                behind
+                    .flush()
                     .await
-                    .map_err(|e| Error::io(format!("opening `{}`", target.display()), e))?
-                    .into_std()
-                    .await;
-                self.download_ranges(path, size, expect, file, moved).await?
+                    .map_err(|e| Error::io(format!("writing `{}`", target.display()), e))?;
+                done
             }
-            None => self.stream_verified(path, None, expect, &mut out, moved).await?,
         };
         if executable {
             set_executable(&out, target).await?;

@@ -7,13 +7,14 @@
 //! stays at a chunk per range in flight whatever the object's size. The
 //! sha256 must see the bytes in order: a hashing task follows the ranges'
 //! progress and reads back from the file (the page cache, as it was just
-//! written) the contiguous prefix written so far.
+//! written) the contiguous prefix written so far, and has each hashed
+//! stretch written to disk behind it (see `writeback`).
 
-use super::{CHUNK, Expected, StorageService};
-use crate::adapter::ByteRange;
+use super::writeback::{Gather, WRITE_BEHIND, start_writing};
+use super::{CHUNK, Expected, Progress, StorageService};
+use crate::adapter::{Adapter, ByteRange};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::ObjectPath;
-use futures::stream::{self, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -105,56 +106,40 @@ impl StorageService {
             written.clone(),
             ticks,
         )));
-        let total = AtomicU64::new(0);
-        let base = *moved;
-        let fetch = |i: usize| {
-            let (file, written, tick, total) = (file.clone(), written.clone(), &tick, &total);
-            async move {
-                let start = i as u64 * part;
-                let end = (start + part).min(size);
-                let mut r = self
-                    .adapter
-                    .read(path, Some(ByteRange { start, end: Some(end) }))
-                    .await?;
-                let mut got = 0u64;
-                while let Some(chunk) = r.next_chunk(CHUNK).await? {
-                    let n = chunk.len() as u64;
-                    if got + n > end - start {
-                        return Err(integrity(format!(
-                            "the range {start}-{end} answered more than {} bytes",
-                            end - start
-                        )));
-                    }
-                    let f = file.clone();
-                    let at = start + got;
-                    tokio::task::spawn_blocking(move || f.write_all_at(&chunk, at))
-                        .await
-                        .map_err(|e| Error::new(ErrorKind::Io, format!("write task: {e}")))?
-                        .map_err(|e| Error::io("writing the output", e))?;
-                    got += n;
-                    written[i].store(got, Ordering::Release);
-                    tick.send_replace(());
-                    let now = total.fetch_add(n, Ordering::Relaxed) + n;
-                    if let Some(p) = &self.progress {
-                        p(base + now);
-                    }
-                }
-                if got != end - start {
-                    return Err(integrity(format!(
-                        "object ended at byte {}, {size} were recorded",
-                        start + got
-                    )));
-                }
-                Ok(())
+        let ranges = Arc::new(Ranges {
+            adapter: self.adapter.clone(),
+            path: path.clone(),
+            size,
+            part,
+            file,
+            written,
+            tick,
+            total: AtomicU64::new(0),
+            base: *moved,
+            progress: self.progress.clone(),
+        });
+        // Each range is a task of its own, so the ranges' adapter work
+        // (a Wasm instance each, copying every byte in and out) runs on all
+        // the runtime's workers, not on the one thread polling this
+        // future. Dropping the set (an error, or this future dropped)
+        // aborts the ranges still running.
+        let mut running = tokio::task::JoinSet::new();
+        let mut next = 0;
+        loop {
+            while running.len() < self.parallel.parts && next < count {
+                running.spawn(ranges.clone().fetch(next));
+                next += 1;
             }
-        };
-        stream::iter(0..count)
-            .map(fetch)
-            .buffer_unordered(self.parallel.parts)
-            .try_for_each(|()| async { Ok(()) })
-            .await?;
-        *moved = base + total.load(Ordering::Relaxed);
-        drop(tick);
+            match running.join_next().await {
+                None => break,
+                Some(Ok(done)) => done?,
+                Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Some(Err(e)) => return Err(Error::new(ErrorKind::Io, format!("range task: {e}"))),
+            }
+        }
+        *moved = ranges.base + ranges.total.load(Ordering::Relaxed);
+        // The hasher waits for ticks until every sender is gone.
+        drop(ranges);
         let mut hasher = hasher;
         let got = (&mut hasher.0)
             .await
@@ -165,6 +150,69 @@ impl StorageService {
             return Err(integrity(format!("sha256 is {got}, {want} was recorded")));
         }
         Ok((size, got))
+    }
+}
+
+/// What the range tasks of one [`StorageService::download_ranges`] share.
+struct Ranges {
+    adapter: Arc<dyn Adapter>,
+    path: ObjectPath,
+    size: u64,
+    part: u64,
+    file: Arc<std::fs::File>,
+    /// Bytes written of each range, from its start.
+    written: Arc<Vec<AtomicU64>>,
+    /// Wakes the hasher after each write.
+    tick: watch::Sender<()>,
+    /// Bytes written of all ranges.
+    total: AtomicU64,
+    /// Bytes moved before this file, for `progress`.
+    base: u64,
+    progress: Option<Progress>,
+}
+
+impl Ranges {
+    fn integrity(&self, msg: String) -> Error {
+        Error::new(ErrorKind::Integrity, msg).at(self.adapter.name(), "read", Some(self.path.as_str()))
+    }
+
+    /// Reads range `i` into its place in the file.
+    async fn fetch(self: Arc<Self>, i: usize) -> Result<()> {
+        let (size, part) = (self.size, self.part);
+        let start = i as u64 * part;
+        let end = (start + part).min(size);
+        let mut r = Gather::new(
+            self.adapter
+                .read(&self.path, Some(ByteRange { start, end: Some(end) }))
+                .await?,
+        );
+        let mut got = 0u64;
+        while let Some(chunk) = r.next().await? {
+            let n = chunk.len() as u64;
+            if got + n > end - start {
+                return Err(self.integrity(format!(
+                    "the range {start}-{end} answered more than {} bytes",
+                    end - start
+                )));
+            }
+            let f = self.file.clone();
+            let at = start + got;
+            tokio::task::spawn_blocking(move || f.write_all_at(&chunk, at))
+                .await
+                .map_err(|e| Error::new(ErrorKind::Io, format!("write task: {e}")))?
+                .map_err(|e| Error::io("writing the output", e))?;
+            got += n;
+            self.written[i].store(got, Ordering::Release);
+            self.tick.send_replace(());
+            let now = self.total.fetch_add(n, Ordering::Relaxed) + n;
+            if let Some(p) = &self.progress {
+                p(self.base + now);
+            }
+        }
+        if got != end - start {
+            return Err(self.integrity(format!("object ended at byte {}, {size} were recorded", start + got)));
+        }
+        Ok(())
     }
 }
 
@@ -180,6 +228,8 @@ async fn hash_in_order(
     let mut h = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut pos = 0u64;
+    // Bytes asked to be written out (see `writeback`).
+    let mut started = 0u64;
     while pos < size {
         ticks.borrow_and_update();
         let i = (pos / part) as usize;
@@ -195,9 +245,18 @@ async fn hash_in_order(
         let n = (ready - pos).min(CHUNK as u64) as usize;
         let f = file.clone();
         let at = pos;
+        // The hashed prefix is complete in the kernel: have it written out
+        // while the ranges go on.
+        let behind = (at + n as u64 - started >= WRITE_BEHIND).then_some(started);
+        if behind.is_some() {
+            started = at + n as u64;
+        }
         (buf, h) = tokio::task::spawn_blocking(move || {
             f.read_exact_at(&mut buf[..n], at)?;
             h.update(&buf[..n]);
+            if let Some(from) = behind {
+                start_writing(&f, from, at + n as u64);
+            }
             Ok::<_, std::io::Error>((buf, h))
         })
         .await

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::InMemory;
+use crate::adapter::ObjectReader;
 
 fn service() -> StorageService {
     StorageService::new(Arc::new(InMemory::new()))
@@ -273,4 +274,31 @@ async fn a_range_answered_past_its_end_is_an_integrity_error() {
     assert!(e.to_string().contains("ranges"), "names the backend: {e}");
     assert!(!dest.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// Loads longer than several write-behind steps, in ranges and as one
+/// stream, arrive intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loads_past_the_write_behind_step_are_intact() {
+    let store = ranges(false);
+    let s = StorageService::new(store.clone()).with_parallel_reads(ParallelReads {
+        parts: 3,
+        part_size: 5 << 20,
+        min_size: 10 << 20,
+    });
+    let data = pattern(2 * super::writeback::WRITE_BEHIND as usize + 777);
+    let info = s
+        .save_stream("m.bin", std::io::Cursor::new(data.clone()), &opts("wb", "1"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, s) in [
+        ("ranged.bin", s.clone()),
+        ("stream.bin", s.clone().with_parallel_reads(ParallelReads::off())),
+    ] {
+        let dest = dir.path().join(name);
+        s.load_to_path(&info.storage_path, &dest).await.unwrap();
+        assert!(std::fs::read(&dest).unwrap() == data, "{name} differs");
+    }
+    assert!(store.ranged.load(std::sync::atomic::Ordering::SeqCst) >= 7);
 }
