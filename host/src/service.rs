@@ -833,6 +833,7 @@ impl StorageService {
             None => {
                 let mut behind = writeback::WriteBehind::new(&mut out, file);
                 let done = self.stream_verified(path, None, expect, &mut behind, moved).await?;
+                // `sync_all` does not report a failed last write; a flush does.
                 behind
                     .flush()
                     .await

@@ -10,7 +10,7 @@
 //! written) the contiguous prefix written so far, and has each hashed
 //! stretch written to disk behind it (see `writeback`).
 
-use super::writeback::{Gather, WRITE_BEHIND, start_writing};
+use super::writeback::{Behind, Gather, start_writing};
 use super::{CHUNK, Expected, Progress, StorageService};
 use crate::adapter::{Adapter, ByteRange};
 use crate::error::{Error, ErrorKind, Result};
@@ -86,8 +86,7 @@ impl StorageService {
         file: std::fs::File,
         moved: &mut u64,
     ) -> Result<(u64, String)> {
-        let integrity =
-            |msg: String| Error::new(ErrorKind::Integrity, msg).at(self.adapter.name(), "read", Some(path.as_str()));
+        let integrity = |msg: String| integrity(&*self.adapter, path, msg);
         // A stored object of another size fails here, before any transfer.
         let stored = self.adapter.stat(path).await?.size;
         if stored != size {
@@ -153,6 +152,11 @@ impl StorageService {
     }
 }
 
+/// An `integrity` error of a ranged load of `path`.
+fn integrity(adapter: &dyn Adapter, path: &ObjectPath, msg: String) -> Error {
+    Error::new(ErrorKind::Integrity, msg).at(adapter.name(), "read", Some(path.as_str()))
+}
+
 /// What the range tasks of one [`StorageService::download_ranges`] share.
 struct Ranges {
     adapter: Arc<dyn Adapter>,
@@ -173,7 +177,7 @@ struct Ranges {
 
 impl Ranges {
     fn integrity(&self, msg: String) -> Error {
-        Error::new(ErrorKind::Integrity, msg).at(self.adapter.name(), "read", Some(self.path.as_str()))
+        integrity(&*self.adapter, &self.path, msg)
     }
 
     /// Reads range `i` into its place in the file.
@@ -228,8 +232,7 @@ async fn hash_in_order(
     let mut h = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut pos = 0u64;
-    // Bytes asked to be written out (see `writeback`).
-    let mut started = 0u64;
+    let mut behind = Behind::default();
     while pos < size {
         ticks.borrow_and_update();
         let i = (pos / part) as usize;
@@ -247,15 +250,12 @@ async fn hash_in_order(
         let at = pos;
         // The hashed prefix is complete in the kernel: have it written out
         // while the ranges go on.
-        let behind = (at + n as u64 - started >= WRITE_BEHIND).then_some(started);
-        if behind.is_some() {
-            started = at + n as u64;
-        }
+        let due = behind.due(at + n as u64);
         (buf, h) = tokio::task::spawn_blocking(move || {
             f.read_exact_at(&mut buf[..n], at)?;
             h.update(&buf[..n]);
-            if let Some(from) = behind {
-                start_writing(&f, from, at + n as u64);
+            if let Some((from, to)) = due {
+                start_writing(&f, from, to);
             }
             Ok::<_, std::io::Error>((buf, h))
         })

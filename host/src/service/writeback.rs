@@ -1,5 +1,5 @@
-//! Loads into local files: their bytes gathered into pieces worth a
-//! write ([`Gather`]), and write-behind: the kernel is asked to start
+//! Loads: a reader's bytes gathered into pieces worth a write and a
+//! hash ([`Gather`]), and, into local files, write-behind: the kernel is asked to start
 //! writing each finished stretch of the file to disk while the rest is
 //! still arriving, so the `sync_all` that makes a load durable waits only
 //! for the tail instead of the whole file (measured in BENCHMARKS.md: a
@@ -41,6 +41,22 @@ pub(super) fn start_writing(file: &File, from: u64, to: u64) {
     let _ = (file, from, to);
 }
 
+/// How far write-behind has gone in a file filled from its start.
+#[derive(Default)]
+pub(super) struct Behind {
+    /// Bytes from the start already asked to be written out.
+    started: u64,
+}
+
+impl Behind {
+    /// Now that the file's first `done` bytes are in the kernel: the
+    /// stretch to hand to [`start_writing`], once it is [`WRITE_BEHIND`]
+    /// bytes or more.
+    pub(super) fn due(&mut self, done: u64) -> Option<(u64, u64)> {
+        (done.saturating_sub(self.started) >= WRITE_BEHIND).then(|| (std::mem::replace(&mut self.started, done), done))
+    }
+}
+
 /// A tokio file written in order, asking for write-behind every
 /// [`WRITE_BEHIND`] bytes; `file` is the same open file (a clone of its
 /// descriptor).
@@ -49,8 +65,7 @@ pub(super) struct WriteBehind<'a> {
     file: Arc<File>,
     /// Bytes accepted by `out`.
     accepted: u64,
-    /// Bytes already asked to be written out.
-    started: u64,
+    behind: Behind,
 }
 
 impl<'a> WriteBehind<'a> {
@@ -59,7 +74,7 @@ impl<'a> WriteBehind<'a> {
             out,
             file: Arc::new(file),
             accepted: 0,
-            started: 0,
+            behind: Behind::default(),
         }
     }
 }
@@ -74,11 +89,10 @@ impl AsyncWrite for WriteBehind<'_> {
             // the kernel now.
             let done = this.accepted;
             this.accepted += n as u64;
-            if done - this.started >= WRITE_BEHIND {
-                let (file, from) = (this.file.clone(), this.started);
-                this.started = done;
+            if let Some((from, to)) = this.behind.due(done) {
+                let file = this.file.clone();
                 // Not awaited: a hint, finished or not by the final sync.
-                drop(tokio::task::spawn_blocking(move || start_writing(&file, from, done)));
+                drop(tokio::task::spawn_blocking(move || start_writing(&file, from, to)));
             }
         }
         r
@@ -111,30 +125,38 @@ impl Gather {
         Gather { reader, ended: false }
     }
 
-    /// The next piece; `None` at the end.
+    /// The next piece; `None` at the end. Small pieces are copied into
+    /// one buffer only once a second one follows.
     pub(super) async fn next(&mut self) -> Result<Option<Bytes>> {
-        let mut first: Option<Bytes> = None;
-        let mut joined: Option<BytesMut> = None;
-        while !self.ended {
-            let have = first.as_ref().map_or(0, Bytes::len) + joined.as_ref().map_or(0, BytesMut::len);
-            if have >= GATHER {
-                break;
-            }
+        let Some(first) = self.piece().await? else {
+            return Ok(None);
+        };
+        if first.len() >= GATHER {
+            return Ok(Some(first));
+        }
+        let Some(second) = self.piece().await? else {
+            return Ok(Some(first));
+        };
+        let mut joined = BytesMut::with_capacity(GATHER.max(first.len() + second.len()));
+        joined.extend_from_slice(&first);
+        joined.extend_from_slice(&second);
+        while joined.len() < GATHER {
+            let Some(more) = self.piece().await? else { break };
+            joined.extend_from_slice(&more);
+        }
+        Ok(Some(joined.freeze()))
+    }
+
+    /// The reader's next piece; `None` from its end on (an empty piece is
+    /// the end, as in the adapter contract).
+    async fn piece(&mut self) -> Result<Option<Bytes>> {
+        if !self.ended {
             match self.reader.next_chunk(CHUNK).await? {
-                Some(c) if !c.is_empty() => match (first.take(), joined.as_mut()) {
-                    (None, None) => first = Some(c),
-                    (Some(f), None) => {
-                        let mut b = BytesMut::with_capacity(GATHER.max(f.len() + c.len()));
-                        b.extend_from_slice(&f);
-                        b.extend_from_slice(&c);
-                        joined = Some(b);
-                    }
-                    (_, Some(b)) => b.extend_from_slice(&c),
-                },
+                Some(c) if !c.is_empty() => return Ok(Some(c)),
                 _ => self.ended = true,
             }
         }
-        Ok(joined.map(BytesMut::freeze).or(first))
+        Ok(None)
     }
 }
 
@@ -222,9 +244,9 @@ mod tests {
         }
         w.flush().await.unwrap();
         assert!(
-            w.started >= 2 * WRITE_BEHIND,
+            w.behind.started >= 2 * WRITE_BEHIND,
             "asked for write-behind up to {}",
-            w.started
+            w.behind.started
         );
         assert_eq!(w.accepted, data.len() as u64);
         out.sync_all().await.unwrap();
